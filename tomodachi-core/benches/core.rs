@@ -1,0 +1,2 @@
+//! Benchmarks of the core message path.
+fn main() {}

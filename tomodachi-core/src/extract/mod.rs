@@ -1,0 +1,102 @@
+//! Extractors: how a handler's arguments are taken from a [`Message`].
+//!
+//! There are two kinds, as in axum:
+//!
+//! - **context extractors** ([`FromMessageParts`]) read the message's context and
+//!   extensions; a handler may take any number of them, in any position;
+//! - **one body extractor** ([`FromMessage`]) consumes the message; it must be the last
+//!   argument. [`Data<T>`] and [`Raw`] are body extractors.
+//!
+//! Extractors are synchronous: everything they read is already in the message.
+//! When one fails, the handler is not called and its [`Rejection`] decides the outcome.
+
+mod body;
+mod context;
+mod rejection;
+
+use crate::Message;
+pub use crate::message::Parts;
+pub use body::{Data, Raw};
+pub use context::{Attributes, Extension, FromRef, MessageUuid, Metadata, State};
+pub use rejection::Rejection;
+
+/// A value taken from a message's parts (context and extensions).
+///
+/// ```
+/// use tomodachi_core::{FromMessageParts, Parts, Rejection};
+///
+/// #[derive(Clone)]
+/// struct Delivery { attempt: u32 }
+///
+/// /// The delivery attempt, read from the transport's context.
+/// struct Attempt(u32);
+///
+/// impl<S> FromMessageParts<S> for Attempt {
+///     type Rejection = Rejection;
+///     fn from_message_parts(parts: &Parts, _state: &S) -> Result<Self, Rejection> {
+///         parts
+///             .context::<Delivery>()
+///             .map(|d| Attempt(d.attempt))
+///             .ok_or_else(Rejection::missing_context::<Delivery>)
+///     }
+/// }
+/// ```
+pub trait FromMessageParts<S>: Sized {
+    /// Why extraction failed.
+    type Rejection: Into<Rejection>;
+
+    /// Takes the value from the parts.
+    fn from_message_parts(parts: &Parts, state: &S) -> Result<Self, Self::Rejection>;
+}
+
+/// A value made from the whole message; the last argument of a handler.
+///
+/// Every [`FromMessageParts`] is also a `FromMessage` (the marker `M` keeps the two
+/// implementations apart, as in axum).
+pub trait FromMessage<S, M = private::ViaMessage>: Sized {
+    /// Why extraction failed.
+    type Rejection: Into<Rejection>;
+
+    /// Takes the value from the message.
+    fn from_message(message: Message, state: &S) -> Result<Self, Self::Rejection>;
+}
+
+impl<S, T> FromMessage<S, private::ViaParts> for T
+where
+    T: FromMessageParts<S>,
+{
+    type Rejection = <T as FromMessageParts<S>>::Rejection;
+
+    fn from_message(message: Message, state: &S) -> Result<Self, Self::Rejection> {
+        T::from_message_parts(message.parts(), state)
+    }
+}
+
+impl<S> FromMessage<S> for Message {
+    type Rejection = std::convert::Infallible;
+
+    fn from_message(message: Message, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(message)
+    }
+}
+
+impl<S, T> FromMessageParts<S> for Option<T>
+where
+    T: FromMessageParts<S>,
+{
+    type Rejection = std::convert::Infallible;
+
+    fn from_message_parts(parts: &Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(T::from_message_parts(parts, state).ok())
+    }
+}
+
+pub(crate) mod private {
+    /// Marker of extractors that consume the message.
+    #[derive(Debug, Clone, Copy)]
+    pub enum ViaMessage {}
+
+    /// Marker of context extractors used in the last position.
+    #[derive(Debug, Clone, Copy)]
+    pub enum ViaParts {}
+}

@@ -1,0 +1,150 @@
+//! Handlers: plain `async fn`s whose arguments are extractors.
+//!
+//! Any `async fn` (or closure returning a future) of 0..=16 extractors, the last of which
+//! may be a body extractor, is a [`Handler`]. [`Handler::with_state`] (or
+//! [`HandlerWithoutStateExt::into_service`]) turns it into a [`HandlerService`], a
+//! `tower::Service<Message>` that never fails: errors, panics and rejections become an
+//! [`Outcome`](crate::Outcome).
+//!
+//! ```
+//! use serde::Deserialize;
+//! use tomodachi_core::{Data, Handler, Message, Outcome, State};
+//! use tower_service::Service;
+//!
+//! #[derive(Deserialize)]
+//! struct Order { id: u64 }
+//!
+//! async fn on_order(State(prefix): State<&'static str>, Data(order): Data<Order>) -> Result<(), std::io::Error> {
+//!     println!("{prefix}{}", order.id);
+//!     Ok(())
+//! }
+//!
+//! # tokio_test_block(async {
+//! let mut service = on_order.with_state("order ");
+//! let outcome = service.call(Message::new(r#"{"id": 1}"#)).await.unwrap();
+//! assert_eq!(outcome, Outcome::Ack);
+//! # });
+//! # fn tokio_test_block(f: impl std::future::Future<Output = ()>) {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+mod classify;
+mod future;
+mod service;
+
+use std::future::Future;
+
+pub use classify::{
+    Classify, ClassifyFn, DropOnFailure, HandlerFailure, RetryOnFailure, classify_fn,
+};
+pub use future::{CallFuture, Failure, HandlerFuture};
+pub use service::HandlerService;
+
+use crate::extract::{FromMessage, FromMessageParts};
+use crate::{IntoOutcome, Message};
+
+/// An async function usable as a message handler.
+///
+/// `T` is the tuple of its extractor types (with a marker); it only exists to let many
+/// implementations stand side by side.
+pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
+    /// The future of one call.
+    type Future: Future<Output = Result<crate::Outcome, Failure>> + Send + 'static;
+
+    /// Extracts the arguments from `message` and calls the function.
+    fn call(self, message: Message, state: S) -> Self::Future;
+
+    /// A tower service calling this handler with `state`.
+    fn with_state(self, state: S) -> HandlerService<Self, T, S> {
+        HandlerService::new(self, state)
+    }
+}
+
+/// [`Handler::with_state`] for handlers without state.
+pub trait HandlerWithoutStateExt<T>: Handler<T, ()> {
+    /// A tower service calling this handler.
+    fn into_service(self) -> HandlerService<Self, T, ()>;
+}
+
+impl<H, T> HandlerWithoutStateExt<T> for H
+where
+    H: Handler<T, ()>,
+{
+    fn into_service(self) -> HandlerService<Self, T, ()> {
+        self.with_state(())
+    }
+}
+
+impl<F, Fut, S> Handler<((),), S> for F
+where
+    F: FnOnce() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoOutcome,
+{
+    type Future = CallFuture<Fut>;
+
+    fn call(self, _message: Message, _state: S) -> Self::Future {
+        CallFuture::running(self())
+    }
+}
+
+macro_rules! impl_handler {
+    ([$($ty:ident),*], $last:ident) => {
+        #[allow(non_snake_case)]
+        impl<F, Fut, S, M, $($ty,)* $last> Handler<(M, $($ty,)* $last,), S> for F
+        where
+            F: FnOnce($($ty,)* $last,) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future + Send + 'static,
+            Fut::Output: IntoOutcome,
+            $( $ty: FromMessageParts<S> + Send, )*
+            $last: FromMessage<S, M> + Send,
+        {
+            type Future = CallFuture<Fut>;
+
+            fn call(self, message: Message, state: S) -> Self::Future {
+                let (parts, body) = message.into_parts();
+                $(
+                    let $ty = match $ty::from_message_parts(&parts, &state) {
+                        Ok(value) => value,
+                        Err(rejection) => return CallFuture::rejected(rejection.into()),
+                    };
+                )*
+                let message = Message::from_parts(parts, body);
+                let $last = match $last::from_message(message, &state) {
+                    Ok(value) => value,
+                    Err(rejection) => return CallFuture::rejected(rejection.into()),
+                };
+                CallFuture::running(self($($ty,)* $last,))
+            }
+        }
+    };
+}
+
+impl_handler!([], T1);
+impl_handler!([T1], T2);
+impl_handler!([T1, T2], T3);
+impl_handler!([T1, T2, T3], T4);
+impl_handler!([T1, T2, T3, T4], T5);
+impl_handler!([T1, T2, T3, T4, T5], T6);
+impl_handler!([T1, T2, T3, T4, T5, T6], T7);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7], T8);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8], T9);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9], T10);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9, T10], T11);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11], T12);
+impl_handler!([T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12], T13);
+impl_handler!(
+    [T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13],
+    T14
+);
+impl_handler!(
+    [T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14],
+    T15
+);
+impl_handler!(
+    [
+        T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11, T12, T13, T14, T15
+    ],
+    T16
+);

@@ -1,0 +1,4 @@
+//! Layers every message transport can use.
+
+pub mod dedup;
+pub mod timeout;

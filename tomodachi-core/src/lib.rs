@@ -1,0 +1,38 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod attributes;
+pub mod envelope;
+pub mod extract;
+pub mod handler;
+pub mod layer;
+mod message;
+mod outcome;
+pub mod shutdown;
+mod source;
+pub mod stats;
+
+pub use attributes::AttributeValue;
+pub use envelope::{
+    Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
+    ServiceIdentity, SharedEnvelope, to_python_json,
+};
+pub use extract::{
+    Attributes, Data, Extension, FromMessage, FromMessageParts, FromRef, MessageUuid, Metadata,
+    Parts, Raw, Rejection, State,
+};
+pub use handler::{
+    Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
+    RetryOnFailure, classify_fn,
+};
+pub use layer::dedup::DedupLayer;
+pub use layer::timeout::HandlerTimeoutLayer;
+pub use message::Message;
+pub use outcome::{IntoOutcome, Outcome};
+pub use shutdown::Shutdown;
+pub use source::Source;
+pub use stats::Transport;
+pub use tokio_util::task::TaskTracker;
+
+/// A boxed error, as tower uses.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
