@@ -1,0 +1,313 @@
+//! Logging on `tracing`, in Python tomodachi's `console` and `json` layouts.
+//!
+//! [`init`] installs a global subscriber that writes to stderr in the chosen
+//! [`LogFormat`] at the chosen [`LogLevel`]. [`layer`] and [`layer_with_writer`] build the
+//! same output as a [`Layer`] to compose with other layers (or to capture in tests);
+//! [`ConsoleFormat`], [`JsonFormat`] and [`TomodachiFields`] are the pieces, for use with
+//! `tracing_subscriber::fmt::layer()` directly.
+//!
+//! Records take tomodachi's logger names from the event target
+//! (`tracing::info!(target: "tomodachi.lifecycle", ...)`), or from a `logger` field of the
+//! event or an enclosing span, and their context from the fields of the enclosing spans
+//! followed by the event's own:
+//!
+//! ```
+//! use tomodachi::logging::{layer_with_writer, LogFormat};
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! # #[derive(Clone, Default)] struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+//! # impl std::io::Write for Buf {
+//! #     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> { self.0.lock().unwrap().extend_from_slice(b); Ok(b.len()) }
+//! #     fn flush(&mut self) -> std::io::Result<()> { Ok(()) }
+//! # }
+//! let buf = Buf::default();
+//! let writer = buf.clone();
+//! let subscriber = tracing_subscriber::registry()
+//!     .with(layer_with_writer(LogFormat::Json, move || writer.clone(), false));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = tracing::info_span!("handler", logger = "tomodachi.http.handler", handler = "hello", r#type = "tomodachi.http");
+//!     let _guard = span.enter();
+//!     tracing::info!(status = 200, "done");
+//! });
+//! let line = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+//! assert!(line.ends_with(r#""logger": "tomodachi.http.handler", "level": "info", "message": "done", "handler": "hello", "type": "tomodachi.http", "status": 200}
+//! "#));
+//! ```
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::str::FromStr;
+
+use tracing::Subscriber;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+
+mod console;
+mod fields;
+mod json;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
+
+pub use console::ConsoleFormat;
+pub use fields::TomodachiFields;
+pub use json::JsonFormat;
+
+/// Which log formatter to use (`--logger`, `TOMODACHI_LOGGER`).
+///
+/// Parsed case-insensitively from `console`, `json`, `disabled`, and `python` (an alias of
+/// `console`).
+///
+/// ```
+/// use tomodachi::logging::LogFormat;
+/// assert_eq!("JSON".parse::<LogFormat>().unwrap(), LogFormat::Json);
+/// assert_eq!("python".parse::<LogFormat>().unwrap(), LogFormat::Console);
+/// assert!("xml".parse::<LogFormat>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (tomodachi's default).
+    #[default]
+    Console,
+    /// One JSON object per line.
+    Json,
+    /// No log output.
+    Disabled,
+}
+
+impl LogFormat {
+    /// The tomodachi name of the format.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Console => "console",
+            Self::Json => "json",
+            Self::Disabled => "disabled",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A log format name that is not one of tomodachi's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid logger '{0}' (expected 'json', 'console', 'python' or 'disabled')")]
+pub struct ParseLogFormatError(pub String);
+
+impl FromStr for LogFormat {
+    type Err = ParseLogFormatError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "console" | "python" => Ok(Self::Console),
+            "json" => Ok(Self::Json),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(ParseLogFormatError(s.to_owned())),
+        }
+    }
+}
+
+/// The minimum level of records written (`--log-level`, `TOMODACHI_LOG_LEVEL`).
+///
+/// Parsed case-insensitively from tomodachi's names (`debug`, `info`, `warning`, `error`,
+/// `critical`, and Python's aliases `warn` and `fatal`), `trace`, or a Python logging
+/// number (`10` debug, `20` info, `30` warning, `40` error, `50` critical; values between
+/// round up to the next level, `0`–`5` mean trace). `tracing` has no level above `ERROR`,
+/// so `critical` filters as `error`.
+///
+/// ```
+/// use tomodachi::logging::LogLevel;
+/// use tracing_subscriber::filter::LevelFilter;
+///
+/// assert_eq!("WARNING".parse::<LogLevel>().unwrap(), LogLevel::Warning);
+/// assert_eq!("20".parse::<LogLevel>().unwrap(), LogLevel::Info);
+/// assert_eq!(LevelFilter::from(LogLevel::Warning), LevelFilter::WARN);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum LogLevel {
+    /// Everything, including `TRACE` events.
+    Trace,
+    /// `DEBUG` and above.
+    Debug,
+    /// `INFO` and above (tomodachi's default).
+    #[default]
+    Info,
+    /// `WARN` and above.
+    Warning,
+    /// `ERROR` only.
+    Error,
+    /// Python's `CRITICAL`; `ERROR` only in `tracing`.
+    Critical,
+}
+
+impl LogLevel {
+    /// The tomodachi name of the level.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warning => "warning",
+            Self::Error => "error",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<LogLevel> for LevelFilter {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::Trace => LevelFilter::TRACE,
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Warning => LevelFilter::WARN,
+            LogLevel::Error | LogLevel::Critical => LevelFilter::ERROR,
+        }
+    }
+}
+
+impl From<&LogLevel> for LogLevel {
+    fn from(level: &LogLevel) -> Self {
+        *level
+    }
+}
+
+/// A log level that is neither a tomodachi level name nor a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid log level '{0}' (expected 'debug', 'info', 'warning', 'error' or 'critical')")]
+pub struct ParseLogLevelError(pub String);
+
+impl FromStr for LogLevel {
+    type Err = ParseLogLevelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim().to_ascii_lowercase();
+        Ok(match text.as_str() {
+            "trace" => Self::Trace,
+            "debug" => Self::Debug,
+            "info" => Self::Info,
+            "warning" | "warn" => Self::Warning,
+            "error" => Self::Error,
+            "critical" | "fatal" => Self::Critical,
+            number => match number.parse::<u32>() {
+                Ok(0..=5) => Self::Trace,
+                Ok(6..=10) => Self::Debug,
+                Ok(11..=20) => Self::Info,
+                Ok(21..=30) => Self::Warning,
+                Ok(31..=40) => Self::Error,
+                Ok(_) => Self::Critical,
+                Err(_) => return Err(ParseLogLevelError(s.to_owned())),
+            },
+        })
+    }
+}
+
+/// tomodachi's timestamps: UTC, microseconds, `Z` (`2026-11-28T11:02:59.614453Z`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TomodachiTime;
+
+impl FormatTime for TomodachiTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        write!(w, "{}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+    }
+}
+
+/// A boxed layer of any subscriber that stores spans.
+pub type BoxLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
+
+/// The formatting layer of `format`, writing to stderr, coloured when [`color_enabled`].
+///
+/// Add a level filter beside it (as [`init`] does); [`LogFormat::Disabled`] gives a layer
+/// that writes nothing.
+pub fn layer<S>(format: LogFormat) -> BoxLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let color = format == LogFormat::Console && color_enabled();
+    layer_with_writer(format, std::io::stderr, color)
+}
+
+/// The formatting layer of `format`, writing each record with one write to `writer`.
+///
+/// `color` applies to [`LogFormat::Console`] only. Tests can pass a writer that appends to
+/// a shared buffer.
+pub fn layer_with_writer<S, W>(format: LogFormat, writer: W, color: bool) -> BoxLayer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let fmt = tracing_subscriber::fmt::layer()
+        .fmt_fields(TomodachiFields)
+        .with_writer(writer);
+    match format {
+        LogFormat::Console => Box::new(fmt.event_format(ConsoleFormat::new().with_color(color))),
+        LogFormat::Json => Box::new(fmt.event_format(JsonFormat::new())),
+        LogFormat::Disabled => Box::new(tracing_subscriber::layer::Identity::new()),
+    }
+}
+
+/// `init` found a global subscriber already installed.
+#[derive(Debug, thiserror::Error)]
+#[error("logging is already initialized: {0}")]
+pub struct InitError(#[source] tracing::subscriber::SetGlobalDefaultError);
+
+/// Installs the global subscriber: `format` on stderr, records at `level` and above.
+///
+/// Fails (without panicking) when a global subscriber is already set, such as on a second
+/// call. `level` is a [`LogLevel`] or a reference to one.
+///
+/// ```no_run
+/// use tomodachi::logging::{init, LogFormat, LogLevel};
+/// init(LogFormat::Json, LogLevel::Info)?;
+/// assert!(init(LogFormat::Json, LogLevel::Info).is_err());
+/// # Ok::<(), tomodachi::logging::InitError>(())
+/// ```
+pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitError> {
+    let filter = match format {
+        LogFormat::Disabled => LevelFilter::OFF,
+        _ => LevelFilter::from(level.into()),
+    };
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer(format));
+    tracing::subscriber::set_global_default(subscriber).map_err(InitError)
+}
+
+/// Whether console logs on stderr get colours: stderr is a terminal and colours are not
+/// turned off by `NO_COLOR` (any non-empty value), `NOCOLOR`/`TOMODACHI_NO_COLOR`/
+/// `TOMODACHI_NOCOLOR` (`1`/`true`) or `CLICOLOR`/`CLI_COLOR`/`CLICOLOR_FORCE`
+/// (`0`/`false`).
+pub fn color_enabled() -> bool {
+    colors_allowed(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+        && std::io::stderr().is_terminal()
+}
+
+fn colors_allowed(var: impl Fn(&str) -> Option<String>) -> bool {
+    let is = |name: &str, words: &[&str]| {
+        var(name).is_some_and(|v| words.contains(&v.trim().to_ascii_lowercase().as_str()))
+    };
+    if var("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+        return false;
+    }
+    let off_words = ["1", "true"];
+    let zero_words = ["0", "false"];
+    !(["NOCOLOR", "TOMODACHI_NO_COLOR", "TOMODACHI_NOCOLOR"]
+        .iter()
+        .any(|n| is(n, &off_words))
+        || ["CLICOLOR", "CLI_COLOR", "CLICOLOR_FORCE"]
+            .iter()
+            .any(|n| is(n, &zero_words)))
+}
