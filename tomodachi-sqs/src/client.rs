@@ -1,0 +1,126 @@
+//! AWS clients built from the service's options.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_sqs::config::Credentials;
+
+use crate::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, Error};
+
+/// The SQS, SNS and STS clients every part of the transport shares (cheap to clone).
+///
+/// Built from the options as Python tomodachi builds its botocore clients: region and keys
+/// from `aws_sns_sqs` (the AWS default chain for what is `None`), endpoints from
+/// `aws_endpoint_urls` (STS falls back to the SNS endpoint). TLS is rustls; no OpenSSL.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
+/// use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions};
+///
+/// let options = AwsSnsSqsOptions { region_name: Some("eu-west-1".into()), ..Default::default() };
+/// let clients = AwsClients::from_options(&options, &AwsEndpointUrlsOptions::default()).await?;
+/// # let _ = clients;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    sqs: aws_sdk_sqs::Client,
+    sns: aws_sdk_sns::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+impl AwsClients {
+    /// Clients from the `aws_sns_sqs` and `aws_endpoint_urls` options.
+    pub async fn from_options(
+        options: &AwsSnsSqsOptions,
+        endpoints: &AwsEndpointUrlsOptions,
+    ) -> Result<Self, Error> {
+        let config = sdk_config(options).await?;
+        Ok(Self::from_sdk_config(&config, endpoints))
+    }
+
+    /// Clients from an SDK configuration, with the endpoint overrides.
+    pub fn from_sdk_config(config: &SdkConfig, endpoints: &AwsEndpointUrlsOptions) -> Self {
+        let mut sqs = aws_sdk_sqs::config::Builder::from(config);
+        if let Some(url) = &endpoints.sqs {
+            sqs = sqs.endpoint_url(url);
+        }
+        let mut sns = aws_sdk_sns::config::Builder::from(config);
+        if let Some(url) = &endpoints.sns {
+            sns = sns.endpoint_url(url);
+        }
+        let mut sts = aws_sdk_sts::config::Builder::from(config);
+        if let Some(url) = endpoints.sts.as_ref().or(endpoints.sns.as_ref()) {
+            sts = sts.endpoint_url(url);
+        }
+        Self {
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            sns: aws_sdk_sns::Client::from_conf(sns.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
+        }
+    }
+
+    /// Clients you built yourself (with interceptors, retry or timeout settings).
+    pub fn new(
+        sqs: aws_sdk_sqs::Client,
+        sns: aws_sdk_sns::Client,
+        sts: aws_sdk_sts::Client,
+    ) -> Self {
+        Self { sqs, sns, sts }
+    }
+
+    /// The SQS client.
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
+    }
+
+    /// The SNS client.
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        &self.sns
+    }
+
+    /// The STS client (used to look topics up by ARN).
+    pub fn sts(&self) -> &aws_sdk_sts::Client {
+        &self.sts
+    }
+
+    /// The region the SNS client uses.
+    pub fn region(&self) -> Option<&str> {
+        self.sns.config().region().map(Region::as_ref)
+    }
+}
+
+/// The SDK configuration of the options: region and static keys where given, the AWS
+/// default chain for the rest.
+///
+/// Fails as tomodachi does ("Invalid credentials [sqs] to AWS (…)") when only one of the
+/// two keys is set or no region can be found.
+pub async fn sdk_config(options: &AwsSnsSqsOptions) -> Result<SdkConfig, Error> {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    if let Some(region) = &options.region_name {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    match (&options.aws_access_key_id, &options.aws_secret_access_key) {
+        (Some(id), Some(secret)) => {
+            loader = loader.credentials_provider(Credentials::new(
+                id.clone(),
+                secret.clone(),
+                None,
+                None,
+                "tomodachi-options",
+            ));
+        }
+        (None, None) => {}
+        _ => {
+            let message = "Invalid credentials [sqs] to AWS (Partial credentials found in explicit, \
+                           missing: aws_access_key_id or aws_secret_access_key)";
+            tracing::warn!(target: "tomodachi.awssnssqs", "{message}");
+            return Err(Error::Config(message.into()));
+        }
+    }
+    let config = loader.load().await;
+    if config.region().is_none() {
+        let message = "Invalid credentials [sqs] to AWS (You must specify a region.)";
+        tracing::warn!(target: "tomodachi.awssnssqs", "{message}");
+        return Err(Error::Config(message.into()));
+    }
+    Ok(config)
+}

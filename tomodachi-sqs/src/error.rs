@@ -1,0 +1,211 @@
+//! Errors of the SNS+SQS transport.
+
+use std::fmt::Write as _;
+
+use aws_sdk_sqs::config::http::HttpResponse;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+
+/// What went wrong in the SNS+SQS transport.
+///
+/// Setup errors carry Python tomodachi's messages, so a misconfigured service fails its
+/// startup with the same words.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A topic or queue name tomodachi rejects.
+    #[error("{0}")]
+    InvalidName(String),
+    /// A subscription whose options do not go together (tomodachi's startup errors).
+    #[error("{0}")]
+    InvalidSubscription(String),
+    /// Credentials or region missing or partial.
+    #[error("{0}")]
+    Config(String),
+    /// An AWS API call failed.
+    #[error("{operation} failed ({code}: {message})")]
+    Aws {
+        /// The API operation (`"ReceiveMessage"`).
+        operation: &'static str,
+        /// The AWS error code, or the kind of transport failure.
+        code: String,
+        /// The AWS error message.
+        message: String,
+        /// Whether retrying later may succeed (throttling, 5xx, timeouts, connection errors).
+        transient: bool,
+    },
+    /// AWS answered, but without a value tomodachi needs (`"Missing ARN in response"`).
+    #[error("{0}")]
+    Setup(String),
+    /// A message was sent to a queue that does not exist.
+    #[error(
+        "Cannot send message to non-existent (AWS.SimpleQueueService.NonExistentQueue) SQS queue"
+    )]
+    QueueDoesNotExist {
+        /// The queue name, URL or ARN that was given.
+        queue: String,
+    },
+    /// The topic is not there and the publisher is in lookup-only mode.
+    #[error("SNS topic ({topic}) does not exist")]
+    TopicDoesNotExist {
+        /// The topic that was given.
+        topic: String,
+    },
+    /// FIFO arguments that do not match the queue or topic.
+    #[error("{0}")]
+    Fifo(String),
+    /// The data could not be sealed into an envelope.
+    #[error(transparent)]
+    Envelope(#[from] tomodachi_core::EnvelopeError),
+    /// The data could not be serialized.
+    #[error("unserializable data: {0}")]
+    Serialize(#[from] serde_json::Error),
+}
+
+impl Error {
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Aws {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// The AWS error code, if an AWS call failed.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Self::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    /// Does the error say the queue does not exist?
+    pub fn is_queue_missing(&self) -> bool {
+        match self {
+            Self::QueueDoesNotExist { .. } => true,
+            Self::Aws { code, .. } => is_queue_missing_code(code),
+            _ => false,
+        }
+    }
+
+    /// The text tomodachi puts in parentheses of its warnings (`code: message`).
+    pub(crate) fn short(&self) -> String {
+        match self {
+            Self::Aws { code, message, .. } if message.is_empty() => code.clone(),
+            Self::Aws { code, message, .. } => format!("{code}: {message}"),
+            other => other.to_string(),
+        }
+    }
+}
+
+pub(crate) fn is_queue_missing_code(code: &str) -> bool {
+    code.contains("NonExistentQueue") || code == "QueueDoesNotExist"
+}
+
+const TRANSIENT_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalError",
+    "InternalFailure",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "KMSThrottlingException",
+];
+
+/// Converts an SDK error without its raw HTTP dump: code and message only.
+pub(crate) fn aws<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match &error {
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            let code = error.code().unwrap_or("Unknown").to_owned();
+            let message = error.message().unwrap_or_default().to_owned();
+            let transient = status >= 500 || TRANSIENT_CODES.contains(&code.as_str());
+            Error::Aws {
+                operation,
+                code,
+                message,
+                transient,
+            }
+        }
+        SdkError::TimeoutError(_) => Error::Aws {
+            operation,
+            code: "Timeout".into(),
+            message: "Network timeout".into(),
+            transient: true,
+        },
+        SdkError::ConstructionFailure(_) => Error::Aws {
+            operation,
+            code: "ConstructionFailure".into(),
+            message: chain(&error),
+            transient: false,
+        },
+        SdkError::DispatchFailure(_) => Error::Aws {
+            operation,
+            code: "DispatchFailure".into(),
+            message: chain(&error),
+            transient: true,
+        },
+        _ => Error::Aws {
+            operation,
+            code: "ResponseError".into(),
+            message: chain(&error),
+            transient: true,
+        },
+    }
+}
+
+/// The error's source chain (never the raw response).
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = String::new();
+    let mut current = error.source();
+    while let Some(source) = current {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        let _ = write!(text, "{source}");
+        current = source.source();
+    }
+    if text.is_empty() {
+        text = "connection error".into();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_missing_codes() {
+        assert!(is_queue_missing_code(
+            "AWS.SimpleQueueService.NonExistentQueue"
+        ));
+        assert!(is_queue_missing_code("QueueDoesNotExist"));
+        assert!(!is_queue_missing_code("AccessDenied"));
+        let error = Error::Aws {
+            operation: "ReceiveMessage",
+            code: "Throttling".into(),
+            message: "slow down".into(),
+            transient: true,
+        };
+        assert!(error.is_transient());
+        assert_eq!(error.short(), "Throttling: slow down");
+        assert_eq!(
+            error.to_string(),
+            "ReceiveMessage failed (Throttling: slow down)"
+        );
+    }
+}
