@@ -38,11 +38,15 @@ const LEVEL_WIDTH: usize = 9;
 /// ```
 /// use tomodachi::logging::{ConsoleFormat, TomodachiFields};
 ///
-/// let layer = tracing_subscriber::fmt::layer()
-///     .fmt_fields(TomodachiFields)
-///     .event_format(ConsoleFormat::new().with_color(false))
-///     .with_writer(std::io::stderr);
-/// # let _ = layer;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry().with(
+///     tracing_subscriber::fmt::layer()
+///         .fmt_fields(TomodachiFields)
+///         .event_format(ConsoleFormat::new().with_color(false))
+///         .with_writer(std::io::stderr),
+/// );
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ConsoleFormat<T = TomodachiTime> {

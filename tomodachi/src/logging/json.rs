@@ -27,11 +27,15 @@ use super::fields::{LogRecord, TomodachiFields};
 /// ```
 /// use tomodachi::logging::{JsonFormat, TomodachiFields};
 ///
-/// let layer = tracing_subscriber::fmt::layer()
-///     .fmt_fields(TomodachiFields)
-///     .event_format(JsonFormat::new())
-///     .with_writer(std::io::stderr);
-/// # let _ = layer;
+/// use tracing_subscriber::layer::SubscriberExt;
+///
+/// let subscriber = tracing_subscriber::registry().with(
+///     tracing_subscriber::fmt::layer()
+///         .fmt_fields(TomodachiFields)
+///         .event_format(JsonFormat::new())
+///         .with_writer(std::io::stderr),
+/// );
+/// tracing::subscriber::with_default(subscriber, || tracing::info!("hello"));
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct JsonFormat<T = TomodachiTime> {

@@ -291,8 +291,12 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
 /// `TOMODACHI_NOCOLOR` (`1`/`true`) or `CLICOLOR`/`CLI_COLOR`/`CLICOLOR_FORCE`
 /// (`0`/`false`).
 pub fn color_enabled() -> bool {
+    colors_allowed_by_env() && std::io::stderr().is_terminal()
+}
+
+/// Whether this process's environment allows colours (see [`color_enabled`]).
+pub(crate) fn colors_allowed_by_env() -> bool {
     colors_allowed(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
-        && std::io::stderr().is_terminal()
 }
 
 fn colors_allowed(var: impl Fn(&str) -> Option<String>) -> bool {
