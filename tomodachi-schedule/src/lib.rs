@@ -1,1 +1,15 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod context;
+mod cron;
+mod error;
+mod schedule;
+mod source;
+mod zone;
+
+pub use context::{InvocationTime, ScheduleContext};
+pub use error::ScheduleError;
+pub use schedule::{Interval, Overlap, Schedule};
+pub use source::{HANDLER_LOG_TARGET, LOG_TARGET, Running, ScheduleSource};
+pub use zone::Zone;

@@ -1,0 +1,31 @@
+use thiserror::Error;
+
+/// A schedule that cannot run: returned by [`Schedule::validate`](crate::Schedule::validate)
+/// and by the source's start, so an invalid configuration fails startup.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum ScheduleError {
+    /// The interval is neither a number of seconds, one of tomodachi's interval words, a cron
+    /// expression nor a duration.
+    #[error("Invalid interval: {interval:?}: {reason}")]
+    InvalidInterval {
+        /// The interval as given.
+        interval: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The timestamp is not `HH:MM`, `HH:MM:SS`, `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS`.
+    #[error(
+        "Invalid timestamp: {timestamp:?} (expected HH:MM, HH:MM:SS, YYYY-MM-DD HH:MM or YYYY-MM-DD HH:MM:SS)"
+    )]
+    InvalidTimestamp {
+        /// The timestamp as given.
+        timestamp: String,
+    },
+    /// The time zone is neither an IANA name nor an offset like `+02:00`.
+    #[error("Unknown timezone: {timezone}")]
+    UnknownTimezone {
+        /// The time zone as given.
+        timezone: String,
+    },
+}
