@@ -13,3 +13,19 @@ pub use client::{AwsClients, sdk_config};
 pub use error::Error;
 pub use options::{AwsEndpointUrlsOptions, AwsSnsSqsOptions};
 pub use subscription::Subscription;
+mod consumer;
+mod context;
+
+pub use consumer::{Running, SqsConsumer};
+pub use context::{
+    ApproximateReceiveCount, MessageAttributes, MessageDeduplicationId, MessageGroupId,
+    MessageTimestamp, MessageType, QueueUrl, RawMessageBody, ReceiptHandle, SnsMessageId,
+    SqsContext, SqsMessageId, Topic,
+};
+mod heartbeat;
+mod publish;
+mod send;
+
+pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
+pub use publish::{PublishOptions, SnsPublisher, TopicMode};
+pub use send::{SendOptions, SqsSender};

@@ -1,0 +1,503 @@
+//! The SNS+SQS message source.
+
+mod delete;
+mod parse;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
+use futures_util::FutureExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tomodachi_core::{BoxError, Message, Outcome, ServiceIdentity, Shutdown, Source, TaskTracker};
+use tower::{Service, ServiceExt as _};
+
+use crate::error::aws;
+use crate::setup::{QueueSetup, setup};
+use crate::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, Error, Subscription};
+use delete::Deleter;
+use parse::{Parsed, parse};
+
+const LOG: &str = "tomodachi.awssnssqs";
+
+/// The SNS+SQS source of one handler: sets its queue up, then long-polls it and drives a
+/// `tower::Service<Message, Response = Outcome>` with every message.
+///
+/// - Receives with `WaitTimeSeconds=20` (see [`Subscription::wait_time`]), up to the batch
+///   size or the free room (see [`Subscription::max_in_flight`]), awaiting the service's
+///   readiness before each message.
+/// - [`Outcome::Ack`] deletes (batched with `DeleteMessageBatch`); [`Outcome::Retry`] keeps
+///   the message (with a delay, its visibility changes); [`Outcome::Reject`] sends it to the
+///   subscription's dead-letter queue, or leaves it for the queue's redrive policy.
+/// - A service error or panic is a retry.
+/// - On shutdown the long poll stops at once, received messages not yet started become
+///   visible again, in-flight handlers finish and their deletes are flushed.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
+/// use tomodachi_core::{Handler as _, Shutdown, Source as _, ServiceIdentity};
+/// use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SqsConsumer, Subscription, Topic};
+///
+/// async fn on_event(Topic(topic): Topic) {
+///     println!("message on {topic}");
+/// }
+///
+/// let options = AwsSnsSqsOptions { region_name: Some("eu-west-1".into()), ..Default::default() };
+/// let clients = AwsClients::from_options(&options, &AwsEndpointUrlsOptions::default()).await?;
+/// let consumer = SqsConsumer::new(clients, options, Subscription::topic("example-topic"), ServiceIdentity::with_random_uuid("service"));
+/// consumer.serve(on_event.with_state(()).into_service(), Shutdown::new()).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct SqsConsumer {
+    clients: AwsClients,
+    options: Arc<AwsSnsSqsOptions>,
+    subscription: Subscription,
+    identity: ServiceIdentity,
+    delete_linger: Duration,
+}
+
+impl SqsConsumer {
+    /// A consumer of `subscription` for the service `identity`.
+    pub fn new(
+        clients: AwsClients,
+        options: AwsSnsSqsOptions,
+        subscription: Subscription,
+        identity: ServiceIdentity,
+    ) -> Self {
+        Self {
+            clients,
+            options: Arc::new(options),
+            subscription,
+            identity,
+            delete_linger: Duration::from_millis(5),
+        }
+    }
+
+    /// A consumer with clients built from the options.
+    pub async fn from_options(
+        options: AwsSnsSqsOptions,
+        endpoints: &AwsEndpointUrlsOptions,
+        subscription: Subscription,
+        identity: ServiceIdentity,
+    ) -> Result<Self, Error> {
+        let clients = AwsClients::from_options(&options, endpoints).await?;
+        Ok(Self::new(clients, options, subscription, identity))
+    }
+
+    /// How long a delete waits for others to share its `DeleteMessageBatch` (default 5 ms).
+    #[must_use]
+    pub fn delete_linger(mut self, linger: Duration) -> Self {
+        self.delete_linger = linger;
+        self
+    }
+
+    /// The subscription.
+    pub fn subscription(&self) -> &Subscription {
+        &self.subscription
+    }
+
+    /// Sets the queue (and topic, subscription, dead-letter queue) up, as the source does
+    /// on start. Returns the queue's URL.
+    pub async fn setup(&self) -> Result<String, Error> {
+        let done = self.run_setup().await?;
+        Ok(done.queue_url)
+    }
+
+    async fn run_setup(&self) -> Result<QueueSetup, Error> {
+        setup(
+            &self.clients,
+            &self.options,
+            &self.identity.uuid,
+            &self.subscription,
+        )
+        .await
+    }
+}
+
+/// The future of a running [`SqsConsumer`].
+pub type Running = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
+
+impl<S> Source<S> for SqsConsumer
+where
+    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Error = Error;
+    type Running = Running;
+
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
+        let queue = match self.run_setup().await {
+            Ok(queue) => queue,
+            Err(error) => {
+                tracing::warn!(target: LOG, topic = self.subscription.topic_name().unwrap_or(""), "{}", error);
+                return Err(error);
+            }
+        };
+        tomodachi_core::Transport::AwsSnsSqs.stats().enable();
+        Ok(Box::pin(run(self, queue, service, shutdown)))
+    }
+}
+
+/// What every message task shares.
+#[derive(Debug)]
+struct Shared {
+    sqs: aws_sdk_sqs::Client,
+    queue_url: Arc<str>,
+    dead_letter_queue_url: Option<String>,
+    envelope: Option<tomodachi_core::SharedEnvelope>,
+    deleter: Deleter,
+}
+
+async fn run<S>(
+    consumer: SqsConsumer,
+    mut queue: QueueSetup,
+    mut service: S,
+    shutdown: Shutdown,
+) -> Result<(), Error>
+where
+    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let sqs = consumer.clients.sqs().clone();
+    let (deleter, deleter_task) =
+        Deleter::spawn(sqs.clone(), queue.queue_url.clone(), consumer.delete_linger);
+    let mut shared = Arc::new(Shared {
+        sqs: sqs.clone(),
+        queue_url: Arc::from(queue.queue_url.as_str()),
+        dead_letter_queue_url: queue.dead_letter_queue_url.clone(),
+        envelope: consumer.subscription.envelope.clone(),
+        deleter,
+    });
+    let subscription = &consumer.subscription;
+    let fifo_queue = queue.queue_url.ends_with(".fifo");
+    let room = if fifo_queue {
+        1
+    } else {
+        subscription
+            .max_in_flight
+            .unwrap_or(subscription.batch_size(&queue.queue_url) as usize)
+    };
+    let permits = Arc::new(Semaphore::new(room));
+    let tracker = TaskTracker::new();
+    let mut failures: u32 = 0;
+    let mut result = Ok(());
+
+    'receive: while !shutdown.is_triggered() {
+        // Room for at least one message, and a ready service.
+        let first = tokio::select! {
+            biased;
+            () = shutdown.triggered() => break,
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        tokio::select! {
+            biased;
+            () = shutdown.triggered() => break,
+            ready = service.ready() => if let Err(error) = ready {
+                let error: BoxError = error.into();
+                tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
+                result = Err(Error::Setup(format!("service failed: {error}")));
+                break;
+            },
+        }
+        let mut room: Vec<OwnedSemaphorePermit> = vec![first];
+        let batch = subscription.batch_size(&queue.queue_url) as usize;
+        while room.len() < batch {
+            match permits.clone().try_acquire_owned() {
+                Ok(permit) => room.push(permit),
+                Err(_) => break,
+            }
+        }
+
+        #[allow(deprecated)]
+        let receive = sqs
+            .receive_message()
+            .queue_url(&*shared.queue_url)
+            .wait_time_seconds(subscription.wait_time.as_secs() as i32)
+            .max_number_of_messages(room.len() as i32)
+            .attribute_names(QueueAttributeName::from("ApproximateReceiveCount"))
+            .attribute_names(QueueAttributeName::from("MessageDeduplicationId"))
+            .attribute_names(QueueAttributeName::from("MessageGroupId"))
+            .message_attribute_names("All")
+            .send();
+        let response = tokio::select! {
+            biased;
+            () = shutdown.triggered() => break,
+            response = receive => response,
+        };
+        let messages = match response {
+            Ok(output) => {
+                if failures > 0 {
+                    tracing::warn!(target: LOG, "Reconnected - receiving messages");
+                }
+                failures = 0;
+                output.messages.unwrap_or_default()
+            }
+            Err(error) => {
+                let error = aws("ReceiveMessage", error);
+                failures += 1;
+                if error.is_queue_missing() {
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({}) - setting the queue up again", error.short());
+                    match consumer.run_setup().await {
+                        Ok(new_queue) => {
+                            if new_queue.queue_url != queue.queue_url
+                                || new_queue.dead_letter_queue_url != queue.dead_letter_queue_url
+                            {
+                                let (deleter, _task) = Deleter::spawn(
+                                    sqs.clone(),
+                                    new_queue.queue_url.clone(),
+                                    consumer.delete_linger,
+                                );
+                                shared = Arc::new(Shared {
+                                    sqs: sqs.clone(),
+                                    queue_url: Arc::from(new_queue.queue_url.as_str()),
+                                    dead_letter_queue_url: new_queue.dead_letter_queue_url.clone(),
+                                    envelope: consumer.subscription.envelope.clone(),
+                                    deleter,
+                                });
+                            }
+                            queue = new_queue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to set the queue up again ({})", error.short());
+                        }
+                    }
+                } else if failures == 1 || error.is_transient() {
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
+                }
+                let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
+                    .min(Duration::from_secs(20));
+                drop(room);
+                tokio::select! {
+                    biased;
+                    () = shutdown.triggered() => break,
+                    () = tokio::time::sleep(backoff) => continue,
+                }
+            }
+        };
+
+        let mut messages = messages.into_iter();
+        let mut first_message = true;
+        while let Some(received) = messages.next() {
+            let Some(permit) = room.pop() else {
+                // SQS returned more than asked: leave the rest for later.
+                release(
+                    &shared,
+                    std::iter::once(received).chain(messages.by_ref()).collect(),
+                )
+                .await;
+                break;
+            };
+            let parsed = parse(&received, &shared.queue_url, &consumer.options.topic_prefix);
+            let message = match parsed {
+                Parsed::Handle(message) => message,
+                Parsed::Empty => {
+                    let shared = shared.clone();
+                    let receipt = received.receipt_handle.unwrap_or_default();
+                    tracker.spawn(async move {
+                        let _permit = permit;
+                        shared.deleter.delete(receipt).await;
+                    });
+                    continue;
+                }
+                Parsed::Unsupported => {
+                    let body = received.body().unwrap_or_default();
+                    let message_body: String = body.chars().take(1000).collect();
+                    tracing::warn!(target: LOG, message_body = %message_body, "unsupported format of message body");
+                    let shared = shared.clone();
+                    let receipt = received.receipt_handle.unwrap_or_default();
+                    tracker.spawn(async move {
+                        let _permit = permit;
+                        shared.deleter.delete(receipt).await;
+                    });
+                    continue;
+                }
+            };
+            if !first_message {
+                let ready = tokio::select! {
+                    biased;
+                    () = shutdown.triggered() => None,
+                    ready = service.ready() => Some(ready.map(|_| ()).map_err(Into::<BoxError>::into)),
+                };
+                match ready {
+                    Some(Ok(())) => {}
+                    Some(Err(error)) => {
+                        tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
+                        result = Err(Error::Setup(format!("service failed: {error}")));
+                        release(&shared, std::iter::once(received).chain(messages).collect()).await;
+                        break 'receive;
+                    }
+                    None => {
+                        release(&shared, std::iter::once(received).chain(messages).collect()).await;
+                        break 'receive;
+                    }
+                }
+            }
+            first_message = false;
+            dispatch(&tracker, &shared, &mut service, message, received, permit);
+        }
+    }
+
+    tracing::info!(target: LOG, queue_name = %queue.queue_name, "draining sqs receiver loop");
+    tomodachi_core::shutdown::drain(&tracker, "aws_sns_sqs", None).await;
+    drop(shared);
+    let _ = deleter_task.await;
+    result
+}
+
+/// Starts the handler of one message and what follows from its outcome.
+fn dispatch<S>(
+    tracker: &TaskTracker,
+    shared: &Arc<Shared>,
+    service: &mut S,
+    mut message: Message,
+    received: aws_sdk_sqs::types::Message,
+    permit: OwnedSemaphorePermit,
+) where
+    S: Service<Message, Response = Outcome> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let opened = match &shared.envelope {
+        Some(envelope) => envelope.open(&mut message).map_err(|error| {
+            let body = String::from_utf8_lossy(message.body());
+            let message_body: String = body.chars().take(1000).collect();
+            tracing::warn!(target: "tomodachi.envelope", message_body = %message_body, "uncaught exception: {error}");
+        }),
+        None => Ok(()),
+    };
+    let handler = opened.map(|()| service.call(message));
+    let shared = shared.clone();
+    tracker.spawn(async move {
+        let _permit = permit;
+        let _task = tomodachi_core::Transport::AwsSnsSqs.stats().task();
+        let outcome = match handler {
+            Err(()) => Outcome::Reject,
+            Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
+                Ok(Ok(outcome)) => outcome,
+                Ok(Err(error)) => {
+                    let error: BoxError = error.into();
+                    tracing::error!(target: "exception", "uncaught exception: {error}");
+                    Outcome::retry()
+                }
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<&str>()
+                        .map(|text| (*text).to_owned())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "panic".into());
+                    tracing::error!(target: "exception", "uncaught exception: {text}");
+                    Outcome::retry()
+                }
+            },
+        };
+        settle(&shared, outcome, received).await;
+    });
+}
+
+/// Carries an outcome out on the queue.
+async fn settle(shared: &Shared, outcome: Outcome, received: aws_sdk_sqs::types::Message) {
+    let receipt = received.receipt_handle().unwrap_or_default().to_owned();
+    match outcome {
+        Outcome::Ack => {
+            shared.deleter.delete(receipt).await;
+        }
+        Outcome::Retry { delay: None } => {}
+        Outcome::Retry { delay: Some(delay) } => {
+            let seconds = delay.as_secs().min(43_200) as i32;
+            if let Err(error) = shared
+                .sqs
+                .change_message_visibility()
+                .queue_url(&*shared.queue_url)
+                .receipt_handle(&receipt)
+                .visibility_timeout(seconds)
+                .send()
+                .await
+            {
+                let error = aws("ChangeMessageVisibility", error);
+                tracing::warn!(target: LOG, "Unable to change message visibility [sqs] on AWS ({})", error.short());
+            }
+        }
+        Outcome::Reject => match &shared.dead_letter_queue_url {
+            Some(dlq_url) => {
+                if dead_letter(shared, dlq_url, &received).await {
+                    shared.deleter.delete(receipt).await;
+                }
+            }
+            None => {
+                tracing::warn!(target: LOG, sqs_message_id = received.message_id().unwrap_or_default(), "rejected message kept for the queue's redrive policy (no dead-letter queue configured)");
+            }
+        },
+    }
+}
+
+/// Copies a rejected message to the dead-letter queue.
+async fn dead_letter(
+    shared: &Shared,
+    dlq_url: &str,
+    received: &aws_sdk_sqs::types::Message,
+) -> bool {
+    let system = received.attributes();
+    let value = |name: MessageSystemAttributeName| system.and_then(|map| map.get(&name)).cloned();
+    let mut request = shared
+        .sqs
+        .send_message()
+        .queue_url(dlq_url)
+        .message_body(received.body().unwrap_or_default())
+        .set_message_attributes(received.message_attributes().cloned());
+    if dlq_url.ends_with(".fifo") {
+        request = request
+            .set_message_group_id(value(MessageSystemAttributeName::MessageGroupId))
+            .set_message_deduplication_id(
+                value(MessageSystemAttributeName::MessageDeduplicationId)
+                    .or_else(|| received.message_id().map(str::to_owned)),
+            );
+    }
+    match request.send().await {
+        Ok(_) => true,
+        Err(error) => {
+            let error = aws("SendMessage", error);
+            tracing::warn!(target: LOG, "Unable to send message to the dead-letter queue [sqs] on AWS ({})", error.short());
+            false
+        }
+    }
+}
+
+/// Makes received messages that were not started visible again at once.
+async fn release(shared: &Shared, messages: Vec<aws_sdk_sqs::types::Message>) {
+    for chunk in messages.chunks(10) {
+        let entries: Vec<ChangeMessageVisibilityBatchRequestEntry> = chunk
+            .iter()
+            .enumerate()
+            .filter_map(|(index, message)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .visibility_timeout(0)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        if let Err(error) = shared
+            .sqs
+            .change_message_visibility_batch()
+            .queue_url(&*shared.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            let error = aws("ChangeMessageVisibilityBatch", error);
+            tracing::warn!(target: LOG, "Unable to release messages [sqs] on AWS ({})", error.short());
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! From an SQS message to a [`Message`] with its [`SqsContext`] (tomodachi's receive loop).
+
+use std::sync::Arc;
+
+use aws_sdk_sqs::types::MessageSystemAttributeName;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tomodachi_core::{Attributes, Message};
+
+use crate::SqsContext;
+use crate::attributes::{decode, from_sqs};
+use crate::naming::topic_from_arn;
+
+/// tomodachi's drain marker payload: deleted, never handled.
+const DRAIN_MESSAGE_PAYLOAD: &str = "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
+
+/// What one received SQS message turned out to be.
+#[derive(Debug)]
+pub(crate) enum Parsed {
+    /// A message for the handler.
+    Handle(Message),
+    /// No payload (missing or empty `Message`): delete it silently, as tomodachi.
+    Empty,
+    /// The body is not a JSON object: tomodachi's warning, then delete.
+    Unsupported,
+}
+
+#[derive(Deserialize)]
+struct Body<'a> {
+    #[serde(rename = "Type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "TopicArn", default, borrow)]
+    topic_arn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "MessageId", default, borrow)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "Timestamp", default, borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "Message", default, borrow)]
+    message: Option<&'a RawValue>,
+    #[serde(rename = "MessageAttributes", default)]
+    message_attributes: Option<std::collections::HashMap<String, BodyAttribute>>,
+}
+
+#[derive(Deserialize)]
+struct BodyAttribute {
+    #[serde(
+        rename = "Type",
+        alias = "DataType",
+        alias = "dataType",
+        alias = "type"
+    )]
+    kind: String,
+    #[serde(
+        rename = "Value",
+        alias = "StringValue",
+        alias = "stringValue",
+        alias = "value",
+        alias = "BinaryValue",
+        alias = "binaryValue"
+    )]
+    value: String,
+}
+
+/// Parses one SQS message.
+pub(crate) fn parse(
+    message: &aws_sdk_sqs::types::Message,
+    queue_url: &Arc<str>,
+    topic_prefix: &str,
+) -> Parsed {
+    let raw = message.body().unwrap_or_default();
+    let Ok(body) = serde_json::from_str::<Body<'_>>(raw) else {
+        return Parsed::Unsupported;
+    };
+    let is_notification = body.kind.as_deref() == Some("Notification");
+    let topic_arn = body.topic_arn.as_deref().filter(|arn| !arn.is_empty());
+    let topic = match (is_notification, topic_arn) {
+        (true, Some(arn)) => topic_from_arn(arn, topic_prefix),
+        _ => String::new(),
+    };
+    let payload: Bytes = match body.message {
+        None => return Parsed::Empty,
+        Some(value) => {
+            let text = value.get();
+            if text.starts_with('"') {
+                match serde_json::from_str::<String>(text) {
+                    Ok(payload) => Bytes::from(payload),
+                    Err(_) => return Parsed::Unsupported,
+                }
+            } else if text == "null" || text == "false" {
+                return Parsed::Empty;
+            } else {
+                Bytes::copy_from_slice(text.as_bytes())
+            }
+        }
+    };
+    if payload.is_empty() || payload == DRAIN_MESSAGE_PAYLOAD.as_bytes() {
+        return Parsed::Empty;
+    }
+
+    let message_attributes = match message.message_attributes() {
+        Some(attributes) => from_sqs(attributes),
+        None => Attributes(
+            body.message_attributes
+                .iter()
+                .flatten()
+                .filter_map(|(name, attribute)| {
+                    decode(&attribute.kind, &attribute.value).map(|value| (name.clone(), value))
+                })
+                .collect(),
+        ),
+    };
+    let system = message.attributes();
+    let system_value = |name: MessageSystemAttributeName| {
+        system
+            .and_then(|map| map.get(&name))
+            .filter(|value| !value.is_empty())
+            .cloned()
+    };
+    let context = SqsContext {
+        queue_url: queue_url.clone(),
+        receipt_handle: message.receipt_handle().unwrap_or_default().to_owned(),
+        approximate_receive_count: system_value(
+            MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .and_then(|count| count.parse().ok())
+        .filter(|count| *count != 0),
+        topic,
+        sns_message_id: match (is_notification, topic_arn) {
+            (true, Some(_)) => body.message_id.as_deref().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        },
+        sqs_message_id: message.message_id().unwrap_or_default().to_owned(),
+        message_type: body.kind.map(|kind| kind.into_owned()),
+        raw_message_body: Arc::from(raw),
+        message_timestamp: body.timestamp.map(|ts| ts.into_owned()).unwrap_or_default(),
+        message_attributes: message_attributes.clone(),
+        message_deduplication_id: system_value(MessageSystemAttributeName::MessageDeduplicationId),
+        message_group_id: system_value(MessageSystemAttributeName::MessageGroupId),
+    };
+    Parsed::Handle(
+        Message::new(payload)
+            .with_context(context)
+            .with_context(message_attributes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqs_message(body: &str) -> aws_sdk_sqs::types::Message {
+        aws_sdk_sqs::types::Message::builder()
+            .body(body)
+            .receipt_handle("rh")
+            .message_id("sqs-id")
+            .attributes(MessageSystemAttributeName::ApproximateReceiveCount, "2")
+            .build()
+    }
+
+    #[test]
+    fn notification_is_unwrapped_with_tomodachis_keywords() {
+        let body = r#"{"Type": "Notification", "MessageId": "sns-id", "TopicArn": "arn:aws:sns:us-east-1:123456789012:dev-a___2e_b", "Message": "{\"x\": 1}", "Timestamp": "2026-01-01T00:00:00.000Z", "MessageAttributes": {"n": {"Type": "Number", "Value": "5"}, "b": {"Type": "Binary", "Value": "AAE="}}}"#;
+        let queue_url: Arc<str> = "http://q".into();
+        let Parsed::Handle(message) = parse(&sqs_message(body), &queue_url, "dev-") else {
+            panic!("handled");
+        };
+        assert_eq!(message.body().as_ref(), br#"{"x": 1}"#);
+        let context = message.context::<SqsContext>().unwrap();
+        assert_eq!(context.topic, "a.b");
+        assert_eq!(context.sns_message_id, "sns-id");
+        assert_eq!(context.sqs_message_id, "sqs-id");
+        assert_eq!(context.approximate_receive_count, Some(2));
+        assert_eq!(context.message_timestamp, "2026-01-01T00:00:00.000Z");
+        assert_eq!(context.message_type.as_deref(), Some("Notification"));
+        assert_eq!(context.message_attributes.get("n"), Some(&5_i64.into()));
+        assert_eq!(
+            context.message_attributes.get("b"),
+            Some(&tomodachi_core::AttributeValue::Binary(Bytes::from_static(
+                b"\x00\x01"
+            )))
+        );
+        assert_eq!(&*context.raw_message_body, body);
+    }
+
+    #[test]
+    fn unsupported_and_empty_bodies() {
+        let queue_url: Arc<str> = "http://q".into();
+        assert!(matches!(
+            parse(&sqs_message("not json"), &queue_url, ""),
+            Parsed::Unsupported
+        ));
+        assert!(matches!(
+            parse(&sqs_message("[1, 2]"), &queue_url, ""),
+            Parsed::Unsupported
+        ));
+        assert!(matches!(
+            parse(&sqs_message(r#"{"Type": "Notification"}"#), &queue_url, ""),
+            Parsed::Empty
+        ));
+        assert!(matches!(
+            parse(&sqs_message(r#"{"Message": ""}"#), &queue_url, ""),
+            Parsed::Empty
+        ));
+        let Parsed::Handle(message) = parse(
+            &sqs_message(r#"{"Type": "Message", "Message": "hi"}"#),
+            &queue_url,
+            "",
+        ) else {
+            panic!("handled");
+        };
+        let context = message.context::<SqsContext>().unwrap();
+        assert_eq!(context.topic, "");
+        assert_eq!(context.sns_message_id, "");
+    }
+}
