@@ -40,6 +40,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// On shutdown no new run starts; running ones are awaited without limit, with tomodachi's
 /// warnings "awaiting task to complete" after 2 s and "still awaiting task to finish" every
 /// 10 s after that.
+#[derive(Clone)]
 pub struct ScheduleSource {
     schedule: Schedule,
     name: Arc<str>,
@@ -95,8 +96,18 @@ impl ScheduleSource {
     }
 }
 
+impl From<Schedule> for ScheduleSource {
+    fn from(schedule: Schedule) -> Self {
+        ScheduleSource::new(schedule)
+    }
+}
+
 /// The running schedule returned by [`ScheduleSource::start`](Source::start): resolves once
 /// shutdown has been triggered and every run has finished.
+///
+/// The schedule is computed from the moment this future is first polled, so a runtime that
+/// polls it only after its "started" hooks (as tomodachi starts its loops after
+/// `_started_service`) gets the first tick counted from there.
 pub struct Running {
     inner: Pin<Box<dyn Future<Output = Result<(), ScheduleError>> + Send>>,
 }
