@@ -1,5 +1,22 @@
-//! tomodachi-rs amqp transport. Work in progress: only the options sub-tree exists yet.
+#![doc = include_str!("../README.md")]
 
+mod binding;
+mod connection;
+mod consumer;
+mod context;
+mod error;
+mod naming;
 mod options;
+mod publisher;
 
+pub use binding::{Binding, ExchangeKind, ResolvedBinding};
+pub use connection::AmqpConnection;
+pub use consumer::{Consumer, Running};
+pub use context::{
+    AmqpContext, AmqpProperties, AmqpTable, AmqpValue, BoundRoutingKey, DeliveryTag, Exchange,
+    Headers, Properties, QueueName, Redelivered, RoutingKey,
+};
+pub use error::AmqpError;
+pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
+pub use publisher::{AmqpPublisher, PublishOptions};

@@ -1,0 +1,186 @@
+//! One broker connection, shared by consumers and publishers, recovered after drops.
+
+use std::fmt;
+use std::sync::Arc;
+
+use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
+use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::Mutex;
+
+use crate::{AmqpError, AmqpOptions};
+
+/// A lazily opened connection to the broker of [`AmqpOptions`] (host, port, login,
+/// password, virtualhost, ssl, heartbeat), shared by every consumer and publisher given a
+/// clone of it.
+///
+/// Each consumer and publisher gets its own channel on it. The connection recovers by
+/// itself after a drop (lapin's auto-recover replays exchanges, queues, bindings, qos and
+/// consumers); if recovery gives up, the next user opens a new connection.
+///
+/// ```
+/// use tomodachi_amqp::{AmqpConnection, AmqpOptions};
+///
+/// let connection = AmqpConnection::new(AmqpOptions::default()).with_name("orders");
+/// assert_eq!(connection.name(), Some("orders"));
+/// ```
+#[derive(Clone)]
+pub struct AmqpConnection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    options: AmqpOptions,
+    name: Option<String>,
+    connection: Mutex<Option<Arc<Connection>>>,
+}
+
+impl fmt::Debug for AmqpConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpConnection")
+            .field("host", &self.inner.options.host)
+            .field("port", &self.inner.options.port)
+            .field("virtualhost", &self.inner.options.virtualhost)
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpConnection {
+    /// A connection to the broker of `options`; nothing is opened until first used.
+    pub fn new(options: AmqpOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options,
+                name: None,
+                connection: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// Sets the client-provided connection name (shown by `rabbitmqctl list_connections
+    /// client_properties` and the management UI). Call before sharing the connection.
+    #[must_use]
+    pub fn with_name(self, name: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                options: self.inner.options.clone(),
+                name: Some(name.into()),
+                connection: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The options it connects with.
+    pub fn options(&self) -> &AmqpOptions {
+        &self.inner.options
+    }
+
+    /// The client-provided connection name, if set.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+
+    /// Opens the connection now (it is otherwise opened on first use).
+    ///
+    /// # Errors
+    ///
+    /// [`AmqpError::Connect`] if the broker cannot be reached or refuses the login.
+    pub async fn connect(&self) -> Result<(), AmqpError> {
+        self.connection().await.map(drop)
+    }
+
+    /// Opens a new channel, connecting (again) if the connection is closed or failed.
+    pub(crate) async fn channel(&self) -> Result<Channel, AmqpError> {
+        let connection = self.connection().await?;
+        connection
+            .create_channel()
+            .await
+            .map_err(|e| self.connect_error(&e))
+    }
+
+    async fn connection(&self) -> Result<Arc<Connection>, AmqpError> {
+        let mut slot = self.inner.connection.lock().await;
+        if let Some(connection) = slot.as_ref() {
+            let status = connection.status();
+            if status.connected() || status.reconnecting() || status.connecting() {
+                return Ok(Arc::clone(connection));
+            }
+        }
+        let connection = Arc::new(self.open().await?);
+        *slot = Some(Arc::clone(&connection));
+        Ok(connection)
+    }
+
+    async fn open(&self) -> Result<Connection, AmqpError> {
+        let options = &self.inner.options;
+        let uri = AMQPUri {
+            scheme: if options.ssl {
+                AMQPScheme::AMQPS
+            } else {
+                AMQPScheme::AMQP
+            },
+            authority: AMQPAuthority {
+                userinfo: AMQPUserInfo {
+                    username: options.login.clone(),
+                    password: options.password.clone(),
+                },
+                host: options.host.clone(),
+                port: options.port,
+            },
+            vhost: options.virtualhost.clone(),
+            query: AMQPQueryString {
+                heartbeat: Some(options.heartbeat),
+                ..AMQPQueryString::default()
+            },
+        };
+        let mut properties = ConnectionProperties::default()
+            .enable_auto_recover()
+            .with_client_property("product".into(), "tomodachi-rs".into());
+        if let Some(name) = &self.inner.name {
+            properties = properties.with_connection_name(name.as_str().into());
+        }
+        let connection = Connection::connect_uri(uri, properties)
+            .await
+            .map_err(|e| self.connect_error(&e))?;
+        tracing::debug!(
+            target: "tomodachi.amqp",
+            host = %options.host,
+            port = options.port,
+            virtualhost = %options.virtualhost,
+            "connected [amqp]"
+        );
+        Ok(connection)
+    }
+
+    fn connect_error(&self, error: &lapin::Error) -> AmqpError {
+        let options = &self.inner.options;
+        let error = AmqpError::Connect {
+            host: options.host.clone(),
+            port: options.port,
+            reason: error.to_string(),
+        };
+        tracing::warn!(target: "tomodachi.amqp", "{error}");
+        error
+    }
+
+    /// Closes the connection (consumers should be stopped first). A later use reopens it.
+    pub async fn close(&self) {
+        let connection = self.inner.connection.lock().await.take();
+        if let Some(connection) = connection
+            && connection.status().connected()
+            && let Err(error) = connection.close(200, "OK".into()).await
+        {
+            tracing::debug!(target: "tomodachi.amqp", %error, "closing the connection failed");
+        }
+    }
+
+    /// Whether the connection is open right now.
+    pub async fn is_connected(&self) -> bool {
+        self.inner
+            .connection
+            .lock()
+            .await
+            .as_ref()
+            .is_some_and(|c| c.status().connected())
+    }
+}

@@ -1,0 +1,298 @@
+//! The AMQP source: consumes one binding's queue and drives a service with its messages.
+
+mod delivery;
+mod session;
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio_util::task::TaskTracker;
+use tomodachi_core::{
+    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source, Transport,
+};
+use tower::util::Either;
+use tower::{Layer, Service, ServiceExt};
+
+use self::session::Session;
+use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, ResolvedBinding};
+
+/// Consumes the queue of one [`Binding`] and calls a `tower::Service<Message>` for each
+/// delivery: tomodachi's `@amqp` handler.
+///
+/// * **Setup** ([`Source::start`]): connect, declare the exchange (unless it is the
+///   broker's `amq.*`) and the durable queue (`x-expires` from `queue_ttl`), bind, set qos
+///   (`queue_prefetch_count` per consumer, `global_prefetch_count` per channel), consume.
+///   The queue name is logged. A non-competing queue that already has a consumer fails
+///   with [`AmqpError::TooManyConsumers`].
+/// * **Each delivery** becomes a [`Message`] with an [`AmqpContext`](crate::AmqpContext);
+///   the source awaits the service's readiness before it takes the next one, and runs
+///   handlers concurrently (bounded by the prefetch). The outcome settles it:
+///   [`Outcome::Ack`] → ack, [`Outcome::Retry`] → nack with requeue (after the delay),
+///   [`Outcome::Reject`] → nack without requeue (to the queue's dead-letter exchange, if
+///   any). A service error or a panic is a retry, logged on `exception`.
+/// * **Broker drops**: the connection recovers by itself and consumption resumes; a
+///   settle that fails because its channel died is logged (the broker redelivers). If
+///   recovery gives up, the consumer reconnects with back-off until shutdown.
+/// * **Shutdown**: cancel the consumer, let in-flight handlers finish and settle them,
+///   close the channel (and the connection, if the consumer opened it). Deliveries not
+///   started go back to the queue; nothing is rejected because of shutdown.
+///
+/// ```no_run
+/// use tomodachi_amqp::{AmqpOptions, Binding, Consumer, Headers};
+/// use tomodachi_core::{Data, Handler, Shutdown, ServiceIdentity, Source};
+///
+/// async fn on_order(Headers(headers): Headers, Data(order): Data<serde_json::Value>) {
+///     println!("{order} ({} headers)", headers.len());
+/// }
+///
+/// # async fn run() -> Result<(), tomodachi_amqp::AmqpError> {
+/// let shutdown = Shutdown::new();
+/// let identity = ServiceIdentity::with_random_uuid("orders");
+/// Consumer::new(AmqpOptions::default(), Binding::routing_key("order.*"), identity)
+///     .serve(on_order.with_state(()), shutdown)
+///     .await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Consumer {
+    connection: AmqpConnection,
+    owns_connection: bool,
+    binding: Binding,
+    resolved: ResolvedBinding,
+    publisher: Option<AmqpPublisher>,
+    drain_timeout: Option<Duration>,
+}
+
+impl Consumer {
+    /// A consumer of `binding` on its own connection to the broker of `options`.
+    ///
+    /// `identity` is the service's name and uuid (the uuid names non-competing queues).
+    pub fn new(options: AmqpOptions, binding: Binding, identity: ServiceIdentity) -> Self {
+        let mut consumer = Self::with_connection(AmqpConnection::new(options), binding, identity);
+        consumer.owns_connection = true;
+        consumer
+    }
+
+    /// A consumer of `binding` on a shared connection (not closed by this consumer).
+    pub fn with_connection(
+        connection: AmqpConnection,
+        binding: Binding,
+        identity: ServiceIdentity,
+    ) -> Self {
+        let resolved = binding.resolve(connection.options(), &identity);
+        Self {
+            connection,
+            owns_connection: false,
+            binding,
+            resolved,
+            publisher: None,
+            drain_timeout: None,
+        }
+    }
+
+    /// Puts `publisher` into every message's context, so handlers can take an
+    /// [`AmqpPublisher`] argument.
+    #[must_use]
+    pub fn publisher(mut self, publisher: AmqpPublisher) -> Self {
+        self.publisher = Some(publisher);
+        self
+    }
+
+    /// How long shutdown waits for in-flight handlers (default: until they finish).
+    /// Handlers still running after it are abandoned unsettled: the broker redelivers
+    /// their messages.
+    #[must_use]
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// The names as they go on the wire (queue, exchange, binding key).
+    pub fn resolved(&self) -> &ResolvedBinding {
+        &self.resolved
+    }
+
+    /// The connection the consumer uses.
+    pub fn connection(&self) -> &AmqpConnection {
+        &self.connection
+    }
+}
+
+/// The work of a started [`Consumer`]: consumes until shutdown, then drains.
+pub type Running = Pin<Box<dyn Future<Output = Result<(), AmqpError>> + Send + 'static>>;
+
+impl<S> Source<S> for Consumer
+where
+    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Error = AmqpError;
+    type Running = Running;
+
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, AmqpError> {
+        let session = Session::open(&self.connection, &self.resolved, true).await?;
+        Transport::Amqp.stats().enable();
+        tracing::info!(
+            target: "tomodachi.amqp",
+            queue_name = %self.resolved.queue_name,
+            routing_key = %self.resolved.routing_key,
+            exchange_name = %self.resolved.exchange,
+            competing = self.resolved.competing,
+            "consuming from queue [amqp] \"{}\"",
+            self.resolved.queue_name
+        );
+        let service = match self.binding.get_envelope() {
+            Some(envelope) => Either::Left(EnvelopeLayer::new(envelope.clone()).layer(service)),
+            None => Either::Right(service),
+        };
+        Ok(Box::pin(run(self, service, session, shutdown)))
+    }
+}
+
+/// Waits for shutdown or `future`; `None` on shutdown.
+async fn unless_shutdown<F: Future>(shutdown: &Shutdown, future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        () = shutdown.triggered() => None,
+        output = future => Some(output),
+    }
+}
+
+async fn run<S>(
+    consumer: Consumer,
+    mut service: S,
+    session: Session,
+    shutdown: Shutdown,
+) -> Result<(), AmqpError>
+where
+    S: Service<Message, Response = Outcome> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let tracker = TaskTracker::new();
+    let mut session = Some(session);
+    while let Some(current) = session.as_mut() {
+        let ready = match unless_shutdown(&shutdown, service.ready()).await {
+            None => break,
+            Some(ready) => ready.map(drop).map_err(Into::<BoxError>::into),
+        };
+        match ready {
+            Ok(()) => {}
+            Err(error) => {
+                tracing::error!(target: "tomodachi.amqp", %error, "the handler service is not ready; retrying in 1 s");
+                if unless_shutdown(&shutdown, tokio::time::sleep(Duration::from_secs(1)))
+                    .await
+                    .is_none()
+                {
+                    break;
+                }
+                continue;
+            }
+        }
+        let Some(next) = unless_shutdown(&shutdown, current.consumer.next()).await else {
+            break;
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                let (message, acker, delivery_tag) = delivery::into_message(
+                    delivery,
+                    &consumer.resolved,
+                    consumer.publisher.as_ref(),
+                );
+                let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(message)));
+                let task = Transport::Amqp.stats().task();
+                let shutdown = shutdown.clone();
+                tracker.spawn(async move {
+                    let outcome = delivery::outcome(call).await;
+                    delivery::settle(&acker, delivery_tag, outcome, &shutdown).await;
+                    drop(task);
+                });
+            }
+            Some(Err(error)) => {
+                tracing::warn!(
+                    target: "tomodachi.amqp",
+                    %error,
+                    queue_name = %consumer.resolved.queue_name,
+                    "consumer interrupted [amqp]: waiting for the connection to recover"
+                );
+                let recovered =
+                    unless_shutdown(&shutdown, current.channel.wait_for_recovery(error)).await;
+                match recovered {
+                    None => break,
+                    Some(Ok(())) => tracing::info!(
+                        target: "tomodachi.amqp",
+                        queue_name = %consumer.resolved.queue_name,
+                        "consumer recovered [amqp]"
+                    ),
+                    Some(Err(error)) => {
+                        tracing::warn!(target: "tomodachi.amqp", %error, "recovery failed [amqp]: reconnecting");
+                        session = reconnect(&consumer, &shutdown).await;
+                    }
+                }
+            }
+            None => {
+                if shutdown.is_triggered() {
+                    break;
+                }
+                tracing::warn!(
+                    target: "tomodachi.amqp",
+                    queue_name = %consumer.resolved.queue_name,
+                    "consumer cancelled by the broker [amqp]: subscribing again"
+                );
+                session = reconnect(&consumer, &shutdown).await;
+            }
+        }
+    }
+
+    tracing::debug!(target: "tomodachi.amqp", queue_name = %consumer.resolved.queue_name, "draining amqp consumer");
+    if let Some(session) = &session {
+        session.cancel().await;
+    }
+    let drained = tomodachi_core::shutdown::drain(&tracker, "amqp", consumer.drain_timeout).await;
+    if !drained {
+        tracing::warn!(
+            target: "tomodachi.amqp",
+            tasks = tracker.len(),
+            "handlers still running after the drain timeout: their messages will be redelivered"
+        );
+    }
+    if let Some(session) = &session {
+        session.close().await;
+    }
+    if consumer.owns_connection {
+        consumer.connection.close().await;
+    }
+    Ok(())
+}
+
+/// Subscribes again with back-off (1 s doubling to 30 s) until it works or shutdown.
+async fn reconnect(consumer: &Consumer, shutdown: &Shutdown) -> Option<Session> {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        match unless_shutdown(
+            shutdown,
+            Session::open(&consumer.connection, &consumer.resolved, false),
+        )
+        .await?
+        {
+            Ok(session) => {
+                tracing::info!(
+                    target: "tomodachi.amqp",
+                    queue_name = %consumer.resolved.queue_name,
+                    "consuming from queue [amqp] \"{}\" again",
+                    consumer.resolved.queue_name
+                );
+                return Some(session);
+            }
+            Err(error) => {
+                tracing::warn!(target: "tomodachi.amqp", %error, retry_in = ?backoff, "unable to subscribe again [amqp]");
+                unless_shutdown(shutdown, tokio::time::sleep(backoff)).await?;
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

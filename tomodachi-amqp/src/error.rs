@@ -1,0 +1,128 @@
+//! Errors of the AMQP transport.
+
+use std::time::Duration;
+
+/// Why setting up, consuming or publishing failed.
+///
+/// Broker errors are kept as text so that no `lapin` type shows in the public API.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AmqpError {
+    /// The broker could not be reached or refused the connection.
+    #[error("unable to connect [amqp] to {host}:{port} ({reason})")]
+    Connect {
+        /// Broker host.
+        host: String,
+        /// Broker port.
+        port: u16,
+        /// What went wrong.
+        reason: String,
+    },
+    /// Declaring the exchange failed (e.g. it exists with another type, or is reserved).
+    #[error("unable to declare exchange [amqp] \"{exchange}\" ({reason})")]
+    DeclareExchange {
+        /// The exchange.
+        exchange: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// Declaring the queue failed (e.g. it exists with other arguments).
+    #[error("unable to declare queue [amqp] \"{queue}\" ({reason})")]
+    DeclareQueue {
+        /// The queue.
+        queue: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// Binding the queue failed.
+    #[error(
+        "unable to bind queue [amqp] \"{queue}\" to \"{exchange}\" with \"{routing_key}\" ({reason})"
+    )]
+    Bind {
+        /// The queue.
+        queue: String,
+        /// The exchange.
+        exchange: String,
+        /// The routing key as bound (prefixed and encoded).
+        routing_key: String,
+        /// What the broker said.
+        reason: String,
+    },
+    /// A non-competing queue already has a consumer (tomodachi's
+    /// `AmqpTooManyConsumersException`).
+    #[error("max consumers (1) for queue [amqp] \"{queue}\" has been reached")]
+    TooManyConsumers {
+        /// The queue.
+        queue: String,
+    },
+    /// A name is longer than the 255 bytes AMQP allows.
+    #[error("{what} \"{value}\" is longer than 255 bytes")]
+    NameTooLong {
+        /// Which name.
+        what: &'static str,
+        /// The name.
+        value: String,
+    },
+    /// A channel operation (qos, consume, cancel, close) failed.
+    #[error("amqp channel error during {operation}: {reason}")]
+    Channel {
+        /// What was being done.
+        operation: &'static str,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The data could not be sealed into an envelope.
+    #[error("unable to seal message for routing key \"{routing_key}\": {reason}")]
+    Seal {
+        /// The routing key (un-prefixed).
+        routing_key: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A publish was not confirmed within the publisher's deadline (the broker is down
+    /// or the connection is recovering).
+    #[error(
+        "publish to \"{exchange}\" with routing key \"{routing_key}\" not confirmed within {waited:?}: {reason}"
+    )]
+    PublishTimeout {
+        /// The exchange.
+        exchange: String,
+        /// The routing key as sent.
+        routing_key: String,
+        /// How long the publisher tried.
+        waited: Duration,
+        /// The last error seen.
+        reason: String,
+    },
+    /// The broker refused the message (a negative publisher confirm).
+    #[error(
+        "publish to \"{exchange}\" with routing key \"{routing_key}\" was nacked by the broker"
+    )]
+    PublishNacked {
+        /// The exchange.
+        exchange: String,
+        /// The routing key as sent.
+        routing_key: String,
+    },
+    /// A publish failed and cannot be retried (e.g. the exchange does not exist).
+    #[error("publish to \"{exchange}\" with routing key \"{routing_key}\" failed: {reason}")]
+    Publish {
+        /// The exchange.
+        exchange: String,
+        /// The routing key as sent.
+        routing_key: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// Checks the AMQP short-string limit of a name.
+pub(crate) fn short(
+    what: &'static str,
+    value: &str,
+) -> Result<lapin::types::ShortString, AmqpError> {
+    lapin::types::ShortString::try_new(value).map_err(|_| AmqpError::NameTooLong {
+        what,
+        value: value.to_owned(),
+    })
+}
