@@ -1,5 +1,30 @@
-//! tomodachi-rs http transport. Work in progress: only the options sub-tree exists yet.
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+mod access_log;
+mod client_max_size;
+mod error_handler;
+mod guard;
 mod options;
+mod real_ip;
+mod regex_route;
+mod response;
+mod router;
+mod server;
+pub mod ws;
 
-pub use options::{AccessLog, ByteSize, HttpOptions};
+pub use access_log::{
+    AccessLogFile, AccessLogFuture, AccessLogLayer, AccessLogService, IgnoreLoggingFuture,
+    IgnoreLoggingLayer, IgnoreLoggingService,
+};
+pub use client_max_size::{ClientMaxSize, ClientMaxSizeLayer};
+pub use error_handler::ErrorStatus;
+pub use options::{AccessLog, ByteSize, HttpOptions, OptionError};
+pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};
+pub use regex_route::Groups;
+pub use response::{HttpError, HttpResponse};
+pub use router::HttpRouter;
+pub use server::{BoundHttpServer, HttpServer, ServerError};
+
+/// axum, re-exported so handlers and routes use the same version.
+pub use axum;

@@ -1,0 +1,467 @@
+//! The access log: one record per request on `tomodachi.http.response`.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::future::Future;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::extract::ConnectInfo;
+use base64::Engine as _;
+use http::header::{AUTHORIZATION, CONTENT_LENGTH, USER_AGENT};
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::RealIp;
+use crate::guard::HandlerElapsed;
+use crate::regex_route::decode_path;
+
+/// Hides a route's access log records: all of them, or those of some statuses
+/// (tomodachi's `ignore_logging=True` / `ignore_logging=[200, 404]`).
+///
+/// Put it on a route (`get(handler).layer(IgnoreLoggingLayer::all())`); it marks the
+/// route's responses and the [`AccessLogLayer`] skips them.
+///
+/// ```
+/// use axum::routing::get;
+/// use tomodachi_http::{HttpRouter, IgnoreLoggingLayer};
+///
+/// let router: HttpRouter = HttpRouter::new()
+///     .route("/health", get(|| async { "ok" }).layer(IgnoreLoggingLayer::all()))
+///     .route("/items", get(|| async { "[]" }).layer(IgnoreLoggingLayer::statuses([200])));
+/// ```
+#[derive(Debug, Clone)]
+pub struct IgnoreLoggingLayer {
+    ignore: IgnoreLogging,
+}
+
+/// What a route's responses hide from the access log (see [`IgnoreLoggingLayer`]).
+#[derive(Debug, Clone)]
+pub(crate) enum IgnoreLogging {
+    All,
+    Statuses(Arc<[u16]>),
+}
+
+impl IgnoreLoggingLayer {
+    /// Hides every record of the route (500s too, as tomodachi).
+    pub fn all() -> Self {
+        Self {
+            ignore: IgnoreLogging::All,
+        }
+    }
+
+    /// Hides the records with these status codes.
+    pub fn statuses(statuses: impl IntoIterator<Item = u16>) -> Self {
+        Self {
+            ignore: IgnoreLogging::Statuses(statuses.into_iter().collect()),
+        }
+    }
+}
+
+impl<S> Layer<S> for IgnoreLoggingLayer {
+    type Service = IgnoreLoggingService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IgnoreLoggingService {
+            inner,
+            ignore: self.ignore.clone(),
+        }
+    }
+}
+
+/// The service of [`IgnoreLoggingLayer`].
+#[derive(Debug, Clone)]
+pub struct IgnoreLoggingService<S> {
+    inner: S,
+    ignore: IgnoreLogging,
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for IgnoreLoggingService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = IgnoreLoggingFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        IgnoreLoggingFuture {
+            inner: self.inner.call(req),
+            ignore: Some(self.ignore.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// Response future of [`IgnoreLoggingService`].
+    pub struct IgnoreLoggingFuture<F> {
+        #[pin]
+        inner: F,
+        ignore: Option<IgnoreLogging>,
+    }
+}
+
+impl<F, B, E> Future for IgnoreLoggingFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        if let Some(ignore) = this.ignore.take() {
+            response.extensions_mut().insert(ignore);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// Appends tomodachi's JSON access log records to a file (`access_log = "path"`).
+#[derive(Debug, Clone)]
+pub struct AccessLogFile {
+    file: Arc<Mutex<File>>,
+}
+
+impl AccessLogFile {
+    /// Opens (creates, appends to) `path`.
+    pub fn open(path: impl AsRef<Path>) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Arc::new(Mutex::new(file)),
+        })
+    }
+
+    /// Writes one JSON record: `timestamp`, `logger`, `level`, `message`, then `fields`.
+    pub(crate) fn write(&self, level: &str, message: &str, fields: &[(&str, JsonValue<'_>)]) {
+        let mut line = String::with_capacity(320);
+        let timestamp = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let _ = write!(
+            line,
+            r#"{{"timestamp": "{timestamp}", "logger": "tomodachi.http.response", "level": "{level}", "message": {}"#,
+            json_string(message)
+        );
+        for (key, value) in fields {
+            let rendered = match value {
+                JsonValue::Str(text) => json_string(text),
+                JsonValue::Num(number) => number.to_string(),
+            };
+            let _ = write!(line, r#", "{key}": {rendered}"#);
+        }
+        line.push_str("}\n");
+        if let Ok(mut file) = self.file.lock() {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+pub(crate) enum JsonValue<'a> {
+    Str(&'a str),
+    Num(u64),
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// Logs one record per request on `tomodachi.http.response` (info, message `""`) with
+/// tomodachi's fields: `status_code`, `remote_ip`, `auth_user` (Basic auth login, if
+/// any), `request_method`, `request_path`, `request_query_string` (if any),
+/// `http_version`, `response_content_length`, `request_content_length` (if any),
+/// `user_agent`, `handler_elapsed_time` and `request_time` (`"0.00063s"`).
+///
+/// A request whose client disconnects before the response is logged with status 499.
+/// WebSocket upgrades are logged by the socket instead (open and closed records).
+/// Routes with an [`IgnoreLoggingLayer`] are skipped.
+#[derive(Debug, Clone, Default)]
+pub struct AccessLogLayer {
+    file: Option<AccessLogFile>,
+}
+
+impl AccessLogLayer {
+    /// Logs through `tracing` only.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also appends JSON records to `file`.
+    pub fn with_file(mut self, file: AccessLogFile) -> Self {
+        self.file = Some(file);
+        self
+    }
+}
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLogService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLogService {
+            inner,
+            file: self.file.clone(),
+        }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Debug, Clone)]
+pub struct AccessLogService<S> {
+    inner: S,
+    file: Option<AccessLogFile>,
+}
+
+impl<S> AccessLogService<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The wrapped service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// The wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for AccessLogService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: http_body::Body,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = AccessLogFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqB>) -> Self::Future {
+        let remote_ip = req.extensions().get::<RealIp>().map(|ip| ip.0).or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|info| info.0.ip())
+        });
+        let headers = req.headers();
+        let request = RequestInfo {
+            start: Instant::now(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            user_agent: headers.get(USER_AGENT).cloned(),
+            authorization: headers.get(AUTHORIZATION).cloned(),
+            request_content_length: headers
+                .get(CONTENT_LENGTH)
+                .and_then(|value| value.to_str().ok()?.parse().ok())
+                .filter(|length| *length > 0),
+            remote_ip,
+            file: self.file.clone(),
+        };
+        AccessLogFuture {
+            inner: self.inner.call(req),
+            request: Some(request),
+        }
+    }
+}
+
+struct RequestInfo {
+    start: Instant,
+    method: Method,
+    uri: Uri,
+    version: Version,
+    user_agent: Option<HeaderValue>,
+    authorization: Option<HeaderValue>,
+    request_content_length: Option<u64>,
+    remote_ip: Option<IpAddr>,
+    file: Option<AccessLogFile>,
+}
+
+struct ResponseInfo {
+    status: u16,
+    content_length: Option<u64>,
+    handler_elapsed: Option<Duration>,
+}
+
+pin_project! {
+    /// Response future of [`AccessLogService`].
+    pub struct AccessLogFuture<F> {
+        #[pin]
+        inner: F,
+        request: Option<RequestInfo>,
+    }
+
+    impl<F> PinnedDrop for AccessLogFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Dropped before the response: the client went away (tomodachi's 499).
+            if let Some(request) = this.project().request.take() {
+                request.log(ResponseInfo { status: 499, content_length: None, handler_elapsed: None });
+            }
+        }
+    }
+}
+
+impl<F, B, E> Future for AccessLogFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: http_body::Body,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let Some(request) = this.request.take() else {
+            return Poll::Ready(result);
+        };
+        let Ok(response) = &result else {
+            request.log(ResponseInfo {
+                status: 500,
+                content_length: None,
+                handler_elapsed: None,
+            });
+            return Poll::Ready(result);
+        };
+        let status = response.status();
+        if status == StatusCode::SWITCHING_PROTOCOLS {
+            return Poll::Ready(result);
+        }
+        match response.extensions().get::<IgnoreLogging>() {
+            Some(IgnoreLogging::All) => return Poll::Ready(result),
+            Some(IgnoreLogging::Statuses(statuses)) if statuses.contains(&status.as_u16()) => {
+                return Poll::Ready(result);
+            }
+            _ => {}
+        }
+        let content_length = response
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse().ok())
+            .or_else(|| response.body().size_hint().exact());
+        request.log(ResponseInfo {
+            status: status.as_u16(),
+            content_length,
+            handler_elapsed: response.extensions().get::<HandlerElapsed>().map(|e| e.0),
+        });
+        Poll::Ready(result)
+    }
+}
+
+/// tomodachi's `"{0:.5f}s"`.
+pub(crate) fn seconds(duration: Duration) -> String {
+    format!("{:.5}s", duration.as_secs_f64())
+}
+
+pub(crate) fn version_str(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The login of a `Basic` `Authorization` header (tomodachi's `auth_user`).
+pub(crate) fn basic_auth_user(value: &HeaderValue) -> Option<String> {
+    let value = value.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (login, _) = decoded.split_once(':')?;
+    Some(login.to_owned())
+}
+
+impl RequestInfo {
+    fn log(self, response: ResponseInfo) {
+        let request_time = seconds(self.start.elapsed());
+        let handler_elapsed_time = response.handler_elapsed.map(seconds);
+        let remote_ip = self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let auth_user = self.authorization.as_ref().and_then(basic_auth_user);
+        let path = decode_path(self.uri.path());
+        let query = self.uri.query().filter(|query| !query.is_empty());
+        let user_agent = self
+            .user_agent
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        let http_version = version_str(self.version);
+        tracing::info!(
+            target: "tomodachi.http.response",
+            status_code = response.status,
+            remote_ip = remote_ip.as_str(),
+            auth_user = auth_user.as_deref(),
+            request_method = self.method.as_str(),
+            request_path = &*path,
+            request_query_string = query,
+            http_version,
+            response_content_length = response.content_length,
+            request_content_length = self.request_content_length,
+            user_agent,
+            handler_elapsed_time = handler_elapsed_time.as_deref(),
+            request_time = request_time.as_str(),
+            ""
+        );
+        if let Some(file) = &self.file {
+            let mut fields = Vec::with_capacity(13);
+            fields.push(("status_code", JsonValue::Num(u64::from(response.status))));
+            fields.push(("remote_ip", JsonValue::Str(&remote_ip)));
+            if let Some(user) = &auth_user {
+                fields.push(("auth_user", JsonValue::Str(user)));
+            }
+            fields.push(("request_method", JsonValue::Str(self.method.as_str())));
+            fields.push(("request_path", JsonValue::Str(&path)));
+            if let Some(query) = query {
+                fields.push(("request_query_string", JsonValue::Str(query)));
+            }
+            fields.push(("http_version", JsonValue::Str(http_version)));
+            if let Some(length) = response.content_length {
+                fields.push(("response_content_length", JsonValue::Num(length)));
+            }
+            if let Some(length) = self.request_content_length {
+                fields.push(("request_content_length", JsonValue::Num(length)));
+            }
+            fields.push(("user_agent", JsonValue::Str(user_agent)));
+            if let Some(elapsed) = &handler_elapsed_time {
+                fields.push(("handler_elapsed_time", JsonValue::Str(elapsed)));
+            }
+            fields.push(("request_time", JsonValue::Str(&request_time)));
+            file.write("info", "", &fields);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_tomodachi() {
+        assert_eq!(seconds(Duration::from_micros(630)), "0.00063s");
+        assert_eq!(
+            basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
+            Some("user")
+        );
+        assert_eq!(basic_auth_user(&HeaderValue::from_static("Bearer x")), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! `client_max_size`: 413 before the handler runs.
+
+use std::convert::Infallible;
+use std::future::{Ready, ready};
+use std::task::{Context, Poll};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::response::Response;
+use futures_util::future::Either;
+use http::StatusCode;
+use http::header::CONTENT_LENGTH;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::response::raised;
+
+/// Refuses request bodies larger than a limit with tomodachi's 413 "Maximum request body
+/// size N exceeded." before the handler is called.
+///
+/// A request whose `Content-Length` is over the limit never reaches the inner service.
+/// A body without a length (chunked) is limited while it is read: axum's body extractors
+/// (`Bytes`, `String`, `Json`, `Form`...) reject it with 413 before the handler body runs.
+/// A 413 from this layer goes through the router's `http_error(413)` handler, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientMaxSizeLayer {
+    limit: u64,
+}
+
+impl ClientMaxSizeLayer {
+    /// Limits bodies to `limit` bytes.
+    pub const fn new(limit: u64) -> Self {
+        Self { limit }
+    }
+}
+
+impl<S> Layer<S> for ClientMaxSizeLayer {
+    type Service = ClientMaxSize<<DefaultBodyLimit as Layer<S>>::Service>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let as_usize = usize::try_from(self.limit).unwrap_or(usize::MAX);
+        ClientMaxSize {
+            inner: DefaultBodyLimit::max(as_usize).layer(inner),
+            limit: self.limit,
+        }
+    }
+}
+
+/// The service of [`ClientMaxSizeLayer`].
+#[derive(Debug, Clone)]
+pub struct ClientMaxSize<S> {
+    inner: S,
+    limit: u64,
+}
+
+impl<S> ClientMaxSize<S> {
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+    /// The wrapped service.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+    /// The wrapped service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S> Service<Request> for ClientMaxSize<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let declared = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        match declared {
+            Some(length) if length > self.limit => Either::Left(ready(Ok(raised(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Maximum request body size {} exceeded.", self.limit),
+            )))),
+            _ => Either::Right(self.inner.call(req)),
+        }
+    }
+}

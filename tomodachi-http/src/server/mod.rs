@@ -1,0 +1,385 @@
+//! `HttpServer`: binds, serves connections with the options, drains on shutdown.
+
+mod connection;
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::response::Response;
+use futures_util::future::BoxFuture;
+use http::{HeaderValue, Request};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tomodachi_core::{Shutdown, Source, TaskTracker, Transport};
+use tower::ServiceBuilder;
+use tower_service::Service;
+
+use crate::access_log::{AccessLogFile, AccessLogLayer};
+use crate::options::{AccessLog, HttpOptions, OptionError};
+use crate::real_ip::RealIpLayer;
+use crate::router::HttpRouter;
+use crate::ws::WsRegistry;
+
+/// Why the HTTP server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// An option has a value the server cannot run with.
+    #[error(transparent)]
+    Option(#[from] OptionError),
+    /// The address could not be bound (in use, not permitted, unknown host).
+    #[error("unable to bind service [http] to {url}: {source}")]
+    Bind {
+        /// `http://host:port/` as tomodachi shows it.
+        url: String,
+        /// The socket error.
+        #[source]
+        source: io::Error,
+    },
+    /// The `access_log` file could not be opened.
+    #[error("unable to use file for access log ({path}): {source}")]
+    AccessLogFile {
+        /// The path of the `access_log` option.
+        path: String,
+        /// The file error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What the options resolve to, once, at startup.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// `Keep-Alive: timeout=T[, max=M]` when keep-alive is on.
+    keep_alive: Option<HeaderValue>,
+    max_keepalive_requests: Option<u64>,
+    max_keepalive_time: Option<Duration>,
+    header_read_timeout: Duration,
+    server_header: Option<HeaderValue>,
+    content_type: Option<HeaderValue>,
+    content_type_base: String,
+    grace: Duration,
+    client_max_size: u64,
+    access_log: Option<AccessLogLayer>,
+    real_ip: RealIpLayer,
+}
+
+/// How long a client may take to send a request's headers when keep-alive is off.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Config {
+    fn from_options(options: &HttpOptions) -> Result<Self, ServerError> {
+        options.validate()?;
+        let keepalive_timeout = options.effective_keepalive_timeout();
+        let max_keepalive_requests = options.max_keepalive_requests.filter(|n| *n > 0);
+        let keep_alive = (keepalive_timeout > 0).then(|| {
+            let value = match max_keepalive_requests {
+                Some(max) => format!("timeout={keepalive_timeout}, max={max}"),
+                None => format!("timeout={keepalive_timeout}"),
+            };
+            HeaderValue::try_from(value).unwrap_or(HeaderValue::from_static("timeout=5"))
+        });
+        let content_type = options.default_content_type();
+        let content_type_base = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        let header = |name: &'static str, value: &str| {
+            HeaderValue::try_from(value).map_err(|_| {
+                OptionError::new(name, format!("Bad value for http option {name}: {value}"))
+            })
+        };
+        let access_log = match &options.access_log {
+            AccessLog::Enabled(false) => None,
+            AccessLog::Enabled(true) => Some(AccessLogLayer::new()),
+            AccessLog::File(path) => {
+                let file = AccessLogFile::open(path).map_err(|source| {
+                    tracing::warn!(target: "tomodachi.http", "Unable to use file for access log - invalid path (\"{path}\")");
+                    ServerError::AccessLogFile {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                tracing::info!(target: "tomodachi.http", file_path = path.as_str(), "logging requests to file");
+                Some(AccessLogLayer::new().with_file(file))
+            }
+        };
+        Ok(Self {
+            keep_alive,
+            max_keepalive_requests,
+            max_keepalive_time: options
+                .max_keepalive_time
+                .filter(|t| *t > 0)
+                .map(Duration::from_secs),
+            header_read_timeout: if keepalive_timeout > 0 {
+                Duration::from_secs(keepalive_timeout)
+            } else {
+                HEADER_READ_TIMEOUT
+            },
+            server_header: (!options.server_header.is_empty())
+                .then(|| header("server_header", &options.server_header))
+                .transpose()?,
+            content_type: (!content_type.is_empty())
+                .then(|| header("content_type", &content_type))
+                .transpose()?,
+            content_type_base,
+            grace: Duration::from_secs(options.termination_grace_period_seconds.max(2)),
+            client_max_size: options.client_max_size_bytes()?,
+            access_log,
+            real_ip: RealIpLayer::from_options(options)?,
+        })
+    }
+}
+
+/// The HTTP source: serves an [`HttpRouter`] (or an axum `Router`) with the `http`
+/// options, as Python tomodachi's HTTP transport does.
+///
+/// Per request it adds the `Server` header and the default `Content-Type`, refuses bodies
+/// over `client_max_size` (413), resolves the client's [`RealIp`](crate::RealIp), writes
+/// the access log, and rotates keep-alive connections (`Connection: close` on the
+/// `max_keepalive_requests`-th response or after `max_keepalive_time`; always without
+/// keep-alive). On shutdown it stops accepting at once, closes idle connections, lets
+/// requests in flight finish within `termination_grace_period_seconds` (at least 2 s),
+/// sends WebSockets a Close frame, then closes what is left.
+///
+/// ```no_run
+/// use axum::routing::get;
+/// use tomodachi_core::{Shutdown, Source};
+/// use tomodachi_http::{HttpOptions, HttpRouter, HttpServer};
+///
+/// # async fn run() -> Result<(), tomodachi_http::ServerError> {
+/// let router: HttpRouter = HttpRouter::new().route("/health", get(|| async { "ok" }));
+/// let shutdown = Shutdown::new();
+/// shutdown.listen_for_signals().expect("signal handlers");
+/// HttpServer::new(HttpOptions::default()).serve(router, shutdown).await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpServer {
+    options: HttpOptions,
+}
+
+impl HttpServer {
+    /// A server with these options.
+    pub fn new(options: HttpOptions) -> Self {
+        Self { options }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &HttpOptions {
+        &self.options
+    }
+
+    /// Checks the options and binds the listening socket (tomodachi's startup step). A
+    /// failure is logged on `tomodachi.http` as tomodachi does ("unable to bind service
+    /// [http] to http://…").
+    pub async fn bind(self) -> Result<BoundHttpServer, ServerError> {
+        let config = Config::from_options(&self.options)?;
+        let host = self.options.host.as_str();
+        let port = self.options.port;
+        let shown_host = if matches!(host, "0.0.0.0" | "127.0.0.1" | "") {
+            "localhost"
+        } else {
+            host
+        };
+        let url = format!("http://{shown_host}:{port}/");
+        let listener = match listen(host, port, self.options.reuse_port).await {
+            Ok(listener) => listener,
+            Err(source) => {
+                tracing::warn!(
+                    target: "tomodachi.http",
+                    host,
+                    port,
+                    error_message = %source,
+                    "unable to bind service [http] to {url}"
+                );
+                return Err(ServerError::Bind { url, source });
+            }
+        };
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            url: url.clone(),
+            source,
+        })?;
+        let listen_url = format!("http://{shown_host}:{}/", local_addr.port());
+        tracing::info!(
+            target: "tomodachi.http",
+            listen_url = listen_url.as_str(),
+            listen_host = host,
+            listen_port = local_addr.port(),
+            "accepting http requests"
+        );
+        Ok(BoundHttpServer {
+            listener,
+            local_addr,
+            config,
+        })
+    }
+
+    /// Binds and serves `router` until `shutdown`, then drains (see [`Source::serve`]).
+    pub async fn serve<R>(self, router: R, shutdown: Shutdown) -> Result<(), ServerError>
+    where
+        R: Into<HttpRouter>,
+    {
+        self.bind().await?.serve(router, shutdown).await
+    }
+}
+
+async fn listen(host: &str, port: u16, reuse_port: bool) -> io::Result<TcpListener> {
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    let addr = tokio::net::lookup_host((host, port))
+        .await?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::AddrNotAvailable, "no address for host"))?;
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    #[cfg(unix)]
+    {
+        socket.set_reuseaddr(true)?;
+        if reuse_port {
+            socket.set_reuseport(true)?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// A server whose socket is bound: serve a router with it.
+#[derive(Debug)]
+pub struct BoundHttpServer {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    config: Config,
+}
+
+impl BoundHttpServer {
+    /// The bound address (the actual port when the option was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `router` until `shutdown` is triggered, then drains: resolves once every
+    /// connection and WebSocket is closed (or the grace period is over).
+    pub fn serve<R>(
+        self,
+        router: R,
+        shutdown: Shutdown,
+    ) -> BoxFuture<'static, Result<(), ServerError>>
+    where
+        R: Into<HttpRouter>,
+    {
+        let config = self.config;
+        let router = router.into().finish(Some(config.client_max_size));
+        let app = ServiceBuilder::new()
+            .layer(config.real_ip.clone())
+            .option_layer(config.access_log.clone())
+            .service(router);
+        run(self.listener, app, config, shutdown)
+    }
+}
+
+fn run<A>(
+    listener: TcpListener,
+    app: A,
+    config: Config,
+    shutdown: Shutdown,
+) -> BoxFuture<'static, Result<(), ServerError>>
+where
+    A: Service<Request<Body>, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    A::Future: Send + 'static,
+{
+    Box::pin(async move {
+        Transport::Http.stats().enable();
+        let tracker = TaskTracker::new();
+        let force = CancellationToken::new();
+        let grace = config.grace;
+        let shared = Arc::new(connection::Shared {
+            app,
+            ws: WsRegistry {
+                tracker: tracker.clone(),
+                shutdown: shutdown.clone(),
+                log: config.access_log.is_some(),
+            },
+            config,
+        });
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.triggered() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        tracker.spawn(connection::serve(stream, peer, shared.clone(), force.clone()));
+                    }
+                    Err(error) => {
+                        if !is_connection_error(&error) {
+                            // Out of file descriptors and the like: back off a little.
+                            tracing::warn!(target: "tomodachi.http", error_message = %error, "error accepting http connection");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+        }
+        // Stop accepting at once: new connections are refused from here on.
+        drop(listener);
+        let finished = tomodachi_core::shutdown::drain(&tracker, "http", Some(grace)).await;
+        if !finished {
+            tracing::warn!(
+                target: "tomodachi.http",
+                connection_count = tracker.len(),
+                "forcefully closing open tcp connections"
+            );
+            force.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(1), tracker.wait()).await;
+        }
+        Ok(())
+    })
+}
+
+fn is_connection_error(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+impl<R> Source<R> for HttpServer
+where
+    R: Into<HttpRouter> + Send + 'static,
+{
+    type Error = ServerError;
+    type Running = BoxFuture<'static, Result<(), ServerError>>;
+
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+        Ok(self.bind().await?.serve(service, shutdown))
+    }
+}
+
+impl<R> Source<R> for BoundHttpServer
+where
+    R: Into<HttpRouter> + Send + 'static,
+{
+    type Error = ServerError;
+    type Running = BoxFuture<'static, Result<(), ServerError>>;
+
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+        Ok(self.serve(service, shutdown))
+    }
+}
