@@ -10,7 +10,9 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use support::{Capture, TestServer, options, raw};
-use tomodachi_http::{ByteSize, ErrorStatus, Groups, HttpError, HttpOptions, HttpResponse, HttpRouter};
+use tomodachi_http::{
+    ByteSize, ErrorStatus, Groups, HttpError, HttpOptions, HttpResponse, HttpRouter,
+};
 
 async fn resource(groups: Groups) -> String {
     format!("id = {}", groups.get("id").unwrap_or_default())
@@ -20,7 +22,9 @@ fn service_router() -> HttpRouter {
     HttpRouter::new()
         .regex_route(r"/resource/(?P<id>[^/]+?)/?", get(resource))
         .regex_route("/health", get(|| async { r#"{"status": "healthy"}"# }))
-        .http_error(StatusCode::NOT_FOUND, || async { r#"{"error": "not-found"}"# })
+        .http_error(StatusCode::NOT_FOUND, || async {
+            r#"{"error": "not-found"}"#
+        })
         .http_error(StatusCode::METHOD_NOT_ALLOWED, || async {
             r#"{"error": "method-not-allowed"}"#
         })
@@ -30,13 +34,22 @@ fn service_router() -> HttpRouter {
 async fn regex_route_passes_named_group_and_matches_whole_decoded_path() {
     let server = TestServer::start(service_router(), options()).await;
     let reply = server.get("/resource/abc").await;
-    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "id = abc"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "id = abc")
+    );
     assert_eq!(server.get("/resource/abc/").await.body, "id = abc");
     assert_eq!(server.get("/resource/a%20b").await.body, "id = a b");
     assert_eq!(server.get("/resource/abc?x=1").await.body, "id = abc");
     // Full match, case-sensitive, no slash normalisation.
-    assert_eq!(server.get("/resource/abc/def").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(server.get("/Resource/abc").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server.get("/resource/abc/def").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server.get("/Resource/abc").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(server.get("/health/").await.status, StatusCode::NOT_FOUND);
     server.stop().await;
 }
@@ -68,7 +81,12 @@ async fn other_method_is_405_with_allow_and_runs_its_handler() {
 
     let server = TestServer::start(service_router(), options()).await;
     let reply = server
-        .request(Method::DELETE, "/resource/1", HeaderMap::new(), Bytes::new())
+        .request(
+            Method::DELETE,
+            "/resource/1",
+            HeaderMap::new(),
+            Bytes::new(),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.body, r#"{"error": "method-not-allowed"}"#);
@@ -109,9 +127,15 @@ async fn raised_http_error_runs_the_handler_of_its_status() {
         });
     let server = TestServer::start(router, options()).await;
     let reply = server.get("/forbidden").await;
-    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::FORBIDDEN, "handled 403"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::FORBIDDEN, "handled 403")
+    );
     let reply = server.get("/gone").await;
-    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::GONE, "gone away"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::GONE, "gone away")
+    );
     server.stop().await;
 }
 
@@ -135,7 +159,12 @@ async fn body_over_client_max_size_is_413_before_the_handler() {
     };
     let server = TestServer::start(router, limited).await;
     let reply = server
-        .request(Method::POST, "/upload", HeaderMap::new(), Bytes::from(vec![b'x'; 2000]))
+        .request(
+            Method::POST,
+            "/upload",
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; 2000]),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.body, "Maximum request body size 1024 exceeded.");
@@ -152,7 +181,12 @@ async fn body_over_client_max_size_is_413_before_the_handler() {
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     let reply = server
-        .request(Method::POST, "/upload", HeaderMap::new(), Bytes::from(vec![b'x'; 1000]))
+        .request(
+            Method::POST,
+            "/upload",
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; 1000]),
+        )
         .await;
     assert_eq!(reply.body, "1000 bytes");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -163,12 +197,15 @@ async fn body_over_client_max_size_is_413_before_the_handler() {
 async fn panic_is_logged_empty_500_and_the_server_keeps_serving() {
     let (capture, _guard) = Capture::start();
     let router = HttpRouter::new()
-        .route("/panic", get(|| async {
-            if true {
-                panic!("boom");
-            }
-            "unreachable"
-        }))
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("boom");
+                }
+                "unreachable"
+            }),
+        )
         .route("/ok", get(|| async { "ok" }));
     let server = TestServer::start(router, options()).await;
     let reply = server.get("/panic").await;
@@ -184,10 +221,17 @@ async fn panic_is_logged_empty_500_and_the_server_keeps_serving() {
 async fn server_header_and_default_content_type_on_every_response() {
     let router = HttpRouter::new()
         .route("/empty", get(|| async {}))
-        .route("/built", get(|| async { HttpResponse::new("{}").status(StatusCode::CREATED) }))
+        .route(
+            "/built",
+            get(|| async { HttpResponse::new("{}").status(StatusCode::CREATED) }),
+        )
         .route(
             "/typed",
-            get(|| async { HttpResponse::new("<p>").content_type("text/html").charset("latin-1") }),
+            get(|| async {
+                HttpResponse::new("<p>")
+                    .content_type("text/html")
+                    .charset("latin-1")
+            }),
         );
     let custom = HttpOptions {
         server_header: "sheep/1".into(),
@@ -197,10 +241,16 @@ async fn server_header_and_default_content_type_on_every_response() {
     let server = TestServer::start(router, custom).await;
     let empty = server.get("/empty").await;
     assert_eq!(empty.header("server"), "sheep/1");
-    assert_eq!(empty.header("content-type"), "application/json; charset=utf-8");
+    assert_eq!(
+        empty.header("content-type"),
+        "application/json; charset=utf-8"
+    );
     let built = server.get("/built").await;
     assert_eq!(built.status, StatusCode::CREATED);
-    assert_eq!(built.header("content-type"), "application/json; charset=utf-8");
+    assert_eq!(
+        built.header("content-type"),
+        "application/json; charset=utf-8"
+    );
     let typed = server.get("/typed").await;
     assert_eq!(typed.header("content-type"), "text/html; charset=latin-1");
     assert_eq!(server.get("/missing").await.header("server"), "sheep/1");
@@ -219,30 +269,68 @@ async fn static_files_serve_types_ranges_etags_and_refuse_traversal() {
     let server = TestServer::start(router, options()).await;
 
     let reply = server.get("/static/hello.txt").await;
-    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "hello static"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::OK, "hello static")
+    );
     assert!(reply.header("content-type").starts_with("text/plain"));
     assert!(!reply.header("last-modified").is_empty());
-    assert!(server.get("/static/page.html").await.header("content-type").starts_with("text/html"));
+    assert!(!reply.header("etag").is_empty());
+    assert!(
+        server
+            .get("/static/page.html")
+            .await
+            .header("content-type")
+            .starts_with("text/html")
+    );
 
     let mut range = HeaderMap::new();
     range.insert("range", "bytes=0-4".parse().unwrap());
     let reply = server
         .request(Method::GET, "/static/hello.txt", range, Bytes::new())
         .await;
-    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::PARTIAL_CONTENT, "hello"));
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::PARTIAL_CONTENT, "hello")
+    );
 
-    for missing in ["/static/nope.txt", "/static/sub", "/static/sub/", "/static/"] {
+    for missing in [
+        "/static/nope.txt",
+        "/static/sub",
+        "/static/sub/",
+        "/static/",
+    ] {
         let reply = server.get(missing).await;
-        assert_eq!((reply.status, reply.body.as_str()), (StatusCode::NOT_FOUND, "custom 404"), "{missing}");
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (StatusCode::NOT_FOUND, "custom 404"),
+            "{missing}"
+        );
     }
     // The raw path, so that no client normalises it away.
-    for traversal in ["/static/../Cargo.toml", "/static/..%2fCargo.toml", "/static/%2e%2e/Cargo.toml"] {
-        let response = raw(server.addr, &format!("GET {traversal} HTTP/1.1\r\nHost: x\r\n\r\n")).await;
-        assert!(response.starts_with("HTTP/1.1 404"), "{traversal}: {response}");
+    for traversal in [
+        "/static/../Cargo.toml",
+        "/static/..%2fCargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+    ] {
+        let response = raw(
+            server.addr,
+            &format!("GET {traversal} HTTP/1.1\r\nHost: x\r\n\r\n"),
+        )
+        .await;
+        assert!(
+            response.starts_with("HTTP/1.1 404"),
+            "{traversal}: {response}"
+        );
         assert!(!response.contains("[package]"), "{traversal}: {response}");
     }
     let reply = server
-        .request(Method::POST, "/static/hello.txt", HeaderMap::new(), Bytes::new())
+        .request(
+            Method::POST,
+            "/static/hello.txt",
+            HeaderMap::new(),
+            Bytes::new(),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     server.stop().await;

@@ -48,7 +48,11 @@ impl TestServer {
         let bound = HttpServer::new(options).bind().await.expect("bind");
         let addr = bound.local_addr();
         let task = tokio::spawn(bound.serve(router, shutdown.clone()));
-        Self { addr, shutdown, task }
+        Self {
+            addr,
+            shutdown,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -66,10 +70,17 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        self.request(Method::GET, path, HeaderMap::new(), Bytes::new()).await
+        self.request(Method::GET, path, HeaderMap::new(), Bytes::new())
+            .await
     }
 
-    pub async fn request(&self, method: Method, path: &str, headers: HeaderMap, body: Bytes) -> Reply {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Reply {
         let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
         let mut request = Request::builder().method(method).uri(self.url(path));
         for (name, value) in &headers {
@@ -125,7 +136,11 @@ pub async fn read_response(stream: &mut TcpStream) -> String {
     tokio::time::timeout(WAIT, async {
         while !buffer.ends_with(b"\r\n\r\n") {
             let n = stream.read(&mut byte).await.unwrap();
-            assert!(n > 0, "connection closed mid-response: {:?}", String::from_utf8_lossy(&buffer));
+            assert!(
+                n > 0,
+                "connection closed mid-response: {:?}",
+                String::from_utf8_lossy(&buffer)
+            );
             buffer.push(byte[0]);
         }
         let head = String::from_utf8_lossy(&buffer).to_ascii_lowercase();
@@ -188,7 +203,10 @@ impl Capture {
     }
 
     pub fn with_target(&self, target: &str) -> Vec<Record> {
-        self.records().into_iter().filter(|r| r.target == target).collect()
+        self.records()
+            .into_iter()
+            .filter(|r| r.target == target)
+            .collect()
     }
 
     /// Waits until a record matches `predicate`.

@@ -1,0 +1,366 @@
+//! The server's options on the wire: keep-alive, real IP, access log, bind, drain.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::get;
+use bytes::Bytes;
+use http::{HeaderMap, Method};
+use support::{Capture, TestServer, WAIT, closed, options, raw, read_response};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tomodachi_core::{Shutdown, Source};
+use tomodachi_http::{
+    AccessLog, HttpOptions, HttpRouter, HttpServer, IgnoreLoggingLayer, RealIp, ServerError,
+};
+
+fn hello() -> HttpRouter {
+    HttpRouter::new().route("/hello", get(|| async { "hello" }))
+}
+
+const GET_HELLO: &str = "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n";
+
+#[tokio::test]
+async fn without_keep_alive_every_response_closes_the_connection() {
+    let server = TestServer::start(hello(), options()).await;
+    let response = raw(server.addr, GET_HELLO).await;
+    let lower = response.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 200"), "{response}");
+    assert!(lower.contains("connection: close\r\n"), "{response}");
+    assert!(lower.contains("server: tomodachi\r\n"), "{response}");
+    assert!(response.ends_with("hello"), "{response}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_rotates_after_max_requests_on_the_wire() {
+    let keep = HttpOptions {
+        keepalive_timeout: 5,
+        max_keepalive_requests: Some(3),
+        ..options()
+    };
+    let server = TestServer::start(hello(), keep).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    for n in 1..=3 {
+        stream.write_all(GET_HELLO.as_bytes()).await.unwrap();
+        let response = read_response(&mut stream).await.to_ascii_lowercase();
+        if n < 3 {
+            assert!(
+                response.contains("connection: keep-alive\r\n"),
+                "{n}: {response}"
+            );
+            assert!(
+                response.contains("keep-alive: timeout=5, max=3\r\n"),
+                "{n}: {response}"
+            );
+        } else {
+            assert!(
+                response.contains("connection: close\r\n"),
+                "{n}: {response}"
+            );
+            assert!(!response.contains("keep-alive: timeout"), "{n}: {response}");
+        }
+    }
+    assert!(
+        closed(&mut stream).await,
+        "the server closes after the 3rd response"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_rotates_after_max_time_and_idles_out() {
+    let keep = HttpOptions {
+        keepalive_timeout: 5,
+        max_keepalive_time: Some(1),
+        ..options()
+    };
+    let server = TestServer::start(hello(), keep).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(GET_HELLO.as_bytes()).await.unwrap();
+    let first = read_response(&mut stream).await.to_ascii_lowercase();
+    assert!(first.contains("connection: keep-alive\r\n"), "{first}");
+    // The connection is older than max_keepalive_time now (it waits for the clock, not for
+    // another task).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    stream.write_all(GET_HELLO.as_bytes()).await.unwrap();
+    let second = read_response(&mut stream).await.to_ascii_lowercase();
+    assert!(second.contains("connection: close\r\n"), "{second}");
+    assert!(closed(&mut stream).await);
+    server.stop().await;
+
+    // An idle keep-alive connection is closed after keepalive_timeout.
+    let short = HttpOptions {
+        keepalive_timeout: 1,
+        ..options()
+    };
+    let server = TestServer::start(hello(), short).await;
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(GET_HELLO.as_bytes()).await.unwrap();
+    read_response(&mut idle).await;
+    let started = std::time::Instant::now();
+    assert!(closed(&mut idle).await);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    server.stop().await;
+}
+
+async fn whoami(RealIp(ip): RealIp) -> String {
+    ip.to_string()
+}
+
+#[tokio::test]
+async fn forwarded_for_is_trusted_only_from_real_ip_from_peers() {
+    let router = || HttpRouter::new().route("/ip", get(whoami));
+    let mut spoofed = HeaderMap::new();
+    spoofed.insert("x-forwarded-for", "1.2.3.4, 10.0.0.1".parse().unwrap());
+
+    let untrusted = HttpOptions {
+        real_ip_from: vec!["10.0.0.0/8".into()],
+        ..options()
+    };
+    let server = TestServer::start(router(), untrusted).await;
+    let reply = server
+        .request(Method::GET, "/ip", spoofed.clone(), Bytes::new())
+        .await;
+    assert_eq!(reply.body, "127.0.0.1");
+    server.stop().await;
+
+    let trusted = HttpOptions {
+        real_ip_from: vec!["127.0.0.0/8".into()],
+        ..options()
+    };
+    let server = TestServer::start(router(), trusted).await;
+    let reply = server
+        .request(Method::GET, "/ip", spoofed, Bytes::new())
+        .await;
+    assert_eq!(reply.body, "1.2.3.4");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_in_flight_requests_and_refuses_new_connections() {
+    let started = Arc::new(Notify::new());
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let release = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
+    let router = {
+        let started = started.clone();
+        HttpRouter::new().route(
+            "/slow",
+            get(move || {
+                let started = started.clone();
+                let release = release.clone();
+                async move {
+                    started.notify_one();
+                    if let Some(release) = release.lock().await.take() {
+                        let _ = release.await;
+                    }
+                    "done"
+                }
+            }),
+        )
+    };
+    let keep = HttpOptions {
+        keepalive_timeout: 30,
+        ..options()
+    };
+    let server = TestServer::start(router, keep).await;
+    let addr = server.addr;
+    // An idle keep-alive connection: closed at once by the drain.
+    let mut idle = TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    read_response(&mut idle).await;
+
+    let mut in_flight = TcpStream::connect(addr).await.unwrap();
+    in_flight
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .unwrap();
+
+    server.shutdown.trigger();
+    assert!(
+        closed(&mut idle).await,
+        "idle keep-alive connection closed on shutdown"
+    );
+    // The listener is gone: a new connection is refused.
+    tokio::time::timeout(WAIT, async {
+        while TcpStream::connect(addr).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("new connections refused after shutdown");
+    assert!(
+        !server.task.is_finished(),
+        "the drain waits for the request in flight"
+    );
+
+    release_tx.send(()).unwrap();
+    let response = read_response(&mut in_flight).await.to_ascii_lowercase();
+    assert!(response.starts_with("http/1.1 200"), "{response}");
+    assert!(response.ends_with("done"), "{response}");
+    assert!(response.contains("connection: close\r\n"), "{response}");
+    tokio::time::timeout(WAIT, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn bind_failure_is_a_startup_error_with_tomodachis_warning() {
+    let (capture, _guard) = Capture::start();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let clash = HttpOptions { port, ..options() };
+    let result = HttpServer::new(clash).start(hello(), Shutdown::new()).await;
+    assert!(
+        matches!(result, Err(ServerError::Bind { .. })),
+        "{:?}",
+        result.err()
+    );
+    let record = capture
+        .wait_for(|r| r.target == "tomodachi.http" && r.message.starts_with("unable to bind"))
+        .await;
+    assert_eq!(
+        record.message,
+        format!("unable to bind service [http] to http://localhost:{port}/")
+    );
+    assert_eq!(record.level, tracing::Level::WARN);
+
+    let bad = HttpOptions {
+        max_keepalive_requests: Some(10),
+        ..options()
+    };
+    assert!(matches!(
+        HttpServer::new(bad).bind().await,
+        Err(ServerError::Option(_))
+    ));
+}
+
+#[tokio::test]
+async fn access_log_records_have_tomodachis_fields() {
+    let (capture, _guard) = Capture::start();
+    let file =
+        std::env::temp_dir().join(format!("tomodachi-http-access-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let router = HttpRouter::new()
+        .regex_route(r"/resource/(?P<id>[^/]+)", get(|| async { "resource" }))
+        .route(
+            "/quiet",
+            get(|| async { "shh" }).layer(IgnoreLoggingLayer::all()),
+        )
+        .route(
+            "/some",
+            get(|| async { "some" }).layer(IgnoreLoggingLayer::statuses([200])),
+        );
+    let logged = HttpOptions {
+        access_log: AccessLog::File(file.to_string_lossy().into_owned()),
+        ..options()
+    };
+    let server = TestServer::start(router, logged).await;
+    let mut headers = HeaderMap::new();
+    headers.insert("user-agent", "test-agent/1".parse().unwrap());
+    headers.insert("authorization", "Basic dXNlcjpwYXNz".parse().unwrap());
+    server
+        .request(
+            Method::POST,
+            "/resource/a%20b?q=1",
+            headers,
+            Bytes::from_static(b"12345"),
+        )
+        .await;
+    server.get("/quiet").await;
+    server.get("/some").await;
+    server.get("/resource/x").await;
+
+    let record = capture
+        .wait_for(|r| {
+            r.target == "tomodachi.http.response" && r.field("request_method") == Some("POST")
+        })
+        .await;
+    assert_eq!(record.level, tracing::Level::INFO);
+    assert_eq!(record.message, "");
+    assert_eq!(record.field("status_code"), Some("405"));
+    assert_eq!(record.field("remote_ip"), Some("127.0.0.1"));
+    assert_eq!(record.field("auth_user"), Some("user"));
+    assert_eq!(record.field("request_path"), Some("/resource/a b"));
+    assert_eq!(record.field("request_query_string"), Some("q=1"));
+    assert_eq!(record.field("http_version"), Some("HTTP/1.1"));
+    assert_eq!(record.field("response_content_length"), Some("18"));
+    assert_eq!(record.field("request_content_length"), Some("5"));
+    assert_eq!(record.field("user_agent"), Some("test-agent/1"));
+    for timing in ["handler_elapsed_time", "request_time"] {
+        let value = record.field(timing).unwrap();
+        assert!(
+            value.starts_with("0.") && value.ends_with('s') && value.len() == 8,
+            "{timing}={value}"
+        );
+    }
+    let plain = capture
+        .wait_for(|r| {
+            r.target == "tomodachi.http.response" && r.field("request_path") == Some("/resource/x")
+        })
+        .await;
+    assert_eq!(plain.field("status_code"), Some("200"));
+    assert_eq!(plain.field("request_query_string"), None);
+    assert_eq!(plain.field("auth_user"), None);
+    let paths: Vec<_> = capture
+        .with_target("tomodachi.http.response")
+        .iter()
+        .filter_map(|r| r.field("request_path").map(str::to_owned))
+        .collect();
+    assert!(
+        !paths.iter().any(|p| p == "/quiet" || p == "/some"),
+        "{paths:?}"
+    );
+    server.stop().await;
+
+    let lines = std::fs::read_to_string(&file).unwrap();
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(first["logger"], "tomodachi.http.response");
+    assert_eq!(first["level"], "info");
+    assert_eq!(first["status_code"], 405);
+    assert_eq!(first["request_path"], "/resource/a b");
+    assert!(first["timestamp"].as_str().unwrap().ends_with('Z'));
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[tokio::test]
+async fn client_disconnect_is_logged_as_499() {
+    let (capture, _guard) = Capture::start();
+    let router = HttpRouter::new().route(
+        "/hang",
+        get(|| async {
+            std::future::pending::<()>().await;
+            "never"
+        }),
+    );
+    let server = TestServer::start(router, options()).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    stream.shutdown().await.unwrap();
+    drop(stream);
+    let record = capture
+        .wait_for(|r| {
+            r.target == "tomodachi.http.response" && r.field("request_path") == Some("/hang")
+        })
+        .await;
+    assert_eq!(record.field("status_code"), Some("499"));
+    server.stop().await;
+}
