@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Channel, Connection, ConnectionProperties};
@@ -133,8 +134,17 @@ impl AmqpConnection {
                 ..AMQPQueryString::default()
             },
         };
+        // lapin retries the TCP connect (and each recovery) with this back-off: 0.2 s
+        // doubling, 5 tries (about 6 s) so that startup fails in seconds without a
+        // broker. Longer outages are the consumers' and publishers' own reconnect loops.
         let mut properties = ConnectionProperties::default()
             .enable_auto_recover()
+            .configure_backoff(|backoff| {
+                backoff
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(5)
+            })
             .with_client_property("product".into(), "tomodachi-rs".into());
         if let Some(name) = &self.inner.name {
             properties = properties.with_connection_name(name.as_str().into());

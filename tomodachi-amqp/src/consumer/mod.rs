@@ -197,6 +197,15 @@ where
             break;
         };
         match next {
+            Some(Ok(delivery)) if !delivery.acker.usable() => {
+                // Buffered from a channel that has died since: it cannot be settled and
+                // the broker redelivers it, so do not run it now.
+                tracing::debug!(
+                    target: "tomodachi.amqp",
+                    delivery_tag = delivery.delivery_tag,
+                    "skipping a delivery of a closed channel (it will be redelivered)"
+                );
+            }
             Some(Ok(delivery)) => {
                 let (message, acker, delivery_tag) = delivery::into_message(
                     delivery,
