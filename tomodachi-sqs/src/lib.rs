@@ -1,4 +1,4 @@
-//! tomodachi-rs sqs transport.
+#![doc = include_str!("../README.md")]
 
 mod attributes;
 mod client;
@@ -16,7 +16,7 @@ pub use subscription::Subscription;
 mod consumer;
 mod context;
 
-pub use consumer::{Running, SqsConsumer};
+pub use consumer::{Running, SqsConsumer, message_from_sqs};
 pub use context::{
     ApproximateReceiveCount, MessageAttributes, MessageDeduplicationId, MessageGroupId,
     MessageTimestamp, MessageType, QueueUrl, RawMessageBody, ReceiptHandle, SnsMessageId,

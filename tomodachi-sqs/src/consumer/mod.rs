@@ -40,7 +40,7 @@ const LOG: &str = "tomodachi.awssnssqs";
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
-/// use tomodachi_core::{Handler as _, Shutdown, Source as _, ServiceIdentity};
+/// use tomodachi_core::{HandlerWithoutStateExt as _, Shutdown, Source as _, ServiceIdentity};
 /// use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SqsConsumer, Subscription, Topic};
 ///
 /// async fn on_event(Topic(topic): Topic) {
@@ -50,7 +50,7 @@ const LOG: &str = "tomodachi.awssnssqs";
 /// let options = AwsSnsSqsOptions { region_name: Some("eu-west-1".into()), ..Default::default() };
 /// let clients = AwsClients::from_options(&options, &AwsEndpointUrlsOptions::default()).await?;
 /// let consumer = SqsConsumer::new(clients, options, Subscription::topic("example-topic"), ServiceIdentity::with_random_uuid("service"));
-/// consumer.serve(on_event.with_state(()).into_service(), Shutdown::new()).await?;
+/// consumer.serve(on_event.into_service(), Shutdown::new()).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -117,6 +117,23 @@ impl SqsConsumer {
             &self.subscription,
         )
         .await
+    }
+}
+
+/// The [`Message`] the consumer hands to its service for an SQS message: the SNS
+/// notification's `Message` as body, [`SqsContext`](crate::SqsContext) and
+/// [`Attributes`](tomodachi_core::Attributes) as context. `None` when tomodachi deletes the
+/// message without handling it (a body that is not a JSON object, no `Message`).
+///
+/// Useful where SQS messages arrive some other way (an AWS Lambda event, tests).
+pub fn message_from_sqs(
+    message: &aws_sdk_sqs::types::Message,
+    queue_url: &Arc<str>,
+    topic_prefix: &str,
+) -> Option<Message> {
+    match parse(message, queue_url, topic_prefix) {
+        Parsed::Handle(message) => Some(message),
+        Parsed::Empty | Parsed::Unsupported => None,
     }
 }
 
