@@ -218,10 +218,10 @@ async fn a_deleted_queue_is_created_again() {
     let sqs_sender = SqsSender::new(clients.clone(), options(), identity("sender"));
     let body = within(30, "the re-created queue to deliver", async {
         loop {
-            if sqs_sender.send(&json!("again"), &queue).await.is_ok() {
-                if let Some(body) = received.recv().await {
-                    return body;
-                }
+            if sqs_sender.send(&json!("again"), &queue).await.is_ok()
+                && let Some(body) = received.recv().await
+            {
+                return body;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
