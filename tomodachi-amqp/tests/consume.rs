@@ -213,6 +213,11 @@ async fn round_trip_on_amq_topic_with_prefixes_headers_and_persistence() {
     assert_eq!(ctx.decoded_routing_key(), format!("pre.{key}.ä"));
     assert_eq!(ctx.bound_routing_key, format!("{key}.*"));
     assert_eq!(
+        seen[0].metadata.topic,
+        format!("{key}.ä"),
+        "the envelope's topic has no prefix"
+    );
+    assert_eq!(
         ctx.headers["traceparent"].as_str(),
         Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
     );

@@ -6,8 +6,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use lapin::options::BasicPublishOptions;
 use lapin::BasicProperties;
+use lapin::options::BasicPublishOptions;
 use serde_json::json;
 use support::*;
 use tokio::process::Command;
@@ -19,11 +19,20 @@ use tower::Layer;
 /// The broker's pids of the connections whose client-provided name is `name`.
 async fn connection_pids(name: &str) -> Vec<String> {
     let output = Command::new("rabbitmqctl")
-        .args(["list_connections", "-q", "--no-table-headers", "pid", "client_properties"])
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
         .output()
         .await
         .expect("rabbitmqctl must be installed for the reconnect tests");
-    assert!(output.status.success(), "rabbitmqctl list_connections failed: {output:?}");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl list_connections failed: {output:?}"
+    );
     let needle = format!("{{\"connection_name\",\"{name}\"}}");
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -35,11 +44,18 @@ async fn connection_pids(name: &str) -> Vec<String> {
 /// Closes this test's connection (only it: other tests run at the same time).
 async fn close_connection(pid: &str) {
     let output = Command::new("rabbitmqctl")
-        .args(["close_connection", pid, "closed by the tomodachi-amqp reconnect test"])
+        .args([
+            "close_connection",
+            pid,
+            "closed by the tomodachi-amqp reconnect test",
+        ])
         .output()
         .await
         .unwrap();
-    assert!(output.status.success(), "rabbitmqctl close_connection failed: {output:?}");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl close_connection failed: {output:?}"
+    );
 }
 
 async fn only_pid(name: &str) -> String {
@@ -62,11 +78,17 @@ async fn consumer_resumes_after_its_connection_is_closed_and_loses_nothing() {
     let key = unique("reconnect");
     let name = unique("tomodachi-amqp-test-consumer");
     let connection = AmqpConnection::new(options()).with_name(&name);
-    let consumer = Consumer::with_connection(connection.clone(), Binding::routing_key(&key), identity("rc"));
+    let consumer = Consumer::with_connection(
+        connection.clone(),
+        Binding::routing_key(&key),
+        identity("rc"),
+    );
     let (tx, mut rx) = mpsc::unbounded_channel();
     let service = tower::limit::ConcurrencyLimitLayer::new(10).layer(count.with_state(tx));
     let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(service, shutdown.clone())).await.unwrap();
+    let running = within(15, "setup", consumer.start(service, shutdown.clone()))
+        .await
+        .unwrap();
     let task = tokio::spawn(running);
     let pid = only_pid(&name).await;
 
@@ -107,7 +129,10 @@ async fn consumer_resumes_after_its_connection_is_closed_and_loses_nothing() {
         }
     })
     .await;
-    assert!(at_close < TOTAL as usize, "the close happened mid-stream ({at_close} seen)");
+    assert!(
+        at_close < TOTAL as usize,
+        "the close happened mid-stream ({at_close} seen)"
+    );
     let new_pid = only_pid(&name).await;
     assert_ne!(new_pid, pid, "the consumer reconnected by itself");
 
@@ -122,9 +147,19 @@ async fn publish_during_an_outage_waits_for_recovery() {
     logs();
     let key = unique("pub-outage");
     let (rec, mut rx) = recorder();
-    let consumer = Consumer::new(options(), Binding::routing_key(&key).envelope(JsonEnvelope), identity("c"));
+    let consumer = Consumer::new(
+        options(),
+        Binding::routing_key(&key).envelope(JsonEnvelope),
+        identity("c"),
+    );
     let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(record.with_state(rec), shutdown.clone())).await.unwrap();
+    let running = within(
+        15,
+        "setup",
+        consumer.start(record.with_state(rec), shutdown.clone()),
+    )
+    .await
+    .unwrap();
     let task = tokio::spawn(running);
 
     let name = unique("tomodachi-amqp-test-publisher");
@@ -133,7 +168,13 @@ async fn publish_during_an_outage_waits_for_recovery() {
     publisher.publish(&json!("before"), &key).await.unwrap();
     let pid = only_pid(&name).await;
     close_connection(&pid).await;
-    within(60, "publish after the close", publisher.publish(&json!("after"), &key)).await.unwrap();
+    within(
+        60,
+        "publish after the close",
+        publisher.publish(&json!("after"), &key),
+    )
+    .await
+    .unwrap();
 
     let seen = take(&mut rx, 2, 15).await;
     let data: Vec<_> = seen.iter().map(|s| s.data.clone()).collect();
@@ -151,28 +192,43 @@ async fn publish_without_a_broker_fails_clearly_after_its_timeout() {
         port: 1,
         ..AmqpOptions::default()
     };
-    let publisher = AmqpPublisher::new(options, identity("p")).publish_timeout(Duration::from_secs(1));
-    let error = within(10, "the publish to fail", publisher.publish(&json!(1), "nowhere"))
-        .await
-        .unwrap_err();
+    let publisher =
+        AmqpPublisher::new(options, identity("p")).publish_timeout(Duration::from_secs(1));
+    let error = within(
+        10,
+        "the publish to fail",
+        publisher.publish(&json!(1), "nowhere"),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(error, AmqpError::PublishTimeout { .. }), "{error}");
-    assert!(error.to_string().contains("not confirmed within"), "{error}");
+    assert!(
+        error.to_string().contains("not confirmed within"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_to_a_missing_exchange_fails_at_once() {
     let publisher = AmqpPublisher::new(options(), identity("p"));
     let missing = unique("no-such-exchange");
-    let error = within(10, "the publish to fail", publisher.publish_with(
-        &json!(1),
-        "x",
-        tomodachi_amqp::PublishOptions::new().exchange(&missing),
-    ))
+    let error = within(
+        10,
+        "the publish to fail",
+        publisher.publish_with(
+            &json!(1),
+            "x",
+            tomodachi_amqp::PublishOptions::new().exchange(&missing),
+        ),
+    )
     .await
     .unwrap_err();
     assert!(matches!(error, AmqpError::Publish { .. }), "{error}");
     // and the publisher still works afterwards
-    publisher.publish(&json!(2), &unique("after")).await.unwrap();
+    publisher
+        .publish(&json!(2), &unique("after"))
+        .await
+        .unwrap();
     publisher.close().await;
 }
 
@@ -184,10 +240,19 @@ async fn consumer_setup_fails_clearly_without_a_broker() {
     };
     let (rec, _rx) = recorder();
     let consumer = Consumer::new(options, Binding::routing_key("x"), identity("c"));
-    let error = within(10, "setup to fail", consumer.start(record.with_state(rec), Shutdown::new()))
-        .await
-        .err()
-        .unwrap();
+    let error = within(
+        10,
+        "setup to fail",
+        consumer.start(record.with_state(rec), Shutdown::new()),
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(error, AmqpError::Connect { .. }), "{error}");
-    assert!(error.to_string().starts_with("unable to connect [amqp] to 127.0.0.1:1"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("unable to connect [amqp] to 127.0.0.1:1"),
+        "{error}"
+    );
 }

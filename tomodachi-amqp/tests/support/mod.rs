@@ -10,7 +10,7 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
 use tomodachi_amqp::{AmqpContext, AmqpOptions, QosOptions};
-use tomodachi_core::{Data, MessageUuid, ServiceIdentity, State};
+use tomodachi_core::{Data, EnvelopeMetadata, MessageUuid, Metadata, ServiceIdentity, State};
 
 pub const BROKER_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -123,6 +123,7 @@ pub async fn ready_count(channel: &Channel, queue: &str) -> u32 {
 pub struct Seen {
     pub data: serde_json::Value,
     pub message_uuid: String,
+    pub metadata: EnvelopeMetadata,
     pub context: AmqpContext,
 }
 
@@ -140,11 +141,13 @@ pub async fn record(
     State(recorder): State<Recorder>,
     context: AmqpContext,
     MessageUuid(message_uuid): MessageUuid,
+    Metadata(metadata): Metadata,
     Data(data): Data<serde_json::Value>,
 ) {
     let _ = recorder.0.send(Seen {
         data,
         message_uuid,
+        metadata,
         context,
     });
 }
