@@ -34,7 +34,7 @@ use axum::extract::ws::{self as axum_ws, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::FutureExt;
+use futures_util::{FutureExt, SinkExt};
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::request::Parts;
 use tokio::sync::mpsc;
@@ -277,16 +277,22 @@ impl WebSocket {
         if self.done {
             return None;
         }
-        let Some(shutdown) = self.shutdown.clone() else {
-            return self.inner.recv().await;
+        let message = match self.shutdown.clone() {
+            None => self.inner.recv().await,
+            Some(shutdown) => tokio::select! {
+                message = self.inner.recv() => message,
+                () = shutdown.triggered() => {
+                    self.close_with(close_code::AWAY, "server shutting down").await;
+                    return None;
+                }
+            },
         };
-        tokio::select! {
-            message = self.inner.recv() => message,
-            () = shutdown.triggered() => {
-                self.close_with(close_code::AWAY, "server shutting down").await;
-                None
-            }
+        if let Some(Ok(Message::Close(_))) = &message {
+            // Send the reply tungstenite queued now: callers stop reading after a Close.
+            self.done = true;
+            let _ = self.inner.flush().await;
         }
+        message
     }
 
     /// Sends a message.

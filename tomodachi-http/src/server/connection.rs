@@ -183,8 +183,9 @@ pub(crate) async fn serve<A>(
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout)
-        .keep_alive(shared.config.keep_alive.is_some());
+        .header_read_timeout(shared.config.header_read_timeout);
+    // Keep-alive stays on in hyper (it would append `close` to an upgrade's `Connection`):
+    // each response's own `Connection: close` ends the connection instead.
     let service = ConnService {
         shared,
         conn: Arc::new(ConnState {

@@ -189,13 +189,40 @@ pub struct Capture {
     notify: Arc<Notify>,
 }
 
+/// Every capture by the thread it listens on (tests run their runtime on one thread).
+static CAPTURES: Mutex<BTreeMap<String, Capture>> = Mutex::new(BTreeMap::new());
+
+/// Stops a capture when dropped.
+pub struct CaptureGuard(String);
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURES.lock().unwrap().remove(&self.0);
+    }
+}
+
+fn thread_key() -> String {
+    format!("{:?}", std::thread::current().id())
+}
+
 impl Capture {
-    /// Starts capturing on this thread (use a current-thread runtime).
-    pub fn start() -> (Self, tracing::subscriber::DefaultGuard) {
+    /// Starts capturing the events of this thread (use a current-thread runtime).
+    ///
+    /// One global subscriber routes events by thread: scoped (`set_default`) subscribers
+    /// miss events when tests on other threads register the same callsites first.
+    pub fn start() -> (Self, CaptureGuard) {
+        static INSTALL: std::sync::Once = std::sync::Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::registry().with(Router);
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        });
         let capture = Self::default();
-        let subscriber = tracing_subscriber::registry().with(capture.clone());
-        let guard = tracing::subscriber::set_default(subscriber);
-        (capture, guard)
+        let key = thread_key();
+        CAPTURES
+            .lock()
+            .unwrap()
+            .insert(key.clone(), capture.clone());
+        (capture, CaptureGuard(key))
     }
 
     pub fn records(&self) -> Vec<Record> {
@@ -255,8 +282,20 @@ impl Visitor<'_> {
     }
 }
 
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+/// The global layer: hands each event to the capture of its thread, if any.
+struct Router;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Router {
     fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let capture = CAPTURES.lock().unwrap().get(&thread_key()).cloned();
+        if let Some(capture) = capture {
+            capture.push(event);
+        }
+    }
+}
+
+impl Capture {
+    fn push(&self, event: &tracing::Event<'_>) {
         let mut record = Record {
             target: event.metadata().target().to_owned(),
             level: *event.metadata().level(),
