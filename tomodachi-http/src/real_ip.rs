@@ -28,7 +28,7 @@ use crate::options::OptionError;
 /// async fn whoami(RealIp(ip): RealIp) -> String {
 ///     ip.to_string()
 /// }
-/// # let _ = axum::routing::get(whoami);
+/// # let _: axum::routing::MethodRouter = axum::routing::get(whoami);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RealIp(pub IpAddr);

@@ -21,7 +21,7 @@
 //!         }
 //!     })
 //! }
-//! # let _ = axum::routing::get(echo);
+//! # let _: axum::routing::MethodRouter = axum::routing::get(echo);
 //! ```
 
 use std::future::Future;
