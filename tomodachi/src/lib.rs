@@ -1,0 +1,44 @@
+#![doc = include_str!("../README.md")]
+
+pub mod banner;
+pub mod cli;
+mod context;
+mod lifecycle;
+pub mod logging;
+pub mod options;
+mod process;
+#[cfg(feature = "schedule")]
+mod scheduled;
+mod service;
+
+pub use cli::Settings;
+pub use context::{
+    ExecutionContext, TOMODACHI_COMPATIBLE_VERSION, TransportContext, execution_context,
+};
+pub use logging::{LogFormat, LogLevel};
+pub use options::{Options, OptionsError, WatcherOptions};
+pub use process::{Exit, Process, exit};
+pub use service::{BoxMessageService, HookResult, Service};
+
+pub use tomodachi_core as core;
+pub use tomodachi_core::{
+    AttributeValue, Attributes, Classify, Data, DedupLayer, DropOnFailure, Envelope, EnvelopeLayer,
+    EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
+    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, RawEnvelope,
+    Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State, classify_fn, to_python_json,
+};
+
+#[cfg(feature = "schedule")]
+pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};
+
+#[cfg(feature = "http")]
+pub use tomodachi_http as http;
+
+#[cfg(feature = "amqp")]
+pub use tomodachi_amqp as amqp;
+
+#[cfg(feature = "sqs")]
+pub use tomodachi_sqs as sqs;
+
+#[cfg(feature = "otel")]
+pub use tomodachi_otel as otel;

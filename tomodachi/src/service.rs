@@ -1,0 +1,347 @@
+//! The `Service` builder: handlers, layers, state, options and lifecycle hooks.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use tomodachi_core::{
+    BoxError, Message, Outcome, ServiceIdentity, SharedEnvelope, Shutdown, Transport,
+};
+use tower::Layer;
+use tower::util::BoxCloneSyncService;
+
+use crate::Options;
+
+/// A message handler after type erasure: what sources drive.
+pub type BoxMessageService = BoxCloneSyncService<Message, Outcome, BoxError>;
+
+/// One microservice: a name, its options, its handlers and its lifecycle hooks.
+///
+/// Build it, then [`run`](Service::run) it (or several with [`Process`](crate::Process)).
+///
+/// ```no_run
+/// use tomodachi::{Schedule, Service};
+///
+/// async fn heartbeat() {
+///     tracing::info!("heartbeat");
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> tomodachi::Exit {
+///     Service::new("quickstart")
+///         .schedule(Schedule::heartbeat(), heartbeat)
+///         .on_start(|_| async { tracing::info!("starting up"); Ok(()) })
+///         .run()
+///         .await
+/// }
+/// ```
+pub struct Service<S = ()> {
+    pub(crate) name: String,
+    pub(crate) uuid: Option<String>,
+    pub(crate) options: Options,
+    pub(crate) state: S,
+    pub(crate) envelope: Option<SharedEnvelope>,
+    pub(crate) layers: Vec<LayerFn>,
+    pub(crate) registrations: Vec<Registration>,
+    pub(crate) hooks: Hooks,
+}
+
+pub(crate) type LayerFn = Arc<dyn Fn(BoxMessageService) -> BoxMessageService + Send + Sync>;
+
+/// A hook after type erasure.
+pub(crate) type HookFn = Box<dyn FnOnce() -> BoxFuture<'static, Result<(), BoxError>> + Send>;
+
+/// The hooks of each lifecycle step, in registration order.
+#[derive(Default)]
+pub(crate) struct Hooks {
+    pub(crate) on_start: Vec<HookFn>,
+    pub(crate) on_started: Vec<HookFn>,
+    pub(crate) on_stopping: Vec<HookFn>,
+    pub(crate) on_stop: Vec<HookFn>,
+}
+
+/// Everything a transport needs when the service starts.
+#[derive(Clone)]
+#[allow(dead_code)] // identity, options and envelope serve the message transports
+pub(crate) struct RunContext {
+    pub(crate) identity: ServiceIdentity,
+    pub(crate) options: Arc<Options>,
+    pub(crate) shutdown: Shutdown,
+    pub(crate) layers: Arc<[LayerFn]>,
+    pub(crate) envelope: Option<SharedEnvelope>,
+}
+
+impl RunContext {
+    /// `service` wrapped in the service's message layers (first added = outermost), and
+    /// then in the envelope (outermost of all), if one is given.
+    #[cfg_attr(
+        not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
+        allow(dead_code)
+    )]
+    pub(crate) fn wrap(
+        &self,
+        service: BoxMessageService,
+        envelope: Option<&SharedEnvelope>,
+    ) -> BoxMessageService {
+        let mut service = service;
+        for layer in self.layers.iter().rev() {
+            service = layer(service);
+        }
+        match envelope {
+            Some(envelope) => BoxCloneSyncService::new(
+                tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
+            ),
+            None => service,
+        }
+    }
+}
+
+/// The work a source does after its setup; resolves once drained.
+pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
+
+/// A transport handler waiting for the service to start.
+pub(crate) struct Registration {
+    pub(crate) transport: Transport,
+    pub(crate) start:
+        Box<dyn FnOnce(RunContext) -> BoxFuture<'static, Result<Running, BoxError>> + Send>,
+}
+
+impl Service<()> {
+    /// A service called `name`, with default options and no state.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            uuid: None,
+            options: Options::default(),
+            state: (),
+            envelope: None,
+            layers: Vec::new(),
+            registrations: Vec::new(),
+            hooks: Hooks::default(),
+        }
+    }
+}
+
+impl<S> Service<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// Sets the state handlers read with `State<T>` and hooks receive. Handlers added
+    /// before keep the state they were added with.
+    pub fn state<S2>(self, state: S2) -> Service<S2>
+    where
+        S2: Clone + Send + Sync + 'static,
+    {
+        Service {
+            name: self.name,
+            uuid: self.uuid,
+            options: self.options,
+            state,
+            envelope: self.envelope,
+            layers: self.layers,
+            registrations: self.registrations,
+            hooks: self.hooks,
+        }
+    }
+
+    /// The state.
+    pub fn state_ref(&self) -> &S {
+        &self.state
+    }
+
+    /// Sets the service's uuid (random per process by default, as in tomodachi).
+    #[must_use]
+    pub fn uuid(mut self, uuid: impl Into<String>) -> Self {
+        self.uuid = Some(uuid.into());
+        self
+    }
+
+    /// Replaces the options (`TOMODACHI_*` variables still apply on top at run time).
+    #[must_use]
+    pub fn options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Changes the options in place.
+    #[must_use]
+    pub fn configure(mut self, f: impl FnOnce(&mut Options)) -> Self {
+        f(&mut self.options);
+        self
+    }
+
+    /// The options.
+    pub fn options_ref(&self) -> &Options {
+        &self.options
+    }
+
+    /// The envelope of the service's messages (tomodachi's `message_envelope`); without
+    /// one, messages are raw.
+    #[must_use]
+    pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
+        self.envelope = Some(Arc::new(envelope));
+        self
+    }
+
+    /// Wraps every message handler (AMQP, SNS+SQS, scheduled) in `layer`. The first layer
+    /// added is the outermost; the envelope opens messages before any of them.
+    ///
+    /// Any tower layer works whose service answers `Message` with `Outcome`: errors are
+    /// treated as retries.
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxMessageService> + Send + Sync + 'static,
+        L::Service: tower::Service<Message, Response = Outcome> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<Message>>::Error: Into<BoxError>,
+        <L::Service as tower::Service<Message>>::Future: Send + 'static,
+    {
+        self.layers.push(Arc::new(move |inner| {
+            BoxCloneSyncService::new(tower::ServiceExt::map_err(layer.layer(inner), Into::into))
+        }));
+        self
+    }
+
+    /// Runs `hook` first of all, before any transport starts (tomodachi's
+    /// `_start_service`). An error stops the service with exit code 1.
+    #[must_use]
+    pub fn on_start<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let hook = self.hook(hook);
+        self.hooks.on_start.push(hook);
+        self
+    }
+
+    /// Runs `hook` once every transport is set up, before the service counts as started
+    /// (`_started_service`). An error stops the service with exit code 1.
+    #[must_use]
+    pub fn on_started<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let hook = self.hook(hook);
+        self.hooks.on_started.push(hook);
+        self
+    }
+
+    /// Runs `hook` when the service begins to stop, before transports drain
+    /// (`_stopping_service`). Errors are logged.
+    #[must_use]
+    pub fn on_stopping<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let hook = self.hook(hook);
+        self.hooks.on_stopping.push(hook);
+        self
+    }
+
+    /// Runs `hook` last, once every transport has drained (`_stop_service`). Errors are
+    /// logged.
+    #[must_use]
+    pub fn on_stop<F, Fut, R>(mut self, hook: F) -> Self
+    where
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let hook = self.hook(hook);
+        self.hooks.on_stop.push(hook);
+        self
+    }
+
+    fn hook<F, Fut, R>(&self, hook: F) -> HookFn
+    where
+        F: FnOnce(S) -> Fut + Send + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let state = self.state.clone();
+        Box::new(move || Box::pin(async move { hook(state).await.into_hook_result() }))
+    }
+
+    /// Registers a transport's handler (used by the transport methods).
+    pub(crate) fn register(
+        mut self,
+        transport: Transport,
+        start: impl FnOnce(RunContext) -> BoxFuture<'static, Result<Running, BoxError>> + Send + 'static,
+    ) -> Self {
+        self.registrations.push(Registration {
+            transport,
+            start: Box::new(start),
+        });
+        self
+    }
+
+    /// Runs the service as a process: reads the command line and `TOMODACHI_*`
+    /// variables, sets up logging, starts, runs until SIGINT/SIGTERM or
+    /// [`exit`](crate::exit), stops. Returns the exit code.
+    pub async fn run(self) -> crate::Exit {
+        crate::Process::new().service(self).run().await
+    }
+}
+
+impl<S> fmt::Debug for Service<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("uuid", &self.uuid)
+            .field("handlers", &self.registrations.len())
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a lifecycle hook may return: `()` or `Result<(), E>`.
+pub trait HookResult: Send {
+    /// Converts into a result.
+    fn into_hook_result(self) -> Result<(), BoxError>;
+}
+
+impl HookResult for () {
+    fn into_hook_result(self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+impl<E: Into<BoxError> + Send> HookResult for Result<(), E> {
+    fn into_hook_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// A service with its state erased, ready to run in a [`Process`](crate::Process).
+pub(crate) struct Plan {
+    pub(crate) identity: ServiceIdentity,
+    pub(crate) options: Options,
+    pub(crate) envelope: Option<SharedEnvelope>,
+    pub(crate) layers: Arc<[LayerFn]>,
+    pub(crate) registrations: Vec<Registration>,
+    pub(crate) hooks: Hooks,
+}
+
+impl<S> From<Service<S>> for Plan {
+    fn from(service: Service<S>) -> Self {
+        let identity = match service.uuid {
+            Some(uuid) => ServiceIdentity::new(service.name, uuid),
+            None => ServiceIdentity::with_random_uuid(service.name),
+        };
+        Plan {
+            identity,
+            options: service.options,
+            envelope: service.envelope,
+            layers: service.layers.into(),
+            registrations: service.registrations,
+            hooks: service.hooks,
+        }
+    }
+}
