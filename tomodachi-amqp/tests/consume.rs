@@ -100,9 +100,10 @@ async fn round_trip_on_a_topic_exchange_with_wildcards() {
             .starts_with(&format!("{}.", sender.uuid))
     );
 
-    // `#` matches any number of words: all three, in order.
+    // `#` matches any number of words: all three (handled concurrently, in any order).
     let seen = take(&mut hash_rx, 3, 10).await;
-    let ns: Vec<_> = seen.iter().map(|s| s.data["n"].as_i64().unwrap()).collect();
+    let mut ns: Vec<_> = seen.iter().map(|s| s.data["n"].as_i64().unwrap()).collect();
+    ns.sort_unstable();
     assert_eq!(ns, [1, 2, 3]);
 
     stop(s1, t1).await;
@@ -694,4 +695,40 @@ async fn shutdown_requeues_deliveries_not_started_and_respects_readiness() {
         0,
         "nothing dead-lettered by shutdown"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_envelope_is_rejected_and_the_consumer_keeps_running() {
+    logs();
+    let key = unique("bad-envelope");
+    let (_conn, channel) = raw().await;
+    let (dlx, dlq) = dead_letter_queue(&channel).await;
+    let (rec, mut rx) = recorder();
+    let binding = Binding::routing_key(&key)
+        .envelope(JsonEnvelope)
+        .dead_letter_exchange(&dlx);
+    let consumer = Consumer::new(options(), binding, identity("bad"));
+    let (shutdown, task) = start(consumer, record.with_state(rec)).await;
+    publish_raw(&channel, "amq.topic", &key, b"{not an envelope").await;
+    let publisher = AmqpPublisher::new(options(), identity("sender"));
+    publisher.publish(&json!("good"), &key).await.unwrap();
+
+    let seen = take(&mut rx, 1, 10).await;
+    assert_eq!(seen[0].data, json!("good"));
+    let mut dead = channel
+        .basic_consume(
+            dlq.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let delivery = within(10, "the rejected message", dead.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivery.data, b"{not an envelope");
+    stop(shutdown, task).await;
+    publisher.close().await;
 }
