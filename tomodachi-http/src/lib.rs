@@ -13,6 +13,9 @@ mod router;
 mod server;
 pub mod ws;
 
+#[doc = include_str!("docs/middleware.md")]
+pub mod middleware {}
+
 pub use access_log::{
     AccessLogFile, AccessLogFuture, AccessLogLayer, AccessLogService, IgnoreLoggingFuture,
     IgnoreLoggingLayer, IgnoreLoggingService,
