@@ -51,7 +51,9 @@ impl<S> BasicAuth<S> {
     fn user(&self, req: &Request) -> Option<String> {
         let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
         let encoded = value.strip_prefix("Basic ")?;
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).ok()?;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()?;
         let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
         (self.users.get(user)? == password).then(|| user.to_owned())
     }
@@ -110,13 +112,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(true).init();
     let users = HashMap::from([("sheep".to_owned(), "baa".to_owned())]);
     let router = HttpRouter::new()
-        .regex_route("/orders", post(create_order).layer(middleware::from_fn(require_json)))
+        .regex_route(
+            "/orders",
+            post(create_order).layer(middleware::from_fn(require_json)),
+        )
         .route("/whoami", get(whoami))
         .route_layer(BasicAuthLayer {
             users: Arc::new(users),
         });
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals()?;
-    HttpServer::new(HttpOptions::default()).serve(router, shutdown).await?;
+    HttpServer::new(HttpOptions::default())
+        .serve(router, shutdown)
+        .await?;
     Ok(())
 }

@@ -65,6 +65,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(Room::default());
     let shutdown = Shutdown::new();
     shutdown.listen_for_signals()?;
-    HttpServer::new(HttpOptions::default()).serve(router, shutdown).await?;
+    HttpServer::new(HttpOptions::default())
+        .serve(router, shutdown)
+        .await?;
     Ok(())
 }

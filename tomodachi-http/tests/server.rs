@@ -364,3 +364,87 @@ async fn client_disconnect_is_logged_as_499() {
     assert_eq!(record.field("status_code"), Some("499"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn slow_headers_are_cut_off_by_the_header_read_timeout() {
+    let bound = HttpServer::new(options())
+        .header_read_timeout(Duration::from_millis(300))
+        .bind()
+        .await
+        .unwrap();
+    let addr = bound.local_addr();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(bound.serve(hello(), shutdown.clone()));
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(
+        WAIT,
+        tokio::io::AsyncReadExt::read_to_end(&mut slow, &mut rest),
+    )
+    .await
+    .expect("closed in time")
+    .ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // Meanwhile other clients are served.
+    assert!(raw(addr, GET_HELLO).await.ends_with("hello"));
+    shutdown.trigger();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn requests_past_the_grace_period_are_cut_off() {
+    let started = Arc::new(Notify::new());
+    let reached = started.clone();
+    let router = HttpRouter::new().route(
+        "/hang",
+        get(move || {
+            let reached = reached.clone();
+            async move {
+                reached.notify_one();
+                std::future::pending::<()>().await;
+                "never"
+            }
+        }),
+    );
+    let short = HttpOptions {
+        termination_grace_period_seconds: 0, // at least 2 s, as tomodachi
+        ..options()
+    };
+    let server = TestServer::start(router, short).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .unwrap();
+    let begun = std::time::Instant::now();
+    server.shutdown.trigger();
+    tokio::time::timeout(WAIT, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let waited = begun.elapsed();
+    assert!(
+        waited >= Duration::from_secs(2) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    assert!(
+        closed(&mut stream).await,
+        "the connection is closed after the grace period"
+    );
+}

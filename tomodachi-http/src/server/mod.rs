@@ -163,12 +163,25 @@ impl Config {
 #[derive(Debug, Clone)]
 pub struct HttpServer {
     options: HttpOptions,
+    header_read_timeout: Option<Duration>,
 }
 
 impl HttpServer {
     /// A server with these options.
     pub fn new(options: HttpOptions) -> Self {
-        Self { options }
+        Self {
+            options,
+            header_read_timeout: None,
+        }
+    }
+
+    /// How long a client may take to send a request's headers before the connection is
+    /// closed (slow clients cannot hold a connection). Default: `keepalive_timeout` when
+    /// keep-alive is on (it is also how long an idle keep-alive connection stays open),
+    /// else 30 s.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = Some(timeout);
+        self
     }
 
     /// The options.
@@ -180,7 +193,10 @@ impl HttpServer {
     /// failure is logged on `tomodachi.http` as tomodachi does ("unable to bind service
     /// [http] to http://…").
     pub async fn bind(self) -> Result<BoundHttpServer, ServerError> {
-        let config = Config::from_options(&self.options)?;
+        let mut config = Config::from_options(&self.options)?;
+        if let Some(timeout) = self.header_read_timeout {
+            config.header_read_timeout = timeout;
+        }
         let host = self.options.host.as_str();
         let port = self.options.port;
         let shown_host = if matches!(host, "0.0.0.0" | "127.0.0.1" | "") {
