@@ -107,7 +107,7 @@ impl WsInfo {
 pub struct WebSocketUpgrade {
     inner: axum_ws::WebSocketUpgrade,
     info: Arc<WsInfo>,
-    registry: Option<WsRegistry>,
+    registry: Option<Arc<WsRegistry>>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
@@ -115,7 +115,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebSocketUpgrade {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let inner = axum_ws::WebSocketUpgrade::from_request_parts(parts, state).await?;
-        let registry = parts.extensions.get::<WsRegistry>().cloned();
+        let registry = parts.extensions.get::<Arc<WsRegistry>>().cloned();
         let remote_ip = parts
             .extensions
             .get::<RealIp>()
@@ -180,7 +180,7 @@ impl WebSocketUpgrade {
             .registry
             .as_ref()
             .map(|registry| registry.tracker.token());
-        let shutdown = self.registry.map(|registry| registry.shutdown);
+        let shutdown = self.registry.map(|registry| registry.shutdown.clone());
         let info = self.info;
         self.inner.on_upgrade(move |socket| async move {
             let _token = token;

@@ -37,7 +37,7 @@ const KEEP_ALIVE_VALUE: HeaderValue = HeaderValue::from_static("keep-alive");
 pub(crate) struct Shared<A> {
     pub(crate) app: A,
     pub(crate) config: Config,
-    pub(crate) ws: WsRegistry,
+    pub(crate) ws: Arc<WsRegistry>,
 }
 
 #[derive(Debug)]

@@ -325,11 +325,11 @@ where
         let grace = config.grace;
         let shared = Arc::new(connection::Shared {
             app,
-            ws: WsRegistry {
+            ws: Arc::new(WsRegistry {
                 tracker: tracker.clone(),
                 shutdown: shutdown.clone(),
                 log: config.access_log.is_some(),
-            },
+            }),
             config,
         });
         loop {
