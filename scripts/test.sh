@@ -51,10 +51,22 @@ done
 
 log=$(mktemp "$TOMODACHI_RS_CACHE/test-output-XXXXXX.log")
 echo "test.sh: cargo test ${scope[*]} --all-features --no-fail-fast $* (target dir $CARGO_TARGET_DIR, limit ${limit}s, log $log)" >&2
-set +e
-timeout -k 30 "$limit" cargo test "${scope[@]}" --all-features --no-fail-fast "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-set -e
+# `timeout` runs cargo in a process group of its own: on Ctrl-C or SIGTERM the whole group
+# (cargo and the test binaries) is stopped, not just this script.
+timeout -k 30 "$limit" cargo test "${scope[@]}" --all-features --no-fail-fast "$@" >"$log" 2>&1 &
+cargo_pid=$!
+trap 'kill -TERM -- -"$cargo_pid" 2>/dev/null || true' INT TERM
+tail -n +1 -f --pid="$cargo_pid" "$log" &
+tail_pid=$!
+status=0
+wait "$cargo_pid" || status=$?
+while kill -0 "$cargo_pid" 2>/dev/null; do
+    # A signal interrupted `wait`; the trap stopped the group, so collect its real status.
+    status=0
+    wait "$cargo_pid" || status=$?
+done
+wait "$tail_pid" || true
+trap - INT TERM
 
 echo
 echo "================ test summary ================"
