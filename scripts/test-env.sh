@@ -99,7 +99,7 @@ _tmd_ensure_rabbitmq() {
     if ! command -v rabbitmq-server >/dev/null 2>&1; then
         if [[ ${CI:-} == true && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
             _tmd_log "installing rabbitmq-server with apt-get (CI)"
-            timeout 900 apt-get install -y --no-install-recommends rabbitmq-server \
+            { timeout 300 apt-get update && timeout 900 apt-get install -y --no-install-recommends rabbitmq-server; } \
                 >"$TOMODACHI_RS_CACHE/rabbitmq-install.log" 2>&1 ||
                 { _tmd_fail "apt-get install rabbitmq-server failed (see $TOMODACHI_RS_CACHE/rabbitmq-install.log)"; return 1; }
         else
