@@ -279,6 +279,19 @@ fn parse_policy(text: &str) -> FilterPolicy {
     }
 }
 
+/// Read access for the service builder (the facade fills in what the user left out).
+impl Subscription {
+    /// The name that identifies the handler (in logs and non-competing queue names).
+    pub fn get_handler_name(&self) -> &str {
+        &self.handler_name
+    }
+
+    /// The per-subscription envelope, if one was set.
+    pub fn get_envelope(&self) -> Option<&SharedEnvelope> {
+        self.envelope.as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,8 @@ mod lifecycle;
 pub mod logging;
 pub mod options;
 mod process;
-#[cfg(feature = "schedule")]
-mod scheduled;
 mod service;
+mod transport;
 
 pub use cli::Settings;
 pub use context::{

@@ -41,6 +41,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
             shutdown: sources_shutdown.clone(),
             layers: plan.layers,
             envelope: plan.envelope,
+            resources: Arc::default(),
         };
         hooks.push((plan.identity, plan.hooks));
         registrations.push((context, plan.registrations));

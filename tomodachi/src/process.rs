@@ -206,6 +206,17 @@ impl Process {
             let names: Vec<&str> = self.plans.iter().map(|plan| &*plan.identity.name).collect();
             let _ = crate::banner::write(&mut std::io::stdout(), &names);
         }
+        for plan in &self.plans {
+            let servers = plan
+                .registrations
+                .iter()
+                .filter(|registration| registration.transport == tomodachi_core::Transport::Http)
+                .count();
+            if servers > 1 {
+                tracing::error!(target: "tomodachi.init", service = &*plan.identity.name, "http() was called {servers} times: a service has one HTTP router, put every route into it");
+                return Exit::FAILURE;
+            }
+        }
         if self.plans.is_empty() || self.plans.iter().any(|plan| plan.registrations.is_empty()) {
             tracing::warn!(target: "tomodachi.init", "no transport handlers defined");
             return Exit::FAILURE;

@@ -70,9 +70,30 @@ pub(crate) struct RunContext {
     pub(crate) shutdown: Shutdown,
     pub(crate) layers: Arc<[LayerFn]>,
     pub(crate) envelope: Option<SharedEnvelope>,
+    pub(crate) resources: Arc<std::sync::Mutex<Resources>>,
 }
 
+/// Values the handlers of one service share (one AMQP connection, one set of AWS clients).
+pub(crate) type Resources =
+    std::collections::HashMap<std::any::TypeId, Box<dyn std::any::Any + Send + Sync>>;
+
 impl RunContext {
+    /// The service's shared `T`, made by `init` the first time it is asked for.
+    #[allow(dead_code)] // used by the message transports
+    pub(crate) fn shared<T: Clone + Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> T {
+        let mut resources = self
+            .resources
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let entry = resources
+            .entry(std::any::TypeId::of::<T>())
+            .or_insert_with(|| Box::new(init()));
+        match entry.downcast_ref::<T>() {
+            Some(value) => value.clone(),
+            None => unreachable!("resources are keyed by their type"),
+        }
+    }
+
     /// `service` wrapped in the service's message layers (first added = outermost), and
     /// then in the envelope (outermost of all), if one is given.
     #[cfg_attr(

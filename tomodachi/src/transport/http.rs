@@ -1,0 +1,45 @@
+//! The HTTP server on the service builder.
+
+use tomodachi_core::{Source, Transport};
+use tomodachi_http::{HttpRouter, HttpServer};
+
+use crate::Service;
+use crate::service::Running;
+
+impl<S> Service<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    /// Serves `router` over HTTP (tomodachi's `@http`, `@http_error`, `@http_static`,
+    /// `@websocket`), with the options of `options.http`. Its handlers get the service's
+    /// state. A service has one HTTP server: put every route into one router.
+    ///
+    /// ```no_run
+    /// use tomodachi::http::HttpRouter;
+    /// use tomodachi::http::axum::routing::get;
+    /// use tomodachi::Service;
+    ///
+    /// async fn health() -> &'static str {
+    ///     r#"{"status": "healthy"}"#
+    /// }
+    ///
+    /// # async fn run() -> tomodachi::Exit {
+    /// Service::new("http-example")
+    ///     .http(HttpRouter::new().route("/health", get(health)))
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn http(self, router: HttpRouter<S>) -> Self {
+        let router: HttpRouter = router.with_state(self.state.clone());
+        self.register(Transport::Http, move |context| {
+            Box::pin(async move {
+                let running = HttpServer::new(context.options.http.clone())
+                    .start(router, context.shutdown.clone())
+                    .await?;
+                Ok(Box::pin(async move { running.await.map_err(Into::into) }) as Running)
+            })
+        })
+    }
+}
