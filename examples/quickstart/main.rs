@@ -1,37 +1,59 @@
-//! The quickstart: a service with a heartbeat and lifecycle hooks; no broker needed.
+//! The quickstart: tomodachi's "sleepy sheep counter" with a heartbeat and lifecycle
+//! hooks. No broker needed.
 //!
 //! ```text
 //! cargo run --example quickstart
+//! curl -X POST localhost:9700/sheep   # waits up to a second, then the new count
+//! curl localhost:9700/sheep           # the count
 //! ```
 //!
-//! It logs `heartbeat` every second until SIGINT/SIGTERM, then stops gracefully.
+//! It logs `heartbeat` every second until SIGINT/SIGTERM, then stops gracefully
+//! (in-flight POSTs finish first). `TOMODACHI_HTTP_PORT` changes the port.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tomodachi::http::HttpRouter;
+use tomodachi::http::axum::extract::State as HttpState;
+use tomodachi::http::axum::routing::get;
 use tomodachi::{InvocationTime, Schedule, Service, State};
 
-/// Shared between the heartbeat and the hooks.
+/// The service's state: the sheep counted so far and the heartbeats.
 #[derive(Clone, Default)]
-struct Beats(Arc<AtomicU64>);
+struct Counter {
+    sheep: Arc<AtomicU64>,
+    beats: Arc<AtomicU64>,
+}
 
-async fn heartbeat(State(beats): State<Beats>, time: InvocationTime) {
-    let count = beats.0.fetch_add(1, Ordering::Relaxed) + 1;
-    tracing::info!(count, invocation_time = %time.to_tomodachi_string(), "heartbeat");
+/// POST /sheep: pretend to wait for a slow sheep database, then count one more.
+async fn add_to_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    tokio::time::sleep(Duration::from_nanos(u64::from(nanos % 1_000_000_000))).await;
+    (counter.sheep.fetch_add(1, Ordering::SeqCst) + 1).to_string()
+}
+
+/// GET /sheep: the count.
+async fn return_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
+    counter.sheep.load(Ordering::SeqCst).to_string()
+}
+
+async fn heartbeat(State(counter): State<Counter>, time: InvocationTime) {
+    let beats = counter.beats.fetch_add(1, Ordering::Relaxed) + 1;
+    tracing::info!(beats, invocation_time = %time.to_tomodachi_string(), "heartbeat");
 }
 
 #[tokio::main]
 async fn main() -> tomodachi::Exit {
-    Service::new("quickstart")
-        .state(Beats::default())
+    let routes = HttpRouter::new().route("/sheep", get(return_sheep_count).post(add_to_sheep_count));
+    Service::new("sleepy-sheep-counter")
+        .state(Counter::default())
+        .http(routes)
         .schedule(Schedule::heartbeat(), heartbeat)
         .on_start(|_| async { tracing::info!("on_start: nothing to connect to") })
-        .on_started(|_| async { tracing::info!("on_started: ready for work") })
-        .on_stopping(|beats: Beats| async move {
-            tracing::info!(
-                beats = beats.0.load(Ordering::Relaxed),
-                "on_stopping: finishing up"
-            );
+        .on_started(|_| async { tracing::info!("on_started: counting sheep") })
+        .on_stopping(|counter: Counter| async move {
+            tracing::info!(sheep = counter.sheep.load(Ordering::SeqCst), "on_stopping: finishing up");
         })
         .on_stop(|_| async { tracing::info!("on_stop: bye") })
         .run()
