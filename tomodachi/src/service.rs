@@ -31,7 +31,7 @@ pub type BoxMessageService = BoxCloneSyncService<Message, Outcome, BoxError>;
 /// async fn main() -> tomodachi::Exit {
 ///     Service::new("quickstart")
 ///         .schedule(Schedule::heartbeat(), heartbeat)
-///         .on_start(|_| async { tracing::info!("starting up"); Ok(()) })
+///         .on_start(|_| async { tracing::info!("starting up") })
 ///         .run()
 ///         .await
 /// }
