@@ -121,6 +121,15 @@ impl RunContext {
 /// The work a source does after its setup; resolves once drained.
 pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
 
+/// A source's running future as [`Running`].
+pub(crate) fn running<F, E>(work: F) -> Running
+where
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: Into<BoxError>,
+{
+    Box::pin(async move { work.await.map_err(Into::into) })
+}
+
 /// A transport handler waiting for the service to start.
 pub(crate) struct Registration {
     pub(crate) transport: Transport,
@@ -290,17 +299,35 @@ where
         Box::new(move || Box::pin(async move { hook(state).await.into_hook_result() }))
     }
 
-    /// Registers a transport's handler (used by the transport methods).
-    pub(crate) fn register(
-        mut self,
-        transport: Transport,
-        start: impl FnOnce(RunContext) -> BoxFuture<'static, Result<Running, BoxError>> + Send + 'static,
-    ) -> Self {
+    /// Registers a transport's handler (used by the transport methods): `start` sets the
+    /// transport up when the service starts and returns the work to run.
+    pub(crate) fn register<F, Fut>(mut self, transport: Transport, start: F) -> Self
+    where
+        F: FnOnce(RunContext) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Running, BoxError>> + Send + 'static,
+    {
         self.registrations.push(Registration {
             transport,
-            start: Box::new(start),
+            start: Box::new(move |context| Box::pin(start(context))),
         });
         self
+    }
+
+    /// `handler` with the service's state, boxed, and its name.
+    #[cfg_attr(
+        not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
+        allow(dead_code)
+    )]
+    pub(crate) fn message_handler<H, T>(&self, handler: H) -> (BoxMessageService, &'static str)
+    where
+        H: tomodachi_core::Handler<T, S>,
+        T: 'static,
+    {
+        let service = handler.with_state(self.state.clone());
+        let name = service.name();
+        let service =
+            tower::ServiceExt::map_err(service, |never: std::convert::Infallible| match never {});
+        (BoxCloneSyncService::new(service), name)
     }
 
     /// Runs the service as a process: reads the command line and `TOMODACHI_*`

@@ -1,14 +1,10 @@
 //! AMQP handlers on the service builder.
 
-use std::convert::Infallible;
-
 use tomodachi_amqp::{AmqpConnection, AmqpPublisher, Binding, Consumer};
 use tomodachi_core::{Handler, Source, Transport};
-use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 
 use crate::Service;
-use crate::service::Running;
+use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -42,35 +38,30 @@ where
         H: Handler<T, S>,
         T: 'static,
     {
-        let service = handler.with_state(self.state.clone());
-        let name = service.name();
-        let service = BoxCloneSyncService::new(service.map_err(|never: Infallible| match never {}));
-        self.register(Transport::Amqp, move |context| {
-            Box::pin(async move {
-                let mut binding = binding;
-                if binding.get_handler_name().is_empty() {
-                    binding = binding.handler_name(name);
-                }
-                if binding.get_envelope().is_none()
-                    && let Some(envelope) = &context.envelope
-                {
-                    binding = binding.envelope(envelope.clone());
-                }
-                let options = context.options.amqp.clone();
-                let connection = context.shared(|| AmqpConnection::new(options));
-                let mut publisher =
-                    AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
-                if let Some(envelope) = &context.envelope {
-                    publisher = publisher.envelope(envelope.clone());
-                }
-                let service = context.wrap(service, None);
-                let running =
-                    Consumer::with_connection(connection, binding, context.identity.clone())
-                        .publisher(publisher)
-                        .start(service, context.shutdown.clone())
-                        .await?;
-                Ok(Box::pin(async move { running.await.map_err(Into::into) }) as Running)
-            })
+        let (service, name) = self.message_handler(handler);
+        self.register(Transport::Amqp, move |context| async move {
+            let mut binding = binding;
+            if binding.get_handler_name().is_empty() {
+                binding = binding.handler_name(name);
+            }
+            if binding.get_envelope().is_none()
+                && let Some(envelope) = &context.envelope
+            {
+                binding = binding.envelope(envelope.clone());
+            }
+            let options = context.options.amqp.clone();
+            let connection = context.shared(|| AmqpConnection::new(options));
+            let mut publisher =
+                AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
+            if let Some(envelope) = &context.envelope {
+                publisher = publisher.envelope(envelope.clone());
+            }
+            let service = context.wrap(service, None);
+            let work = Consumer::with_connection(connection, binding, context.identity.clone())
+                .publisher(publisher)
+                .start(service, context.shutdown.clone())
+                .await?;
+            Ok(running(work))
         })
     }
 }

@@ -4,7 +4,7 @@ use tomodachi_core::{Source, Transport};
 use tomodachi_http::{HttpRouter, HttpServer};
 
 use crate::Service;
-use crate::service::Running;
+use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -33,13 +33,11 @@ where
     #[must_use]
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
-        self.register(Transport::Http, move |context| {
-            Box::pin(async move {
-                let running = HttpServer::new(context.options.http.clone())
-                    .start(router, context.shutdown.clone())
-                    .await?;
-                Ok(Box::pin(async move { running.await.map_err(Into::into) }) as Running)
-            })
+        self.register(Transport::Http, move |context| async move {
+            let work = HttpServer::new(context.options.http.clone())
+                .start(router, context.shutdown.clone())
+                .await?;
+            Ok(running(work))
         })
     }
 }

@@ -1,14 +1,10 @@
 //! Scheduled handlers on the service builder.
 
-use std::convert::Infallible;
-
 use tomodachi_core::{Handler, Source, Transport};
 use tomodachi_schedule::{Schedule, ScheduleSource};
-use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 
 use crate::Service;
-use crate::service::Running;
+use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -39,19 +35,15 @@ where
         H: Handler<T, S>,
         T: 'static,
     {
-        let service = handler.with_state(self.state.clone());
-        let name = service.name();
-        let service = BoxCloneSyncService::new(service.map_err(|never: Infallible| match never {}));
-        self.register(Transport::Schedule, move |context| {
-            Box::pin(async move {
-                schedule.validate()?;
-                let service = context.wrap(service, None);
-                let running = ScheduleSource::new(schedule)
-                    .named(name)
-                    .start(service, context.shutdown.clone())
-                    .await?;
-                Ok(Box::pin(async move { running.await.map_err(Into::into) }) as Running)
-            })
+        let (service, name) = self.message_handler(handler);
+        self.register(Transport::Schedule, move |context| async move {
+            schedule.validate()?;
+            let service = context.wrap(service, None);
+            let work = ScheduleSource::new(schedule)
+                .named(name)
+                .start(service, context.shutdown.clone())
+                .await?;
+            Ok(running(work))
         })
     }
 }

@@ -1,16 +1,13 @@
 //! SNS+SQS handlers on the service builder.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
 use tomodachi_core::{Handler, Source, Transport};
 use tomodachi_sqs::{AwsClients, SqsConsumer, Subscription};
-use tower::ServiceExt;
-use tower::util::BoxCloneSyncService;
 
 use crate::Service;
-use crate::service::Running;
+use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -45,35 +42,30 @@ where
         H: Handler<T, S>,
         T: 'static,
     {
-        let service = handler.with_state(self.state.clone());
-        let name = service.name();
-        let service = BoxCloneSyncService::new(service.map_err(|never: Infallible| match never {}));
-        self.register(Transport::AwsSnsSqs, move |context| {
-            Box::pin(async move {
-                let mut subscription = subscription;
-                if subscription.get_handler_name() == "handler" {
-                    subscription = subscription.handler_name(name);
-                }
-                if subscription.get_envelope().is_none()
-                    && let Some(envelope) = &context.envelope
-                {
-                    subscription = subscription.shared_envelope(envelope.clone());
-                }
-                let options = context.options.aws_sns_sqs.clone();
-                let clients = context.shared(|| Arc::new(OnceCell::<AwsClients>::new()));
-                let clients = clients
-                    .get_or_try_init(|| {
-                        AwsClients::from_options(&options, &context.options.aws_endpoint_urls)
-                    })
-                    .await?
-                    .clone();
-                let service = context.wrap(service, None);
-                let running =
-                    SqsConsumer::new(clients, options, subscription, context.identity.clone())
-                        .start(service, context.shutdown.clone())
-                        .await?;
-                Ok(Box::pin(async move { running.await.map_err(Into::into) }) as Running)
-            })
+        let (service, name) = self.message_handler(handler);
+        self.register(Transport::AwsSnsSqs, move |context| async move {
+            let mut subscription = subscription;
+            if subscription.get_handler_name() == "handler" {
+                subscription = subscription.handler_name(name);
+            }
+            if subscription.get_envelope().is_none()
+                && let Some(envelope) = &context.envelope
+            {
+                subscription = subscription.shared_envelope(envelope.clone());
+            }
+            let options = context.options.aws_sns_sqs.clone();
+            let clients = context.shared(|| Arc::new(OnceCell::<AwsClients>::new()));
+            let clients = clients
+                .get_or_try_init(|| {
+                    AwsClients::from_options(&options, &context.options.aws_endpoint_urls)
+                })
+                .await?
+                .clone();
+            let service = context.wrap(service, None);
+            let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
+                .start(service, context.shutdown.clone())
+                .await?;
+            Ok(running(work))
         })
     }
 }
