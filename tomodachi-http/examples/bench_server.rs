@@ -1,7 +1,7 @@
 //! The server of `bench/http.sh`: GET /hello and POST /echo, served by tomodachi-http with
 //! production defaults (access log on, JSON log records to a file) or by bare axum.
 //!
-//! `bench_server tomodachi|tomodachi-keepalive|axum PORT [LOG_FILE]`
+//! `bench_server tomodachi|tomodachi-keepalive|tomodachi-keepalive-nolog|axum PORT [LOG_FILE]`
 
 use std::sync::Mutex;
 
@@ -35,7 +35,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log_file)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_file)?;
     tracing_subscriber::fmt()
         .json()
         .with_target(true)
@@ -44,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = HttpOptions {
         host: "127.0.0.1".into(),
         port,
-        keepalive_timeout: if mode == "tomodachi-keepalive" { 5 } else { 0 },
+        keepalive_timeout: if mode.contains("keepalive") { 5 } else { 0 },
+        access_log: tomodachi_http::AccessLog::Enabled(!mode.contains("nolog")),
         ..HttpOptions::default()
     };
     let router = HttpRouter::new()

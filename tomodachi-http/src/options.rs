@@ -233,3 +233,48 @@ pub enum AccessLog {
     /// Log, and also append JSON records to this file.
     File(String),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_matches_tomodachis_startup_errors() {
+        assert!(HttpOptions::default().validate().is_ok());
+        let low = HttpOptions {
+            client_max_size: ByteSize::Bytes(1000),
+            ..HttpOptions::default()
+        };
+        assert_eq!(low.validate().unwrap_err().option(), "client_max_size");
+        let high = HttpOptions {
+            client_max_size: ByteSize::Text("2G".into()),
+            ..HttpOptions::default()
+        };
+        assert!(
+            high.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("Too high value")
+        );
+        let orphan = HttpOptions {
+            max_keepalive_time: Some(10),
+            ..HttpOptions::default()
+        };
+        assert_eq!(
+            orphan.validate().unwrap_err().option(),
+            "max_keepalive_time"
+        );
+        let with_keep_alive = HttpOptions {
+            keepalive_timeout: 5,
+            max_keepalive_time: Some(10),
+            max_keepalive_requests: Some(100),
+            ..HttpOptions::default()
+        };
+        assert!(with_keep_alive.validate().is_ok());
+        let bad_cidr = HttpOptions {
+            real_ip_from: vec!["10.0.0.0/8".into(), "not-an-ip".into()],
+            ..HttpOptions::default()
+        };
+        assert_eq!(bad_cidr.validate().unwrap_err().option(), "real_ip_from");
+    }
+}

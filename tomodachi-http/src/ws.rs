@@ -7,6 +7,9 @@
 //! [`on_session`](WebSocketUpgrade::on_session) for tomodachi's contract: a callback per
 //! text frame and one on close.
 //!
+//! A plain `GET` (no upgrade) of a websocket route is refused by axum's extractor (400 or
+//! 426), where aiohttp answered 200 with an empty body.
+//!
 //! ```
 //! use axum::response::Response;
 //! use tomodachi_http::ws::{WebSocketUpgrade, WsSender};
