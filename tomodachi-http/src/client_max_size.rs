@@ -1,26 +1,29 @@
 //! `client_max_size`: 413 before the handler runs.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
-use std::task::{Context, Poll};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::Response;
 use futures_util::future::Either;
 use http::StatusCode;
 use http::header::CONTENT_LENGTH;
+use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::response::raised;
+use crate::response::{Raised, raised};
 
 /// Refuses request bodies larger than a limit with tomodachi's 413 "Maximum request body
 /// size N exceeded." before the handler is called.
 ///
 /// A request whose `Content-Length` is over the limit never reaches the inner service.
 /// A body without a length (chunked) is limited while it is read: axum's body extractors
-/// (`Bytes`, `String`, `Json`, `Form`...) reject it with 413 before the handler body runs.
-/// A 413 from this layer goes through the router's `http_error(413)` handler, if any.
+/// (`Bytes`, `String`, `Json`, `Form`...) reject it with 413 before the handler body runs,
+/// and this layer gives that rejection tomodachi's message. Either 413 goes through the
+/// router's `http_error(413)` handler, if any.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientMaxSizeLayer {
     limit: u64,
@@ -73,7 +76,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, S::Future>;
+    type Future = Either<Ready<Result<Response, Infallible>>, ClientMaxSizeFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -86,11 +89,45 @@ where
             .and_then(|value| value.to_str().ok())
             .and_then(|value| value.trim().parse::<u64>().ok());
         match declared {
-            Some(length) if length > self.limit => Either::Left(ready(Ok(raised(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Maximum request body size {} exceeded.", self.limit),
-            )))),
-            _ => Either::Right(self.inner.call(req)),
+            Some(length) if length > self.limit => Either::Left(ready(Ok(too_large(self.limit)))),
+            _ => Either::Right(ClientMaxSizeFuture {
+                inner: self.inner.call(req),
+                limit: self.limit,
+            }),
         }
     }
+}
+
+pin_project! {
+    /// Response future of [`ClientMaxSize`]: an extractor's 413 gets tomodachi's message.
+    pub struct ClientMaxSizeFuture<F> {
+        #[pin]
+        inner: F,
+        limit: u64,
+    }
+}
+
+impl<F> Future for ClientMaxSizeFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        if response.status() == StatusCode::PAYLOAD_TOO_LARGE
+            && response.extensions().get::<Raised>().is_none()
+        {
+            return Poll::Ready(Ok(too_large(*this.limit)));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+fn too_large(limit: u64) -> Response {
+    raised(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("Maximum request body size {limit} exceeded."),
+    )
 }

@@ -20,7 +20,7 @@ pub use access_log::{
     AccessLogFile, AccessLogFuture, AccessLogLayer, AccessLogService, IgnoreLoggingFuture,
     IgnoreLoggingLayer, IgnoreLoggingService,
 };
-pub use client_max_size::{ClientMaxSize, ClientMaxSizeLayer};
+pub use client_max_size::{ClientMaxSize, ClientMaxSizeFuture, ClientMaxSizeLayer};
 pub use error_handler::ErrorStatus;
 pub use options::{AccessLog, ByteSize, HttpOptions, OptionError};
 pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};

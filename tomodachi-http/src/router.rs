@@ -220,7 +220,9 @@ where
         self
     }
 
-    /// Merges an axum router's routes (see [`axum::Router::merge`]).
+    /// Merges an axum router's routes (see [`axum::Router::merge`]). An axum fallback of
+    /// the merged router is replaced by the regex routes and the 404 response when the
+    /// router is finished: register a catch-all regex route (`".*"`) instead.
     pub fn merge<R: Into<Router<S>>>(mut self, other: R) -> Self {
         self.router = self.router.merge(other);
         self

@@ -179,6 +179,10 @@ async fn body_over_client_max_size_is_413_before_the_handler() {
     )
     .await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(
+        response.ends_with("Maximum request body size 1024 exceeded."),
+        "{response}"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     let reply = server
         .request(
