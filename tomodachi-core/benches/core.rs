@@ -7,8 +7,8 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 use tomodachi_core::{
-    Attributes, Data, Envelope, EnvelopeLayer, Handler, JsonEnvelope, Message, MessageUuid, Outcome, ServiceIdentity,
-    State, to_python_json,
+    Attributes, Data, Envelope, EnvelopeLayer, Handler, JsonEnvelope, Message, MessageUuid,
+    Outcome, ServiceIdentity, State, to_python_json,
 };
 use tower_layer::Layer;
 use tower_service::Service;
@@ -47,9 +47,15 @@ fn order() -> Order {
 fn envelope(c: &mut Criterion) {
     let sender = ServiceIdentity::new("bench", "7c0d9e2a-1c1b-4f43-9a5e-0b7c7d9e0a11");
     let data = to_python_json(&order()).expect("serializable");
-    let sealed = JsonEnvelope.seal(&sender, "orders", &data).expect("sealable");
+    let sealed = JsonEnvelope
+        .seal(&sender, "orders", &data)
+        .expect("sealable");
     let body = bytes::Bytes::from(sealed);
-    eprintln!("payload: data {} bytes, envelope {} bytes", data.get().len(), body.len());
+    eprintln!(
+        "payload: data {} bytes, envelope {} bytes",
+        data.get().len(),
+        body.len()
+    );
 
     c.bench_function("json_envelope_open_deserialize_1kb", |b| {
         b.iter(|| {
@@ -60,27 +66,58 @@ fn envelope(c: &mut Criterion) {
         });
     });
 
+    let raw_data = bytes::Bytes::copy_from_slice(data.get().as_bytes());
+    c.bench_function("baseline_serde_json_deserialize_1kb", |b| {
+        b.iter(|| {
+            let order: Order = serde_json::from_slice(black_box(&raw_data)).expect("deserializes");
+            black_box(order)
+        });
+    });
+
+    c.bench_function("json_envelope_open_only", |b| {
+        b.iter(|| {
+            let mut message = Message::new(body.clone());
+            JsonEnvelope.open(&mut message).expect("opens");
+            black_box(message)
+        });
+    });
+
     c.bench_function("json_envelope_seal_1kb", |b| {
         let order = order();
         b.iter(|| {
             let data = to_python_json(black_box(&order)).expect("serializable");
-            black_box(JsonEnvelope.seal(&sender, "orders", &data).expect("sealable"))
+            black_box(
+                JsonEnvelope
+                    .seal(&sender, "orders", &data)
+                    .expect("sealable"),
+            )
         });
     });
 }
 
-async fn handler(State(_state): State<u32>, _uuid: MessageUuid, _attributes: Attributes, Data(order): Data<Order>) -> Outcome {
+async fn handler(
+    State(_state): State<u32>,
+    _uuid: MessageUuid,
+    _attributes: Attributes,
+    Data(order): Data<Order>,
+) -> Outcome {
     black_box(order);
     Outcome::Ack
 }
 
-async fn three_extractors(State(_state): State<u32>, _attributes: Attributes, Data(n): Data<u64>) -> Outcome {
+async fn three_extractors(
+    State(_state): State<u32>,
+    _attributes: Attributes,
+    Data(n): Data<u64>,
+) -> Outcome {
     black_box(n);
     Outcome::Ack
 }
 
 fn dispatch(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
     let mut service = three_extractors.with_state(7_u32);
     c.bench_function("dispatch_3_extractors", |b| {
         b.iter(|| {
@@ -91,7 +128,11 @@ fn dispatch(c: &mut Criterion) {
 
     let sender = ServiceIdentity::new("bench", "7c0d9e2a-1c1b-4f43-9a5e-0b7c7d9e0a11");
     let data = to_python_json(&order()).expect("serializable");
-    let body = bytes::Bytes::from(JsonEnvelope.seal(&sender, "orders", &data).expect("sealable"));
+    let body = bytes::Bytes::from(
+        JsonEnvelope
+            .seal(&sender, "orders", &data)
+            .expect("sealable"),
+    );
     let mut stack = EnvelopeLayer::new(JsonEnvelope).layer(handler.with_state(7_u32));
     c.bench_function("envelope_layer_and_4_extractor_handler_1kb", |b| {
         b.iter(|| {
