@@ -732,3 +732,36 @@ async fn bad_envelope_is_rejected_and_the_consumer_keeps_running() {
     stop(shutdown, task).await;
     publisher.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_with_a_delay_requeues_after_the_delay() {
+    logs();
+    let key = unique("retry-delay");
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let service = tower::service_fn(move |_message: Message| {
+        let call = counter.fetch_add(1, Ordering::SeqCst);
+        let _ = tx.send(std::time::Instant::now());
+        async move {
+            Ok::<_, Infallible>(if call == 0 {
+                Outcome::retry_after(Duration::from_millis(300))
+            } else {
+                Outcome::Ack
+            })
+        }
+    });
+    let consumer = Consumer::new(options(), Binding::routing_key(&key), identity("delay"));
+    let (shutdown, task) = start(consumer, service).await;
+    let (_conn, channel) = raw().await;
+    publish_raw(&channel, "amq.topic", &key, b"later").await;
+    let first = within(10, "first attempt", rx.recv()).await.unwrap();
+    let second = within(10, "the retry", rx.recv()).await.unwrap();
+    assert!(
+        second - first >= Duration::from_millis(300),
+        "redelivered after {:?}",
+        second - first
+    );
+    stop(shutdown, task).await;
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
