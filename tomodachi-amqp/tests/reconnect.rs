@@ -260,3 +260,54 @@ async fn consumer_setup_fails_clearly_without_a_broker() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumer_subscribes_again_when_the_broker_cancels_it() {
+    logs();
+    let key = unique("cancelled");
+    let (rec, mut rx) = recorder();
+    let consumer = Consumer::new(
+        options(),
+        Binding::routing_key(&key).envelope(JsonEnvelope),
+        identity("c"),
+    );
+    let queue = consumer.resolved().queue_name.clone();
+    let shutdown = Shutdown::new();
+    let running = within(
+        15,
+        "setup",
+        consumer.start(record.with_state(rec), shutdown.clone()),
+    )
+    .await
+    .unwrap();
+    let task = tokio::spawn(running);
+
+    // Deleting the queue makes the broker cancel the consumer.
+    let (_conn, channel) = raw().await;
+    channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    // Until the consumer has declared and bound its queue again, messages are unroutable:
+    // keep publishing until one arrives.
+    let publisher = AmqpPublisher::new(options(), identity("p"));
+    within(30, "a message after the re-subscription", async {
+        let mut n = 0;
+        loop {
+            publisher.publish(&json!(n), &key).await.unwrap();
+            n += 1;
+            tokio::select! {
+                Some(_) = rx.recv() => break,
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(ready_count(&channel, &queue).await, 0);
+    shutdown.trigger();
+    within(15, "drain", task).await.unwrap().unwrap();
+    publisher.close().await;
+}

@@ -239,6 +239,7 @@ where
                     ),
                     Some(Err(error)) => {
                         tracing::warn!(target: "tomodachi.amqp", %error, "recovery failed [amqp]: reconnecting");
+                        current.close().await;
                         session = reconnect(&consumer, &shutdown).await;
                     }
                 }
@@ -252,6 +253,7 @@ where
                     queue_name = %consumer.resolved.queue_name,
                     "consumer cancelled by the broker [amqp]: subscribing again"
                 );
+                current.close().await;
                 session = reconnect(&consumer, &shutdown).await;
             }
         }
