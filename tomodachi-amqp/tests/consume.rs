@@ -765,3 +765,48 @@ async fn retry_with_a_delay_requeues_after_the_delay() {
     stop(shutdown, task).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+/// tomodachi's "amqp-example": republish each received `data` unchanged on `<key>.response`.
+async fn relay(
+    publisher: AmqpPublisher,
+    tomodachi_amqp::BoundRoutingKey(key): tomodachi_amqp::BoundRoutingKey,
+    tomodachi_core::Data(data): tomodachi_core::Data<serde_json::Value>,
+) -> Result<(), AmqpError> {
+    publisher.publish(&data, &format!("{key}.response")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_publishes_with_the_publisher_argument() {
+    logs();
+    let key = unique("relay");
+    let (rec, mut rx) = recorder();
+    let responses = Consumer::new(
+        options(),
+        Binding::routing_key(format!("{key}.response")).envelope(JsonEnvelope),
+        identity("responses"),
+    );
+    let (s1, t1) = start(responses, record.with_state(rec)).await;
+    let relay_identity = identity("relay");
+    let publisher = AmqpPublisher::new(options(), relay_identity.clone());
+    let relay_consumer = Consumer::new(
+        options(),
+        Binding::routing_key(&key).envelope(JsonEnvelope),
+        relay_identity.clone(),
+    )
+    .publisher(publisher.clone());
+    let (s2, t2) = start(relay_consumer, relay.with_state(())).await;
+
+    let outside = AmqpPublisher::new(options(), identity("outside"));
+    outside
+        .publish(&json!({"echo": [1, "two"]}), &key)
+        .await
+        .unwrap();
+    let seen = take(&mut rx, 1, 10).await;
+    assert_eq!(seen[0].data, json!({"echo": [1, "two"]}));
+    assert_eq!(seen[0].metadata.service_name, "relay");
+    assert_eq!(seen[0].metadata.topic, format!("{key}.response"));
+    stop(s2, t2).await;
+    stop(s1, t1).await;
+    publisher.close().await;
+    outside.close().await;
+}
