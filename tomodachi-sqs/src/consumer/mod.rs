@@ -170,6 +170,7 @@ struct Shared {
     dead_letter_queue_url: Option<String>,
     envelope: Option<tomodachi_core::SharedEnvelope>,
     deleter: Deleter,
+    handler: Arc<str>,
 }
 
 async fn run<S>(
@@ -192,6 +193,7 @@ where
         dead_letter_queue_url: queue.dead_letter_queue_url.clone(),
         envelope: consumer.subscription.envelope.clone(),
         deleter,
+        handler: Arc::from(consumer.subscription.handler_name.as_str()),
     });
     let subscription = &consumer.subscription;
     let fifo_queue = queue.queue_url.ends_with(".fifo");
@@ -281,6 +283,7 @@ where
                                     dead_letter_queue_url: new_queue.dead_letter_queue_url.clone(),
                                     envelope: consumer.subscription.envelope.clone(),
                                     deleter,
+                                    handler: shared.handler.clone(),
                                 });
                             }
                             queue = new_queue;
@@ -289,7 +292,7 @@ where
                             tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to set the queue up again ({})", error.short());
                         }
                     }
-                } else if failures == 1 || error.is_transient() {
+                } else if failures == 1 || !error.is_transient() {
                     tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
                 }
                 let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
@@ -394,8 +397,14 @@ fn dispatch<S>(
         None => Ok(()),
     };
     let handler = opened.map(|()| service.call(message));
+    let span = tracing::info_span!(
+        target: "tomodachi.awssnssqs.handler",
+        "handler",
+        handler = %shared.handler,
+        r#type = "tomodachi.awssnssqs",
+    );
     let shared = shared.clone();
-    tracker.spawn(async move {
+    let task = async move {
         let _permit = permit;
         let _task = tomodachi_core::Transport::AwsSnsSqs.stats().task();
         let outcome = match handler {
@@ -419,7 +428,8 @@ fn dispatch<S>(
             },
         };
         settle(&shared, outcome, received).await;
-    });
+    };
+    tracker.spawn(tracing::Instrument::instrument(task, span));
 }
 
 /// Carries an outcome out on the queue.

@@ -26,8 +26,26 @@ pub(crate) enum Parsed {
     Unsupported,
 }
 
+/// The notification as usual: `Message` is a string (one pass, unescaped once).
 #[derive(Deserialize)]
 struct Body<'a> {
+    #[serde(rename = "Type", default, borrow)]
+    kind: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "TopicArn", default, borrow)]
+    topic_arn: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "MessageId", default, borrow)]
+    message_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "Timestamp", default, borrow)]
+    timestamp: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "Message", default, borrow)]
+    message: Option<std::borrow::Cow<'a, str>>,
+    #[serde(rename = "MessageAttributes", default)]
+    message_attributes: Option<std::collections::HashMap<String, BodyAttribute>>,
+}
+
+/// The rare body whose `Message` is not a string (a JSON value sent verbatim).
+#[derive(Deserialize)]
+struct AnyBody<'a> {
     #[serde(rename = "Type", default, borrow)]
     kind: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "TopicArn", default, borrow)]
@@ -69,30 +87,39 @@ pub(crate) fn parse(
     topic_prefix: &str,
 ) -> Parsed {
     let raw = message.body().unwrap_or_default();
-    let Ok(body) = serde_json::from_str::<Body<'_>>(raw) else {
-        return Parsed::Unsupported;
+    let (body, payload) = match serde_json::from_str::<Body<'_>>(raw) {
+        Ok(mut body) => {
+            let payload = match body.message.take() {
+                None => return Parsed::Empty,
+                Some(std::borrow::Cow::Owned(text)) => Bytes::from(text),
+                Some(std::borrow::Cow::Borrowed(text)) => Bytes::copy_from_slice(text.as_bytes()),
+            };
+            (body, payload)
+        }
+        Err(_) => {
+            let Ok(any) = serde_json::from_str::<AnyBody<'_>>(raw) else {
+                return Parsed::Unsupported;
+            };
+            let payload = match any.message.map(RawValue::get) {
+                None | Some("null" | "false") => return Parsed::Empty,
+                Some(text) => Bytes::copy_from_slice(text.as_bytes()),
+            };
+            let body = Body {
+                kind: any.kind,
+                topic_arn: any.topic_arn,
+                message_id: any.message_id,
+                timestamp: any.timestamp,
+                message: None,
+                message_attributes: any.message_attributes,
+            };
+            (body, payload)
+        }
     };
     let is_notification = body.kind.as_deref() == Some("Notification");
     let topic_arn = body.topic_arn.as_deref().filter(|arn| !arn.is_empty());
     let topic = match (is_notification, topic_arn) {
         (true, Some(arn)) => topic_from_arn(arn, topic_prefix),
         _ => String::new(),
-    };
-    let payload: Bytes = match body.message {
-        None => return Parsed::Empty,
-        Some(value) => {
-            let text = value.get();
-            if text.starts_with('"') {
-                match serde_json::from_str::<String>(text) {
-                    Ok(payload) => Bytes::from(payload),
-                    Err(_) => return Parsed::Unsupported,
-                }
-            } else if text == "null" || text == "false" {
-                return Parsed::Empty;
-            } else {
-                Bytes::copy_from_slice(text.as_bytes())
-            }
-        }
     };
     if payload.is_empty() || payload == DRAIN_MESSAGE_PAYLOAD.as_bytes() {
         return Parsed::Empty;
@@ -212,5 +239,21 @@ mod tests {
         let context = message.context::<SqsContext>().unwrap();
         assert_eq!(context.topic, "");
         assert_eq!(context.sns_message_id, "");
+        let Parsed::Handle(message) = parse(
+            &sqs_message(r#"{"Type": "Message", "Message": {"a": [1, 2]}}"#),
+            &queue_url,
+            "",
+        ) else {
+            panic!("handled");
+        };
+        assert_eq!(message.body().as_ref(), br#"{"a": [1, 2]}"#);
+        assert_eq!(
+            message
+                .context::<SqsContext>()
+                .unwrap()
+                .message_type
+                .as_deref(),
+            Some("Message")
+        );
     }
 }
