@@ -172,3 +172,6 @@ pub async fn expect_reachable(addr: &str, what: &str) {
         Err(_) => panic!("{what} did not accept a connection at {addr} within 5 s; {SETUP_HINT}"),
     }
 }
+
+/// Service processes under test (the facade end-to-end tests).
+pub mod child;

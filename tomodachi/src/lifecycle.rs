@@ -89,6 +89,13 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         },
     };
 
+    // Logged before the transports' work is spawned, so that no handler record (such as
+    // a schedule's first run) comes before it, as in tomodachi.
+    if ending == Ending::Stopped {
+        for (identity, _) in &hooks {
+            tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "ready", "started service successfully");
+        }
+    }
     // A transport that fails while running stops the service with exit code 1.
     let tasks: Vec<_> = running
         .into_iter()
@@ -109,9 +116,6 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         })
         .collect();
     if ending == Ending::Stopped {
-        for (identity, _) in &hooks {
-            tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "ready", "started service successfully");
-        }
         stop.triggered().await;
     }
 

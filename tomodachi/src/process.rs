@@ -202,10 +202,9 @@ impl Process {
                 return Exit::FAILURE;
             }
         }
-        if !settings.production {
-            let names: Vec<&str> = self.plans.iter().map(|plan| &*plan.identity.name).collect();
-            let _ = crate::banner::write(&mut std::io::stdout(), &names);
-        }
+        let names: Vec<&str> = self.plans.iter().map(|plan| &*plan.identity.name).collect();
+        // Coloured on a terminal unless NO_COLOR (or the like) is set.
+        let _ = crate::banner::print(&names, settings.production);
         for plan in &self.plans {
             let servers = plan
                 .registrations

@@ -1,0 +1,116 @@
+//! The quickstart example (examples/quickstart/main.rs, built here as the `quickstart`
+//! binary from the same source) runs as the README promises: it starts, serves HTTP,
+//! logs a heartbeat every second and stops gracefully within a second of SIGTERM.
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tomodachi_tests::child::{Child, command, message, record};
+
+const LIFECYCLE: &str = "tomodachi.lifecycle";
+
+/// Sends one HTTP/1.1 request with `Connection: close` and returns the whole response.
+async fn http(port: u16, method: &str, path: &str) -> String {
+    let exchange = async {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no response within 10 s"))
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// The body of an HTTP response.
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+#[tokio::test]
+async fn quickstart_serves_beats_and_stops_within_a_second_of_sigterm() {
+    let mut quickstart = command(env!("CARGO_BIN_EXE_quickstart"));
+    quickstart
+        .args(["--logger", "json"])
+        .env("TOMODACHI_HTTP_HOST", "127.0.0.1")
+        .env("TOMODACHI_HTTP_PORT", "0");
+    let mut child = Child::spawn(&mut quickstart);
+
+    let listening = child
+        .wait_for(
+            "the HTTP server",
+            record("tomodachi.http", "accepting http requests"),
+        )
+        .await;
+    let port = listening
+        .record
+        .as_ref()
+        .and_then(|r| r.get("listen_port"))
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|port| u16::try_from(port).ok())
+        .unwrap_or_else(|| panic!("no listen_port: {listening}"));
+    child
+        .wait_for("on_started", message("on_started: counting sheep"))
+        .await;
+    child
+        .wait_for("started", record(LIFECYCLE, "started service successfully"))
+        .await;
+    assert!(
+        child
+            .stdout()
+            .contains("service                ⇢ sleepy-sheep-counter"),
+        "banner: {}",
+        child.stdout()
+    );
+
+    let response = http(port, "GET", "/sheep").await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert_eq!(body(&response), "0");
+    let response = http(port, "POST", "/sheep").await;
+    assert_eq!(body(&response), "1", "{response}");
+    assert_eq!(body(&http(port, "GET", "/sheep").await), "1");
+
+    for beat in 1..=2_u64 {
+        let line = child.wait_for("a heartbeat", message("heartbeat")).await;
+        let record = line.record.as_ref();
+        assert!(
+            record
+                .and_then(|r| r.get("beats"))
+                .and_then(serde_json::Value::as_u64)
+                .is_some_and(|n| n >= beat),
+            "{line}"
+        );
+        assert_eq!(line.field("handler"), Some("heartbeat"), "{line}");
+        let time = line.field("invocation_time").unwrap_or_default();
+        assert!(time.ends_with('Z') && time.len() == 20, "{line}");
+    }
+
+    let sent = Instant::now();
+    child.signal("TERM");
+    let status = child.wait_exit(Duration::from_secs(1)).await;
+    let took = sent.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", child.output());
+    assert!(took < Duration::from_secs(1), "took {took:?}");
+
+    child
+        .wait_for("stopping", record(LIFECYCLE, "stopping service"))
+        .await;
+    let stopping = child
+        .wait_for("on_stopping", message("on_stopping: finishing up"))
+        .await;
+    assert_eq!(
+        stopping.record.as_ref().and_then(|r| r.get("sheep")),
+        Some(&serde_json::json!(1)),
+        "{stopping}"
+    );
+    child.wait_for("on_stop", message("on_stop: bye")).await;
+    child
+        .wait_for("terminated", record(LIFECYCLE, "terminated service"))
+        .await;
+}
