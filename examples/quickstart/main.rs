@@ -28,7 +28,9 @@ struct Counter {
 
 /// POST /sheep: pretend to wait for a slow sheep database, then count one more.
 async fn add_to_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     tokio::time::sleep(Duration::from_nanos(u64::from(nanos % 1_000_000_000))).await;
     (counter.sheep.fetch_add(1, Ordering::SeqCst) + 1).to_string()
 }
@@ -45,7 +47,8 @@ async fn heartbeat(State(counter): State<Counter>, time: InvocationTime) {
 
 #[tokio::main]
 async fn main() -> tomodachi::Exit {
-    let routes = HttpRouter::new().route("/sheep", get(return_sheep_count).post(add_to_sheep_count));
+    let routes =
+        HttpRouter::new().route("/sheep", get(return_sheep_count).post(add_to_sheep_count));
     Service::new("sleepy-sheep-counter")
         .state(Counter::default())
         .http(routes)
@@ -53,7 +56,10 @@ async fn main() -> tomodachi::Exit {
         .on_start(|_| async { tracing::info!("on_start: nothing to connect to") })
         .on_started(|_| async { tracing::info!("on_started: counting sheep") })
         .on_stopping(|counter: Counter| async move {
-            tracing::info!(sheep = counter.sheep.load(Ordering::SeqCst), "on_stopping: finishing up");
+            tracing::info!(
+                sheep = counter.sheep.load(Ordering::SeqCst),
+                "on_stopping: finishing up"
+            );
         })
         .on_stop(|_| async { tracing::info!("on_stop: bye") })
         .run()
