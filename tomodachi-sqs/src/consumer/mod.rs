@@ -231,10 +231,17 @@ where
         }
         let mut room: Vec<OwnedSemaphorePermit> = vec![first];
         let batch = subscription.batch_size(&queue.queue_url) as usize;
+        // Handlers finishing together free their room one by one: wait a moment (as
+        // long as a delete waits for its batch) to receive a full batch, not a few.
+        let linger = tokio::time::Instant::now() + consumer.delete_linger;
         while room.len() < batch {
-            match permits.clone().try_acquire_owned() {
-                Ok(permit) => room.push(permit),
-                Err(_) => break,
+            if let Ok(permit) = permits.clone().try_acquire_owned() {
+                room.push(permit);
+                continue;
+            }
+            match tokio::time::timeout_at(linger, permits.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => room.push(permit),
+                _ => break,
             }
         }
 

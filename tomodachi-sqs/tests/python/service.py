@@ -45,6 +45,16 @@ class InteropService(tomodachi.Service):
         os.environ.get("PY_TOPIC") or None, queue_name=os.environ["PY_QUEUE"], competing=True, **kwargs
     )
     async def handler(self, data, topic, message_attributes, service):
+        count = int(os.environ.get("PY_COUNT") or 0)
+        if count:
+            # Benchmark mode: CPU times at the first and the last message, no output between.
+            InteropService.handled = getattr(InteropService, "handled", 0) + 1
+            if InteropService.handled == 1:
+                print("CPU-FIRST {} {}".format(*os.times()[:2]), flush=True)
+            if InteropService.handled == count:
+                print("CPU-LAST {} {}".format(*os.times()[:2]), flush=True)
+                tomodachi.exit(0)
+            return
         line = {
             "data": data,
             "topic": topic,

@@ -1,0 +1,230 @@
+//! API calls and service CPU per consumed message at steady state, for tomodachi-sqs and
+//! for Python tomodachi, through moto.
+//!
+//! ```sh
+//! moto_server -H 127.0.0.1 -p 4566 &
+//! cargo run --release -p tomodachi-sqs --example steady_state -- 300
+//! ```
+//!
+//! Both consumers start on a queue already holding N enveloped SNS notifications; CPU is the
+//! consuming process's user + system time from the first to the N-th handled message.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tomodachi_core::{JsonEnvelope, Message, Outcome, ServiceIdentity, Shutdown, Source};
+use tomodachi_sqs::{
+    AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, SqsConsumer, Subscription,
+};
+
+#[derive(Debug, Clone, Default)]
+struct CallCounter(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let target = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .unwrap_or("")
+            .rsplit('.')
+            .next()
+            .unwrap_or("")
+            .to_owned();
+        *self.0.lock().unwrap().entry(target).or_default() += 1;
+        Ok(())
+    }
+}
+
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+}
+
+fn options() -> AwsSnsSqsOptions {
+    AwsSnsSqsOptions {
+        region_name: Some("us-east-1".into()),
+        aws_access_key_id: Some("testing".into()),
+        aws_secret_access_key: Some("testing".into()),
+        ..AwsSnsSqsOptions::default()
+    }
+}
+
+fn unique(name: &str) -> String {
+    format!(
+        "{name}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    )
+}
+
+async fn fill(clients: &AwsClients, topic: &str, count: usize) {
+    let publisher = SnsPublisher::new(
+        clients.clone(),
+        options(),
+        ServiceIdentity::with_random_uuid("filler"),
+    );
+    let payload = serde_json::json!({"order": 1, "note": "x".repeat(200)});
+    for _ in 0..count {
+        publisher.publish(&payload, topic).await.unwrap();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300);
+    let url =
+        std::env::var("TOMODACHI_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    let endpoints = AwsEndpointUrlsOptions {
+        sns: Some(url.clone()),
+        sqs: Some(url.clone()),
+        sts: None,
+    };
+    let config = tomodachi_sqs::sdk_config(&options()).await.unwrap();
+    let counter = CallCounter::default();
+    let base = AwsClients::from_sdk_config(&config, &endpoints);
+    let sqs = aws_sdk_sqs::config::Builder::from(&config)
+        .endpoint_url(&url)
+        .interceptor(counter.clone())
+        .build();
+    let clients = AwsClients::new(
+        aws_sdk_sqs::Client::from_conf(sqs),
+        base.sns().clone(),
+        base.sts().clone(),
+    );
+
+    // tomodachi-sqs
+    let topic = unique("steady-rs");
+    let consumer = SqsConsumer::new(
+        clients.clone(),
+        options(),
+        Subscription::topic(&topic)
+            .queue(unique("steady-rs-q"))
+            .envelope(JsonEnvelope),
+        ServiceIdentity::with_random_uuid("rust"),
+    );
+    consumer.setup().await.unwrap();
+    fill(&base, &topic, count).await;
+    let handled = Arc::new(AtomicUsize::new(0));
+    let (done_tx, done) = tokio::sync::oneshot::channel::<(f64, Instant)>();
+    let done_tx = Arc::new(Mutex::new(Some(done_tx)));
+    let service = {
+        let handled = handled.clone();
+        tower::service_fn(move |_message: Message| {
+            if handled.fetch_add(1, Ordering::SeqCst) + 1 == count
+                && let Some(tx) = done_tx.lock().unwrap().take()
+            {
+                let _ = tx.send((cpu_seconds(), Instant::now()));
+            }
+            async { Ok::<_, Infallible>(Outcome::Ack) }
+        })
+    };
+    let shutdown = Shutdown::new();
+    let running = consumer.start(service, shutdown.clone()).await.unwrap();
+    let before: HashMap<String, usize> = counter.0.lock().unwrap().clone();
+    let (cpu_start, started) = (cpu_seconds(), Instant::now());
+    let running = tokio::spawn(running);
+    let (cpu_end, ended) = done.await.unwrap();
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    let after = counter.0.lock().unwrap().clone();
+    let calls: HashMap<&str, usize> = after
+        .iter()
+        .map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: usize = calls.values().sum();
+    println!(
+        "tomodachi-sqs: {count} messages in {:.2} s ({:.0} msgs/s); API calls {calls:?} = {:.3} per message; CPU {:.3} ms per message",
+        (ended - started).as_secs_f64(),
+        count as f64 / (ended - started).as_secs_f64(),
+        total as f64 / count as f64,
+        (cpu_end - cpu_start) * 1000.0 / count as f64,
+    );
+
+    // Python tomodachi
+    let venv = std::env::var("TOMODACHI_TEST_PYTHON_VENV")
+        .unwrap_or_else(|_| "/root/.cache/tomodachi-rs/venv-tomodachi".into());
+    let dir = format!("{}/tests/python", env!("CARGO_MANIFEST_DIR"));
+    let topic = unique("steady-py");
+    let queue = unique("steady-py-q");
+    let run_python = |extra: &[(&str, String)]| {
+        let mut command = tokio::process::Command::new(format!("{venv}/bin/tomodachi"));
+        command
+            .args(["run", "--production", "--logger", "json", "service.py"])
+            .current_dir(&dir)
+            .env("TOMODACHI_TEST_MOTO_URL", &url)
+            .env("PY_TOPIC", &topic)
+            .env("PY_QUEUE", &queue)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        command.spawn().unwrap()
+    };
+    run_python(&[("PY_SETUP_ONLY", "1".into())])
+        .wait()
+        .await
+        .unwrap();
+    fill(&base, &topic, count).await;
+    let mut child = run_python(&[("PY_COUNT", count.to_string())]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut first = None;
+    let started = Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(600), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut parts = line.split_whitespace();
+            match parts.next() {
+                Some("STARTED") => {}
+                Some(tag @ ("CPU-FIRST" | "CPU-LAST")) => {
+                    let user: f64 = parts.next().unwrap().parse().unwrap();
+                    let system: f64 = parts.next().unwrap().parse().unwrap();
+                    if tag == "CPU-FIRST" {
+                        first = Some(user + system);
+                    } else {
+                        return Some((user + system - first.unwrap_or(0.0), started.elapsed()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    })
+    .await;
+    match result {
+        Ok(Some((cpu, elapsed))) => println!(
+            "Python tomodachi: {count} messages in {:.2} s ({:.0} msgs/s); API calls 1 ReceiveMessage per batch + 1 DeleteMessage per message (>= 1.1 per message); CPU {:.3} ms per message (first to last message)",
+            elapsed.as_secs_f64(),
+            count as f64 / elapsed.as_secs_f64(),
+            cpu * 1000.0 / (count.max(2) - 1) as f64,
+        ),
+        _ => println!("Python tomodachi: did not finish"),
+    }
+    let _ = child.wait().await;
+}
