@@ -263,9 +263,10 @@ async fn acks_are_deleted_with_delete_message_batch() {
 #[tokio::test]
 async fn unsupported_body_is_logged_and_deleted() {
     let logs = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let written = Arc::new(tokio::sync::Notify::new());
     let writer = {
-        let logs = logs.clone();
-        move || LogWriter(logs.clone())
+        let (logs, written) = (logs.clone(), written.clone());
+        move || LogWriter(logs.clone(), written.clone())
     };
     let subscriber = tracing_subscriber::fmt()
         .with_writer(writer)
@@ -304,8 +305,7 @@ async fn unsupported_body_is_logged_and_deleted() {
             {
                 break;
             }
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            written.notified().await;
         }
     })
     .await;
@@ -319,11 +319,12 @@ async fn unsupported_body_is_logged_and_deleted() {
 }
 
 #[derive(Clone)]
-struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>, Arc<tokio::sync::Notify>);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
+        self.1.notify_one();
         Ok(buf.len())
     }
 
