@@ -91,7 +91,7 @@ async fn fill(clients: &AwsClients, topic: &str, count: usize) {
     }
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let count: usize = std::env::args()
         .nth(1)
@@ -129,6 +129,25 @@ async fn main() {
     );
     consumer.setup().await.unwrap();
     fill(&base, &topic, count).await;
+
+    // The floor: CPU of one bare SDK call against moto.
+    let queue_url = consumer.setup().await.unwrap();
+    let calls = 100;
+    let start = cpu_seconds();
+    for _ in 0..calls {
+        base.sqs()
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .unwrap();
+    }
+    println!(
+        "bare aws-sdk-sqs call (GetQueueAttributes): {:.3} ms CPU per call",
+        (cpu_seconds() - start) * 1000.0 / f64::from(calls)
+    );
+
     let handled = Arc::new(AtomicUsize::new(0));
     let (done_tx, done) = tokio::sync::oneshot::channel::<(f64, Instant)>();
     let done_tx = Arc::new(Mutex::new(Some(done_tx)));
@@ -167,6 +186,9 @@ async fn main() {
     );
 
     // Python tomodachi
+    if std::env::var_os("STEADY_SKIP_PYTHON").is_some() {
+        return;
+    }
     let venv = std::env::var("TOMODACHI_TEST_PYTHON_VENV")
         .unwrap_or_else(|_| "/root/.cache/tomodachi-rs/venv-tomodachi".into());
     let dir = format!("{}/tests/python", env!("CARGO_MANIFEST_DIR"));
