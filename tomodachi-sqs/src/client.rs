@@ -91,7 +91,7 @@ impl AwsClients {
 /// The SDK configuration of the options: region and static keys where given, the AWS
 /// default chain for the rest.
 ///
-/// Fails as tomodachi does ("Invalid credentials [sqs] to AWS (…)") when only one of the
+/// Fails as tomodachi does (`"Invalid credentials [sqs] to AWS (…)"`) when only one of the
 /// two keys is set or no region can be found.
 pub async fn sdk_config(options: &AwsSnsSqsOptions) -> Result<SdkConfig, Error> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
