@@ -53,6 +53,9 @@ pub enum Error {
     /// FIFO arguments that do not match the queue or topic.
     #[error("{0}")]
     Fifo(String),
+    /// The service driven by the consumer failed its readiness check (`poll_ready`).
+    #[error("service failed: {0}")]
+    Service(String),
     /// The data could not be sealed into an envelope.
     #[error(transparent)]
     Envelope(#[from] tomodachi_core::EnvelopeError),

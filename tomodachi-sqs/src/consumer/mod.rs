@@ -225,7 +225,7 @@ where
             ready = service.ready() => if let Err(error) = ready {
                 let error: BoxError = error.into();
                 tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
-                result = Err(Error::Setup(format!("service failed: {error}")));
+                result = Err(Error::Service(error.to_string()));
                 break;
             },
         }
@@ -360,7 +360,7 @@ where
                     Some(Ok(())) => {}
                     Some(Err(error)) => {
                         tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
-                        result = Err(Error::Setup(format!("service failed: {error}")));
+                        result = Err(Error::Service(error.to_string()));
                         release(&shared, std::iter::once(received).chain(messages).collect()).await;
                         break 'receive;
                     }
