@@ -11,6 +11,7 @@ mod outcome;
 pub mod shutdown;
 mod source;
 pub mod stats;
+pub mod telemetry;
 
 pub use attributes::AttributeValue;
 pub use envelope::{

@@ -1,0 +1,372 @@
+//! Transport-agnostic telemetry hooks: what a tracing/metrics layer needs to know about a
+//! delivery, and the hook publishers call so trace context crosses the broker.
+//!
+//! Transports know nothing of OpenTelemetry. Instead:
+//!
+//! - every message transport puts a [`Delivery`] into the context of each [`Message`] it
+//!   builds: the messaging system, the destination, the topic or routing key, the message
+//!   id, the handler's name and the W3C trace context as received ([`Carrier`]). A layer
+//!   (such as `tomodachi-otel`'s) reads it to name its span, set its attributes and find
+//!   its parent.
+//! - every publisher calls [`start_publish`] before it sends, passing a closure that adds a
+//!   header or message attribute. When no hook is installed (the default) this is one
+//!   atomic load and nothing is injected; `tomodachi-otel` installs one with
+//!   [`set_publish_hook`] that opens a PRODUCER span and injects `traceparent`/`tracestate`.
+//!
+//! [`Message`]: crate::Message
+//!
+//! ```
+//! use tomodachi_core::telemetry::{self, Delivery, Publish};
+//! use tomodachi_core::Message;
+//!
+//! // consume side (a transport)
+//! let delivery = Delivery::new(telemetry::RABBITMQ, "amq.topic", "on_order")
+//!     .routing("order.paid")
+//!     .traceparent(Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()));
+//! let message = Message::new("{}").with_context(delivery);
+//! assert_eq!(message.context::<Delivery>().unwrap().carrier.get("traceparent").map(|s| s.len()), Some(55));
+//!
+//! // publish side (a publisher): without a hook nothing is injected
+//! let mut headers = Vec::new();
+//! let span = telemetry::start_publish(&Publish::new(telemetry::RABBITMQ, "order.paid"), &mut |k, v| {
+//!     headers.push((k.to_owned(), v.to_owned()));
+//! });
+//! assert!(headers.is_empty());
+//! span.finish(None);
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// `messaging.system` of AWS SNS+SQS consumers and publishers.
+pub const AWS_SQS: &str = "aws_sqs";
+/// `messaging.system` of SNS publishes.
+pub const AWS_SNS: &str = "aws_sns";
+/// `messaging.system` of AMQP consumers and publishers.
+pub const RABBITMQ: &str = "rabbitmq";
+/// The system of scheduled functions (not a messaging system: their spans are INTERNAL).
+pub const SCHEDULE: &str = "schedule";
+
+/// The W3C trace context of a delivery, as received (header or message attribute values).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Carrier {
+    /// The `traceparent` value.
+    pub traceparent: Option<String>,
+    /// The `tracestate` value.
+    pub tracestate: Option<String>,
+}
+
+impl Carrier {
+    /// The value of `key` (`traceparent` or `tracestate`, case-insensitive).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        if key.eq_ignore_ascii_case("traceparent") {
+            self.traceparent.as_deref()
+        } else if key.eq_ignore_ascii_case("tracestate") {
+            self.tracestate.as_deref()
+        } else {
+            None
+        }
+    }
+
+    /// The keys a propagator may read.
+    pub const KEYS: [&'static str; 2] = ["traceparent", "tracestate"];
+
+    /// Is there no trace context?
+    pub fn is_empty(&self) -> bool {
+        self.traceparent.is_none() && self.tracestate.is_none()
+    }
+}
+
+/// What a telemetry layer needs to know about one delivery; a transport puts it into the
+/// context of each message it builds (see the [module docs](self)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Delivery {
+    /// [`AWS_SQS`], [`RABBITMQ`], [`SCHEDULE`] or another transport's name.
+    pub system: &'static str,
+    /// `messaging.operation`: `"process"`.
+    pub operation: &'static str,
+    /// The queue (SQS, unprefixed), the exchange (AMQP) or empty (schedule).
+    pub destination: Arc<str>,
+    /// The SNS topic (unprefixed) or the AMQP routing key, if there is one.
+    pub routing: Option<Arc<str>>,
+    /// The broker's message id (SNS message id, else SQS message id; AMQP message id).
+    pub message_id: Option<Arc<str>>,
+    /// The handler's name (`code.function`).
+    pub handler: Arc<str>,
+    /// The trace context as received.
+    pub carrier: Carrier,
+    /// More attributes of this transport (for a schedule: `function.trigger`,
+    /// `function.time`, `function.interval`).
+    pub attributes: Vec<(&'static str, Arc<str>)>,
+}
+
+impl Delivery {
+    /// A delivery from `system` at `destination`, handled by `handler`, operation `"process"`.
+    pub fn new(
+        system: &'static str,
+        destination: impl Into<Arc<str>>,
+        handler: impl Into<Arc<str>>,
+    ) -> Self {
+        Self {
+            system,
+            operation: "process",
+            destination: destination.into(),
+            routing: None,
+            message_id: None,
+            handler: handler.into(),
+            carrier: Carrier::default(),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Sets the topic or routing key.
+    #[must_use]
+    pub fn routing(mut self, routing: impl Into<Arc<str>>) -> Self {
+        self.routing = Some(routing.into());
+        self
+    }
+
+    /// Sets the message id.
+    #[must_use]
+    pub fn message_id(mut self, id: Option<impl Into<Arc<str>>>) -> Self {
+        self.message_id = id.map(Into::into);
+        self
+    }
+
+    /// Sets the received `traceparent`.
+    #[must_use]
+    pub fn traceparent(mut self, value: Option<String>) -> Self {
+        self.carrier.traceparent = value;
+        self
+    }
+
+    /// Sets the received `tracestate`.
+    #[must_use]
+    pub fn tracestate(mut self, value: Option<String>) -> Self {
+        self.carrier.tracestate = value;
+        self
+    }
+
+    /// Adds a transport-specific attribute.
+    #[must_use]
+    pub fn attribute(mut self, key: &'static str, value: impl Into<Arc<str>>) -> Self {
+        self.attributes.push((key, value.into()));
+        self
+    }
+}
+
+/// The route pattern that matched an HTTP request (`/items/{id}`, or a tomodachi regex
+/// pattern without `^`/`$`): an HTTP source or router puts it into the request's (or the
+/// response's) extensions so a tracing layer can name its span `"{METHOD} {route}"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRoute(pub Arc<str>);
+
+impl HttpRoute {
+    /// The pattern.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// What a publisher is about to send, for [`start_publish`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Publish<'a> {
+    /// [`AWS_SNS`], [`AWS_SQS`] or [`RABBITMQ`].
+    pub system: &'static str,
+    /// The topic (unprefixed), queue name or routing key: the span is `"{destination} publish"`.
+    pub destination: &'a str,
+    /// The exchange (AMQP), if any.
+    pub exchange: Option<&'a str>,
+    /// The envelope's message uuid, if the publisher knows it.
+    pub message_id: Option<&'a str>,
+}
+
+impl<'a> Publish<'a> {
+    /// A publish by `system` to `destination`.
+    pub const fn new(system: &'static str, destination: &'a str) -> Self {
+        Self {
+            system,
+            destination,
+            exchange: None,
+            message_id: None,
+        }
+    }
+
+    /// Sets the exchange.
+    #[must_use]
+    pub const fn exchange(mut self, exchange: &'a str) -> Self {
+        self.exchange = Some(exchange);
+        self
+    }
+
+    /// Sets the message id.
+    #[must_use]
+    pub const fn message_id(mut self, id: &'a str) -> Self {
+        self.message_id = Some(id);
+        self
+    }
+}
+
+/// The process-wide publish hook, installed once by a telemetry crate.
+pub trait PublishHook: Send + Sync + fmt::Debug + 'static {
+    /// Called before a publish: open whatever records it (a PRODUCER span) and call
+    /// `inject(key, value)` for each header/attribute to send along.
+    fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan;
+}
+
+/// What a [`PublishHook`] opened for one publish; [`PublishSpan::finish`] (or drop) ends it.
+pub struct PublishSpan(Option<Box<dyn FinishPublish>>);
+
+/// The end of a publish record (implemented by telemetry crates).
+pub trait FinishPublish: Send {
+    /// The publish ended; `error` is its failure, if it failed.
+    fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>);
+}
+
+impl PublishSpan {
+    /// Nothing to finish (no hook installed).
+    pub const fn none() -> Self {
+        Self(None)
+    }
+
+    /// A span that `finish` ends.
+    pub fn new(finish: impl FinishPublish + 'static) -> Self {
+        Self(Some(Box::new(finish)))
+    }
+
+    /// Ends the publish record; `error` is set if the publish failed.
+    pub fn finish(mut self, error: Option<&dyn fmt::Display>) {
+        if let Some(inner) = self.0.take() {
+            inner.finish(error);
+        }
+    }
+}
+
+impl Drop for PublishSpan {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.take() {
+            inner.finish(None);
+        }
+    }
+}
+
+impl fmt::Debug for PublishSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PublishSpan")
+            .field(&self.0.is_some())
+            .finish()
+    }
+}
+
+static HOOK: OnceLock<Box<dyn PublishHook>> = OnceLock::new();
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns on [`Delivery`] contexts: transports check [`enabled`] and build a [`Delivery`]
+/// per message only when telemetry is on (installing a publish hook turns it on too).
+pub fn enable() {
+    ENABLED.store(true, Ordering::Relaxed);
+}
+
+/// Should transports put a [`Delivery`] into each message's context?
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The hook was already installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a publish hook is already installed")]
+pub struct HookAlreadySet;
+
+/// Installs the process-wide publish hook (once per process).
+/// Turns [`enabled`] on.
+pub fn set_publish_hook(hook: impl PublishHook) -> Result<(), HookAlreadySet> {
+    enable();
+    HOOK.set(Box::new(hook)).map_err(|_| HookAlreadySet)
+}
+
+/// The installed publish hook, if any.
+pub fn publish_hook() -> Option<&'static dyn PublishHook> {
+    HOOK.get().map(|hook| &**hook)
+}
+
+/// What publishers call before sending: runs the installed hook, or does nothing.
+pub fn start_publish(publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
+    match HOOK.get() {
+        Some(hook) => hook.start(publish, inject),
+        None => PublishSpan::none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug)]
+    struct Recorder;
+
+    static FINISHED: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
+
+    struct Open(String);
+
+    impl FinishPublish for Open {
+        fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>) {
+            FINISHED
+                .lock()
+                .unwrap()
+                .push((self.0, error.map(|e| e.to_string())));
+        }
+    }
+
+    impl PublishHook for Recorder {
+        fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
+            inject("traceparent", "00-abc");
+            PublishSpan::new(Open(format!("{} publish", publish.destination)))
+        }
+    }
+
+    #[test]
+    fn carrier_lookup_is_case_insensitive() {
+        let delivery = Delivery::new(AWS_SQS, "queue", "handler")
+            .routing("topic")
+            .traceparent(Some("tp".into()))
+            .tracestate(Some("ts".into()))
+            .message_id(Some("id"))
+            .attribute("x", "y");
+        assert_eq!(delivery.carrier.get("TraceParent"), Some("tp"));
+        assert_eq!(delivery.carrier.get("tracestate"), Some("ts"));
+        assert_eq!(delivery.carrier.get("baggage"), None);
+        assert_eq!(delivery.operation, "process");
+        assert_eq!(delivery.attributes, vec![("x", Arc::from("y"))]);
+        assert!(Carrier::default().is_empty());
+    }
+
+    // One test installs the hook: the hook is process-wide and set once.
+    #[test]
+    fn installed_hook_injects_and_finishes() {
+        set_publish_hook(Recorder).unwrap();
+        assert!(enabled());
+        assert_eq!(set_publish_hook(Recorder), Err(HookAlreadySet));
+        assert!(publish_hook().is_some());
+
+        let mut injected = Vec::new();
+        let span = start_publish(&Publish::new(RABBITMQ, "a.b"), &mut |k, v| {
+            injected.push(format!("{k}={v}"));
+        });
+        assert_eq!(injected, ["traceparent=00-abc"]);
+        span.finish(Some(&"boom"));
+        drop(start_publish(&Publish::new(AWS_SNS, "t"), &mut |_, _| {}));
+
+        let finished = FINISHED.lock().unwrap().clone();
+        assert_eq!(
+            finished,
+            [
+                ("a.b publish".to_owned(), Some("boom".to_owned())),
+                ("t publish".to_owned(), None)
+            ]
+        );
+    }
+}
