@@ -1,0 +1,302 @@
+//! [`HttpTraceLayer`]: a SERVER span and tomodachi's HTTP metrics around each request.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll, ready};
+use std::time::Instant;
+
+use http::{Extensions, Request, Response};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use pin_project_lite::pin_project;
+use tomodachi_core::telemetry::HttpRoute;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::Telemetry;
+
+/// Reads the matched route of a request from its extensions.
+pub type RouteFn = fn(&Extensions) -> Option<&str>;
+
+fn core_route(extensions: &Extensions) -> Option<&str> {
+    extensions.get::<HttpRoute>().map(HttpRoute::as_str)
+}
+
+/// Traces and measures HTTP requests: a SERVER span `"{METHOD} {route}"` (`"{METHOD}"`
+/// when no route matched) whose parent comes from the `traceparent`/`tracestate` headers,
+/// status ERROR for 5xx and 499, and tomodachi's `http.server.duration` and
+/// `http.server.active_requests` instruments. Paths matching the excluded-URL patterns pass
+/// through unrecorded.
+///
+/// The route is read from the request's extensions ([`HttpRoute`] by default, or what
+/// [`HttpTraceLayer::route_from`] reads, such as axum's `MatchedPath`), else from an
+/// [`HttpRoute`] in the response's extensions. With axum, add the layer with
+/// `Router::layer` so it runs after routing and sees `MatchedPath`:
+///
+/// ```ignore
+/// router.layer(telemetry.http_layer().route_from(|ext| ext.get::<MatchedPath>().map(MatchedPath::as_str)))
+/// ```
+#[derive(Debug, Clone)]
+pub struct HttpTraceLayer {
+    telemetry: Telemetry,
+    route: RouteFn,
+}
+
+impl HttpTraceLayer {
+    /// The layer recording to `telemetry`.
+    pub fn new(telemetry: Telemetry) -> Self {
+        Self {
+            telemetry,
+            route: core_route,
+        }
+    }
+
+    /// Reads the matched route with `route` instead of from [`HttpRoute`].
+    #[must_use]
+    pub fn route_from(mut self, route: RouteFn) -> Self {
+        self.route = route;
+        self
+    }
+}
+
+impl<S> Layer<S> for HttpTraceLayer {
+    type Service = HttpTrace<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpTrace {
+            inner,
+            telemetry: self.telemetry.clone(),
+            route: self.route,
+        }
+    }
+}
+
+/// The service of [`HttpTraceLayer`].
+#[derive(Debug, Clone)]
+pub struct HttpTrace<S> {
+    inner: S,
+    telemetry: Telemetry,
+    route: RouteFn,
+}
+
+impl<S> HttpTrace<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutable.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+fn split_host(host: &str) -> (&str, Option<i64>) {
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => match port.parse() {
+            Ok(port) => (name, Some(port)),
+            Err(_) => (host, None),
+        },
+        _ => (host, None),
+    }
+}
+
+impl<S, B, ResB> Service<Request<B>> for HttpTrace<S>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+{
+    type Response = Response<ResB>;
+    type Error = S::Error;
+    type Future = HttpTraceFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        if self.telemetry.is_excluded(request.uri().path()) {
+            return HttpTraceFuture {
+                inner: self.inner.call(request),
+                record: None,
+            };
+        }
+        let parent = self.telemetry.extract_headers(request.headers());
+        let method = request.method().as_str().to_owned();
+        let route = (self.route)(request.extensions()).map(str::to_owned);
+        let scheme = request.uri().scheme_str().unwrap_or("http").to_owned();
+        let version = match request.version() {
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            _ => "1.1",
+        };
+        let name = match &route {
+            Some(route) => format!("{method} {route}"),
+            None => method.clone(),
+        };
+        let mut attributes = vec![
+            KeyValue::new("http.request.method", method.clone()),
+            KeyValue::new("url.scheme", scheme.clone()),
+            KeyValue::new("url.path", request.uri().path().to_owned()),
+            KeyValue::new("network.protocol.name", "http"),
+            KeyValue::new("network.protocol.version", version),
+        ];
+        if let Some(query) = request.uri().query() {
+            attributes.push(KeyValue::new("url.query", query.to_owned()));
+        }
+        if let Some(route) = &route {
+            attributes.push(KeyValue::new("http.route", route.clone()));
+        }
+        let host = request
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| request.uri().host());
+        if let Some(host) = host {
+            let (name, port) = split_host(host);
+            attributes.push(KeyValue::new("server.address", name.to_owned()));
+            attributes.push(KeyValue::new(
+                "server.port",
+                port.unwrap_or(if scheme == "https" { 443 } else { 80 }),
+            ));
+        }
+        if let Some(agent) = request
+            .headers()
+            .get(http::header::USER_AGENT)
+            .and_then(|h| h.to_str().ok())
+        {
+            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+        }
+        let span = self.telemetry.inner.tracer.build_with_context(
+            SpanBuilder::from_name(name)
+                .with_kind(SpanKind::Server)
+                .with_attributes(attributes),
+            &parent,
+        );
+        let cx = parent.with_span(span);
+        let metric_attributes = vec![
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("url.scheme", scheme),
+        ];
+        self.telemetry.inner.http.active.add(1, &metric_attributes);
+        let inner = {
+            let _guard = cx.clone().attach();
+            self.inner.call(request)
+        };
+        HttpTraceFuture {
+            inner,
+            record: Some(Record {
+                cx,
+                telemetry: self.telemetry.clone(),
+                route,
+                attributes: metric_attributes,
+                version,
+                start: Instant::now(),
+            }),
+        }
+    }
+}
+
+struct Record {
+    cx: Context,
+    telemetry: Telemetry,
+    route: Option<String>,
+    attributes: Vec<KeyValue>,
+    version: &'static str,
+    start: Instant,
+}
+
+impl Record {
+    fn finish(self, status: Option<u16>, response_extensions: Option<&Extensions>) {
+        let span = self.cx.span();
+        let mut route = self.route;
+        if route.is_none()
+            && let Some(found) = response_extensions.and_then(core_route)
+        {
+            let method = self
+                .attributes
+                .first()
+                .map(|kv| kv.value.to_string())
+                .unwrap_or_default();
+            span.update_name(format!("{method} {found}"));
+            span.set_attribute(KeyValue::new("http.route", found.to_owned()));
+            route = Some(found.to_owned());
+        }
+        match status {
+            Some(code) => {
+                span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
+                if code >= 500 || code == 499 {
+                    span.set_status(Status::error(""));
+                }
+            }
+            None => span.set_status(Status::error("request failed")),
+        }
+        span.end();
+        let http = &self.telemetry.inner.http;
+        http.active.add(-1, &self.attributes);
+        let mut attributes = self.attributes;
+        attributes.push(KeyValue::new("network.protocol.version", self.version));
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", route));
+        }
+        if let Some(code) = status {
+            attributes.push(KeyValue::new("http.response.status_code", i64::from(code)));
+        }
+        http.duration
+            .record(self.start.elapsed().as_secs_f64(), &attributes);
+    }
+}
+
+pin_project! {
+    /// The response future of [`HttpTrace`].
+    pub struct HttpTraceFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<Record>,
+    }
+
+    impl<F> PinnedDrop for HttpTraceFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // The client went away before the response: nginx's 499.
+            if let Some(record) = this.project().record.take() {
+                record.finish(Some(499), None);
+            }
+        }
+    }
+}
+
+impl<F> std::fmt::Debug for HttpTraceFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTraceFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, ResB, E> Future for HttpTraceFuture<F>
+where
+    F: Future<Output = Result<Response<ResB>, E>>,
+{
+    type Output = Result<Response<ResB>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _guard = this.record.as_ref().map(|r| r.cx.clone().attach());
+            ready!(this.inner.poll(cx))
+        };
+        if let Some(record) = this.record.take() {
+            match &result {
+                Ok(response) => record.finish(
+                    Some(response.status().as_u16()),
+                    Some(response.extensions()),
+                ),
+                Err(_) => record.finish(None, None),
+            }
+        }
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,203 @@
+//! The [`Telemetry`] handle: a tracer, tomodachi's instruments and the settings every layer
+//! shares.
+
+use std::fmt;
+use std::sync::Arc;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use regex::Regex;
+use tomodachi_core::telemetry::{AWS_SQS, RABBITMQ, SCHEDULE};
+
+use crate::http::HttpTraceLayer;
+use crate::message::MessageTraceLayer;
+use crate::publish::OtelPublishHook;
+
+/// The instrumentation scope name of every span and instrument: `"tomodachi"`.
+pub const SCOPE: &str = "tomodachi";
+
+/// Bucket boundaries (seconds) of the duration histograms.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// A tracer, tomodachi's metric instruments and the excluded-URL patterns: what the layers
+/// and the publish hook share. Cheap to clone.
+///
+/// Build it from any tracer and meter provider (the in-memory ones in tests, the ones
+/// [`crate::init`] builds from `OTEL_*` in a service), then take its layers:
+/// [`Telemetry::message_layer`], [`Telemetry::http_layer`] and its publish hook,
+/// [`Telemetry::publish_hook`].
+#[derive(Clone)]
+pub struct Telemetry {
+    pub(crate) inner: Arc<Inner>,
+    excluded_urls: Option<Regex>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) tracer: BoxedTracer,
+    pub(crate) propagator: TraceContextPropagator,
+    pub(crate) http: HttpInstruments,
+    pub(crate) sqs: MessageInstruments,
+    pub(crate) rabbitmq: MessageInstruments,
+    pub(crate) schedule: MessageInstruments,
+}
+
+pub(crate) struct HttpInstruments {
+    pub(crate) duration: Histogram<f64>,
+    pub(crate) active: UpDownCounter<i64>,
+}
+
+pub(crate) struct MessageInstruments {
+    pub(crate) duration: Histogram<f64>,
+    pub(crate) active: UpDownCounter<i64>,
+    pub(crate) handled: Counter<u64>,
+}
+
+impl MessageInstruments {
+    fn new(meter: &Meter, prefix: &'static str, unit: &'static str) -> Self {
+        Self {
+            duration: meter
+                .f64_histogram(format!("{prefix}.duration"))
+                .with_unit("s")
+                .with_description("Duration of handling one delivery")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active: meter
+                .i64_up_down_counter(format!("{prefix}.active_tasks"))
+                .with_unit(unit)
+                .with_description("Deliveries being handled now")
+                .build(),
+            handled: meter
+                .u64_counter(format!("{prefix}.handled"))
+                .with_unit(unit)
+                .with_description("Deliveries handled, by outcome (ack, retry, reject)")
+                .build(),
+        }
+    }
+}
+
+impl Telemetry {
+    /// Telemetry recording to these providers, with scope `"tomodachi"`.
+    pub fn new<T, M>(tracer_provider: &T, meter_provider: &M) -> Self
+    where
+        T: TracerProvider,
+        T::Tracer: Tracer + Send + Sync + 'static,
+        <T::Tracer as Tracer>::Span: Send + Sync + 'static,
+        M: MeterProvider,
+    {
+        let tracer = BoxedTracer::new(Box::new(tracer_provider.tracer_with_scope(scope())));
+        Self::from_parts(tracer, meter_provider.meter_with_scope(scope()))
+    }
+
+    /// Telemetry recording to the global providers (`opentelemetry::global`).
+    pub fn global() -> Self {
+        Self::from_parts(
+            global::tracer_with_scope(scope()),
+            global::meter_with_scope(scope()),
+        )
+    }
+
+    fn from_parts(tracer: BoxedTracer, meter: Meter) -> Self {
+        let http = HttpInstruments {
+            duration: meter
+                .f64_histogram("http.server.duration")
+                .with_unit("s")
+                .with_description("Duration of HTTP server requests")
+                .with_boundaries(DURATION_BUCKETS.to_vec())
+                .build(),
+            active: meter
+                .i64_up_down_counter("http.server.active_requests")
+                .with_unit("{request}")
+                .with_description("HTTP server requests being handled now")
+                .build(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                tracer,
+                propagator: TraceContextPropagator::new(),
+                http,
+                sqs: MessageInstruments::new(&meter, "messaging.aws_sqs", "{message}"),
+                rabbitmq: MessageInstruments::new(&meter, "messaging.rabbitmq", "{message}"),
+                schedule: MessageInstruments::new(&meter, "function", "{task}"),
+            }),
+            excluded_urls: None,
+        }
+    }
+
+    /// Requests whose path matches any of these regular expressions (searched, not
+    /// anchored, as tomodachi does) get no span and no metrics.
+    ///
+    /// # Errors
+    /// A pattern is not a valid regular expression.
+    pub fn with_excluded_urls<I, P>(self, patterns: I) -> Result<Self, regex::Error>
+    where
+        I: IntoIterator<Item = P>,
+        P: AsRef<str>,
+    {
+        let joined: Vec<String> = patterns
+            .into_iter()
+            .map(|p| p.as_ref().trim().to_owned())
+            .filter(|p| !p.is_empty())
+            .map(|p| format!("(?:{p})"))
+            .collect();
+        let excluded = if joined.is_empty() {
+            None
+        } else {
+            Some(Regex::new(&joined.join("|"))?)
+        };
+        Ok(Self {
+            excluded_urls: excluded,
+            ..self
+        })
+    }
+
+    /// Is this path excluded from instrumentation?
+    pub fn is_excluded(&self, path: &str) -> bool {
+        self.excluded_urls
+            .as_ref()
+            .is_some_and(|re| re.is_match(path))
+    }
+
+    /// The layer tracing and measuring message handlers (SQS, AMQP, schedules).
+    pub fn message_layer(&self) -> MessageTraceLayer {
+        MessageTraceLayer::new(self.clone())
+    }
+
+    /// The layer tracing and measuring HTTP requests.
+    pub fn http_layer(&self) -> HttpTraceLayer {
+        HttpTraceLayer::new(self.clone())
+    }
+
+    /// The publish hook that opens PRODUCER spans and injects `traceparent`; install it
+    /// with [`tomodachi_core::telemetry::set_publish_hook`].
+    pub fn publish_hook(&self) -> OtelPublishHook {
+        OtelPublishHook::new(self.clone())
+    }
+
+    pub(crate) fn instruments(&self, system: &str) -> Option<&MessageInstruments> {
+        match system {
+            AWS_SQS => Some(&self.inner.sqs),
+            RABBITMQ => Some(&self.inner.rabbitmq),
+            SCHEDULE => Some(&self.inner.schedule),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("excluded_urls", &self.excluded_urls)
+            .finish_non_exhaustive()
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
