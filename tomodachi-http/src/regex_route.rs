@@ -14,6 +14,7 @@ use http::StatusCode;
 use http::header::ALLOW;
 use http::request::Parts;
 use regex::Regex;
+use tomodachi_core::telemetry::HttpRoute;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -91,6 +92,8 @@ impl<S> std::fmt::Debug for RegexRoute<S> {
 struct Compiled {
     regex: Regex,
     named: bool,
+    /// The pattern without `^`/`$`, for telemetry (tomodachi's `http.route`).
+    route: HttpRoute,
     method_router: MethodRouter,
 }
 
@@ -115,12 +118,19 @@ impl RegexDispatch {
             .into_iter()
             .map(|route| Compiled {
                 named: route.regex.capture_names().flatten().next().is_some(),
+                route: HttpRoute(Arc::from(unanchored(&route.pattern))),
                 regex: route.regex,
                 method_router: route.method_router,
             })
             .collect();
         Self { routes, not_found }
     }
+}
+
+/// The pattern without its `^` and `$` anchors (tomodachi's span name and `http.route`).
+fn unanchored(pattern: &str) -> &str {
+    let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
+    pattern.strip_suffix('$').unwrap_or(pattern)
 }
 
 /// Percent-decodes a path (tomodachi matches on aiohttp's decoded `request.path`).
@@ -171,18 +181,22 @@ impl Service<Request> for RegexDispatch {
                                 Some((name.to_owned(), captures.name(name)?.as_str().to_owned()))
                             })
                             .collect();
-                        chosen =
-                            Some((route.method_router.clone(), Some(Groups(Arc::new(groups)))));
+                        chosen = Some((
+                            route.method_router.clone(),
+                            route.route.clone(),
+                            Some(Groups(Arc::new(groups))),
+                        ));
                         break;
                     }
                 } else if route.regex.is_match(&path) {
-                    chosen = Some((route.method_router.clone(), None));
+                    chosen = Some((route.method_router.clone(), route.route.clone(), None));
                     break;
                 }
             }
         }
         match chosen {
-            Some((method_router, groups)) => {
+            Some((method_router, route, groups)) => {
+                req.extensions_mut().insert(route);
                 if let Some(groups) = groups {
                     req.extensions_mut().insert(groups);
                 }

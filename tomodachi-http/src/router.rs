@@ -413,4 +413,37 @@ mod tests {
             (StatusCode::NOT_FOUND, "missing state")
         );
     }
+
+    #[tokio::test]
+    async fn layers_see_the_matched_route_of_axum_and_regex_routes() {
+        use axum::extract::MatchedPath;
+        use tomodachi_core::telemetry::HttpRoute;
+
+        // A middleware that answers with the route it sees, as a tracing layer reads it.
+        let seen = |request: Request| {
+            let ext = request.extensions();
+            let route = ext
+                .get::<HttpRoute>()
+                .map(|r| format!("regex {}", r.as_str()))
+                .or_else(|| {
+                    ext.get::<MatchedPath>()
+                        .map(|m| format!("axum {}", m.as_str()))
+                })
+                .unwrap_or_else(|| "none".to_owned());
+            async move { Ok::<_, Infallible>(route.into_response()) }
+        };
+        let router = HttpRouter::new()
+            .route("/items/{id}", get(|| async { "" }))
+            .regex_route(r"^/resource/(?P<id>[^/]+?)/?$", get(|| async { "" }))
+            .layer(axum::middleware::from_fn(
+                move |request: Request, _next: axum::middleware::Next| seen(request),
+            ))
+            .into_router();
+        assert_eq!(call(&router, "GET", "/items/7").await.2, "axum /items/{id}");
+        assert_eq!(
+            call(&router, "GET", "/resource/7").await.2,
+            "regex /resource/(?P<id>[^/]+?)/?"
+        );
+        assert_eq!(call(&router, "GET", "/nowhere").await.2, "none");
+    }
 }
