@@ -11,7 +11,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 use tomodachi_core::{
     Envelope, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity, SharedEnvelope,
-    to_python_json,
+    telemetry, to_python_json,
 };
 
 use crate::context::{AmqpTable, AmqpValue, table_to_lapin};
@@ -239,6 +239,31 @@ impl AmqpPublisher {
     ///
     /// As [`AmqpPublisher::publish`], without [`AmqpError::Seal`].
     pub async fn publish_payload(
+        &self,
+        payload: &[u8],
+        routing_key: &str,
+        mut options: PublishOptions,
+    ) -> Result<(), AmqpError> {
+        // Telemetry (a PRODUCER span and `traceparent` in the headers) when a hook is
+        // installed; otherwise nothing is added.
+        let exchange = options
+            .exchange
+            .as_deref()
+            .filter(|name| !name.is_empty())
+            .unwrap_or(self.exchange.as_str());
+        let headers = &mut options.headers;
+        let span = telemetry::start_publish(
+            &telemetry::Publish::new(telemetry::RABBITMQ, routing_key).exchange(exchange),
+            &mut |key, value| {
+                headers.insert(key.to_owned(), AmqpValue::String(value.to_owned()));
+            },
+        );
+        let result = self.send(payload, routing_key, options).await;
+        span.finish(result.as_ref().err().map(|e| e as &dyn fmt::Display));
+        result
+    }
+
+    async fn send(
         &self,
         payload: &[u8],
         routing_key: &str,

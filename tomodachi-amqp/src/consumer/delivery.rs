@@ -8,7 +8,7 @@ use futures_util::FutureExt;
 use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use tomodachi_core::{BoxError, Message, Outcome, Shutdown};
+use tomodachi_core::{BoxError, Message, Outcome, Shutdown, telemetry};
 
 use crate::context::{AmqpContext, AmqpProperties, table_from_lapin};
 use crate::{AmqpPublisher, ResolvedBinding};
@@ -18,6 +18,7 @@ pub(super) fn into_message(
     delivery: Delivery,
     binding: &ResolvedBinding,
     publisher: Option<&AmqpPublisher>,
+    handler: &str,
 ) -> (Message, Acker, u64) {
     let Delivery {
         delivery_tag,
@@ -43,7 +44,24 @@ pub(super) fn into_message(
         headers,
         properties: AmqpProperties::from_lapin(&properties),
     };
+    let telemetry = telemetry::enabled().then(|| {
+        let header = |name: &str| {
+            context
+                .headers
+                .get(name)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        };
+        telemetry::Delivery::new(telemetry::RABBITMQ, context.exchange.as_str(), handler)
+            .routing(context.routing_key.as_str())
+            .message_id(context.properties.message_id.as_deref())
+            .traceparent(header("traceparent"))
+            .tracestate(header("tracestate"))
+    });
     let mut message = Message::new(data).with_context(context);
+    if let Some(delivery) = telemetry {
+        message.insert_context(delivery);
+    }
     if let Some(publisher) = publisher {
         message.insert_context(publisher.clone());
     }

@@ -211,6 +211,7 @@ where
                     delivery,
                     &consumer.resolved,
                     consumer.publisher.as_ref(),
+                    consumer.binding.get_handler_name(),
                 );
                 let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(message)));
                 let task = Transport::Amqp.stats().task();
