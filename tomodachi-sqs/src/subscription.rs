@@ -200,12 +200,6 @@ impl Subscription {
         self
     }
 
-    /// Whether the subscription has its own envelope (a service-wide default can fill in
-    /// the others).
-    pub fn has_envelope(&self) -> bool {
-        self.envelope.is_some()
-    }
-
     /// The handler's name (Python's function name): part of a non-competing queue's name.
     #[must_use]
     pub fn handler_name(mut self, name: impl Into<String>) -> Self {
