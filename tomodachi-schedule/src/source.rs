@@ -346,8 +346,18 @@ impl Runner {
             self.schedule.interval_value().clone(),
             self.name.clone(),
         );
-        let message = Message::new(Bytes::new()).with_context(context);
         let invocation_time = format_invocation_time(at);
+        let mut message = Message::new(Bytes::new());
+        if tomodachi_core::telemetry::enabled() {
+            use tomodachi_core::telemetry::{Delivery, SCHEDULE};
+            message.insert_context(
+                Delivery::new(SCHEDULE, "", self.name.clone())
+                    .attribute("function.trigger", "timer")
+                    .attribute("function.time", invocation_time.as_str())
+                    .attribute("function.interval", context.interval.to_string()),
+            );
+        }
+        message.insert_context(context);
         let span = tracing::info_span!(
             target: HANDLER_LOG_TARGET,
             "scheduled function",
