@@ -3,6 +3,8 @@
 pub mod banner;
 pub mod cli;
 mod context;
+#[cfg(feature = "otel")]
+mod instrument;
 mod lifecycle;
 pub mod logging;
 pub mod options;

@@ -79,6 +79,7 @@ pub struct Process {
     shutdown: Shutdown,
     signals: bool,
     logging: bool,
+    opentelemetry: bool,
 }
 
 impl std::fmt::Debug for Process {
@@ -137,6 +138,15 @@ impl Process {
     #[must_use]
     pub fn without_signals(mut self) -> Self {
         self.signals = false;
+        self
+    }
+
+    /// Turns on OpenTelemetry instrumentation as `--opentelemetry-instrument` /
+    /// `TOMODACHI_OPENTELEMETRY_INSTRUMENT=1` do (needs the `otel` feature): spans and
+    /// metrics for every handler, `traceparent` on every publish, exporters from `OTEL_*`.
+    #[must_use]
+    pub fn opentelemetry_instrument(mut self) -> Self {
+        self.opentelemetry = true;
         self
     }
 
@@ -221,7 +231,30 @@ impl Process {
             return Exit::FAILURE;
         }
 
+        let instrument = self.opentelemetry || settings.opentelemetry_instrument;
+        #[cfg(feature = "otel")]
+        let first = self.plans.first().map(|plan| plan.identity.clone());
+        #[cfg(feature = "otel")]
+        let installed = match (instrument, first) {
+            (true, Some(identity)) => match crate::instrument::install(&identity, &env).await {
+                Ok(installed) => Some(installed),
+                Err(error) => {
+                    tracing::error!(target: "tomodachi.opentelemetry", "opentelemetry instrumentation failed: {error}");
+                    return Exit::FAILURE;
+                }
+            },
+            _ => None,
+        };
+        #[cfg(not(feature = "otel"))]
+        if instrument {
+            tracing::warn!(target: "tomodachi.opentelemetry", "--opentelemetry-instrument needs the `otel` feature of tomodachi: running without instrumentation");
+        }
+
         let ending = lifecycle::run(std::mem::take(&mut self.plans), self.shutdown.clone()).await;
+        #[cfg(feature = "otel")]
+        if let Some(installed) = installed {
+            crate::instrument::shutdown(installed).await;
+        }
         *CURRENT
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;

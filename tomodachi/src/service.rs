@@ -109,12 +109,18 @@ impl RunContext {
         for layer in self.layers.iter().rev() {
             service = layer(service);
         }
-        match envelope {
+        let service = match envelope {
             Some(envelope) => BoxCloneSyncService::new(
                 tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
             ),
             None => service,
+        };
+        // `--opentelemetry-instrument`: the span is outermost, around the envelope.
+        #[cfg(feature = "otel")]
+        if let Some(telemetry) = crate::instrument::telemetry() {
+            return BoxCloneSyncService::new(telemetry.message_layer().layer(service));
         }
+        service
     }
 }
 

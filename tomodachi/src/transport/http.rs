@@ -34,6 +34,15 @@ where
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
         self.register(Transport::Http, move |context| async move {
+            #[cfg(feature = "otel")]
+            let router = match crate::instrument::telemetry() {
+                Some(telemetry) => router.layer(
+                    telemetry
+                        .http_layer()
+                        .route_from(crate::instrument::http_route),
+                ),
+                None => router,
+            };
             let work = HttpServer::new(context.options.http.clone())
                 .start(router, context.shutdown.clone())
                 .await?;
