@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tomodachi_core::{
-    AttributeValue, JsonEnvelope, ServiceIdentity, SharedEnvelope, to_python_json,
+    AttributeValue, JsonEnvelope, ServiceIdentity, SharedEnvelope, telemetry, to_python_json,
 };
 
 use crate::attributes::to_sns;
@@ -137,6 +137,27 @@ impl SnsPublisher {
 
     /// Publishes `data` to `topic` with attributes or FIFO ids.
     pub async fn publish_with<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        topic: &str,
+        mut options: PublishOptions,
+    ) -> Result<String, Error> {
+        // Telemetry: a PRODUCER span and `traceparent` as a message attribute when a hook
+        // is installed (tomodachi's attribute names); otherwise nothing is added.
+        let attributes = &mut options.attributes;
+        let span = telemetry::start_publish(
+            &telemetry::Publish::new(telemetry::AWS_SNS, topic),
+            &mut |key, value| {
+                attributes.retain(|(name, _)| name != key);
+                attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
+            },
+        );
+        let result = self.publish_sealed(data, topic, options).await;
+        span.finish(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
+        result
+    }
+
+    async fn publish_sealed<T: Serialize + ?Sized>(
         &self,
         data: &T,
         topic: &str,

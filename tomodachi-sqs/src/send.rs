@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tomodachi_core::{
-    AttributeValue, JsonEnvelope, ServiceIdentity, SharedEnvelope, to_python_json,
+    AttributeValue, JsonEnvelope, ServiceIdentity, SharedEnvelope, telemetry, to_python_json,
 };
 
 use crate::attributes::{BodyAttribute, to_body, to_sqs};
@@ -153,6 +153,27 @@ impl SqsSender {
 
     /// Sends with attributes, FIFO ids, a delay or a raw body.
     pub async fn send_with<T: Serialize + ?Sized>(
+        &self,
+        data: &T,
+        queue: &str,
+        mut options: SendOptions,
+    ) -> Result<String, Error> {
+        // Telemetry: a PRODUCER span and `traceparent` as a message attribute when a hook
+        // is installed; otherwise nothing is added.
+        let attributes = &mut options.attributes;
+        let span = telemetry::start_publish(
+            &telemetry::Publish::new(telemetry::AWS_SQS, queue),
+            &mut |key, value| {
+                attributes.retain(|(name, _)| name != key);
+                attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
+            },
+        );
+        let result = self.send_sealed(data, queue, options).await;
+        span.finish(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
+        result
+    }
+
+    async fn send_sealed<T: Serialize + ?Sized>(
         &self,
         data: &T,
         queue: &str,

@@ -2,6 +2,7 @@
 
 mod delete;
 mod parse;
+mod telemetry;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -195,6 +196,12 @@ where
         deleter,
         handler: Arc::from(consumer.subscription.handler_name.as_str()),
     });
+    // The queue's name without the options' prefix (telemetry's destination name).
+    let queue_name: String = queue
+        .queue_name
+        .strip_prefix(consumer.options.queue_name_prefix.as_str())
+        .unwrap_or(&queue.queue_name)
+        .to_owned();
     let subscription = &consumer.subscription;
     let fifo_queue = queue.queue_url.ends_with(".fifo");
     let room = if fifo_queue {
@@ -327,7 +334,12 @@ where
             };
             let parsed = parse(&received, &shared.queue_url, &consumer.options.topic_prefix);
             let message = match parsed {
-                Parsed::Handle(message) => message,
+                Parsed::Handle(mut message) => {
+                    if tomodachi_core::telemetry::enabled() {
+                        telemetry::insert_delivery(&mut message, &queue_name, &shared.handler);
+                    }
+                    message
+                }
                 Parsed::Empty => {
                     let shared = shared.clone();
                     let receipt = received.receipt_handle.unwrap_or_default();
