@@ -20,6 +20,8 @@ pub enum Exporter {
     Otlp,
     /// The Prometheus scrape endpoint (metrics only).
     Prometheus,
+    /// Spans and metrics printed on stdout.
+    Console,
     /// Nothing is exported.
     None,
 }
@@ -29,6 +31,7 @@ impl Exporter {
         match value.trim().to_ascii_lowercase().as_str() {
             "otlp" => Ok(Self::Otlp),
             "prometheus" => Ok(Self::Prometheus),
+            "console" => Ok(Self::Console),
             "none" | "" => Ok(Self::None),
             other => Err(Error::UnknownExporter(other.to_owned())),
         }
@@ -89,8 +92,8 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An exporter name that is not `otlp`, `prometheus` or `none`.
-    #[error("unknown OpenTelemetry exporter {0:?} (expected otlp, prometheus or none)")]
+    /// An exporter name that is not `otlp`, `prometheus`, `console` or `none`.
+    #[error("unknown OpenTelemetry exporter {0:?} (expected otlp, prometheus, console or none)")]
     UnknownExporter(String),
     /// An exporter that was not compiled in (a cargo feature of tomodachi-otel is off).
     #[error("the {0} exporter is not compiled in (enable the `{0}` feature of tomodachi-otel)")]
@@ -329,12 +332,21 @@ impl Installed {
 /// excluded-URL pattern is invalid.
 pub async fn install(settings: &Settings) -> Result<Installed, Error> {
     let resource = settings.resource();
-    #[cfg_attr(not(feature = "otlp"), allow(unused_mut))]
+    #[cfg_attr(not(any(feature = "otlp", feature = "console")), allow(unused_mut))]
     let mut tracer_builder = SdkTracerProvider::builder().with_resource(resource.clone());
     match settings.traces {
         Exporter::None => {}
         Exporter::Prometheus => {
             return Err(Error::UnknownExporter("prometheus (for traces)".to_owned()));
+        }
+        Exporter::Console => {
+            #[cfg(feature = "console")]
+            {
+                tracer_builder = tracer_builder
+                    .with_simple_exporter(opentelemetry_stdout::SpanExporter::default());
+            }
+            #[cfg(not(feature = "console"))]
+            return Err(Error::NotCompiled("console"));
         }
         Exporter::Otlp => {
             #[cfg(feature = "otlp")]
@@ -360,6 +372,15 @@ pub async fn install(settings: &Settings) -> Result<Installed, Error> {
     let mut prometheus_listener = None;
     match settings.metrics {
         Exporter::None => {}
+        Exporter::Console => {
+            #[cfg(feature = "console")]
+            {
+                meter_builder = meter_builder
+                    .with_periodic_exporter(opentelemetry_stdout::MetricExporter::default());
+            }
+            #[cfg(not(feature = "console"))]
+            return Err(Error::NotCompiled("console"));
+        }
         Exporter::Otlp => {
             #[cfg(feature = "otlp")]
             {
@@ -456,7 +477,7 @@ mod tests {
     #[test]
     fn exporters_and_prometheus_settings_from_either_name() {
         let s = settings(&[
-            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_TRACES_EXPORTER", "console"),
             ("OTEL_METRICS_EXPORTER", "prometheus,otlp"),
             ("OTEL_PYTHON_TOMODACHI_PROMETHEUS_ADDRESS", "0.0.0.0"),
             ("TOMODACHI_PROMETHEUS_PORT", "9999"),
@@ -469,7 +490,7 @@ mod tests {
             ("TOMODACHI_PROMETHEUS_NAMESPACE_PREFIX", "shop"),
         ])
         .unwrap();
-        assert_eq!(s.traces, Exporter::None);
+        assert_eq!(s.traces, Exporter::Console);
         assert_eq!(s.metrics, Exporter::Prometheus);
         assert_eq!(s.prometheus.address, "0.0.0.0");
         assert_eq!(s.prometheus.port, 9999, "TOMODACHI_ name wins");

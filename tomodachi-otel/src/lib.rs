@@ -7,7 +7,7 @@
 //! - [`HttpTraceLayer`] wraps an HTTP service: SERVER spans `"{METHOD} {route}"`.
 //! - [`OtelPublishHook`] opens PRODUCER spans and injects `traceparent` into what
 //!   publishers send, so one trace runs HTTP → publish → broker → consumer.
-//! - [`install`] builds providers from `OTEL_*` (exporters `otlp`, `prometheus`, `none`)
+//! - [`install`] builds providers from `OTEL_*` (exporters `otlp`, `prometheus`, `console`, `none`)
 //!   and starts the Prometheus scrape endpoint.
 //!
 //! Only `tomodachi-core` and `http` types are used: no transport crate is a dependency.
