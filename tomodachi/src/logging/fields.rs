@@ -214,11 +214,9 @@ impl LogRecord {
                 None => context.push((name, value)),
             }
         }
-        // With OpenTelemetry on, a record made inside a span carries its ids.
+        // A record made inside an OpenTelemetry span carries its ids.
         #[cfg(feature = "otel")]
-        if crate::instrument::telemetry().is_some()
-            && let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids()
-        {
+        if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
             context.push(("trace_id".to_owned(), Value::String(trace_id)));
             context.push(("span_id".to_owned(), Value::String(span_id)));
         }

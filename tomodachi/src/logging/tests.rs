@@ -348,3 +348,31 @@ fn colour_switches() {
     assert!(!colors_allowed(env(&[("CLICOLOR", "0")])));
     assert!(colors_allowed(env(&[("CLICOLOR", "1")])));
 }
+
+#[cfg(feature = "otel")]
+#[test]
+fn records_inside_an_opentelemetry_span_carry_trace_and_span_ids() {
+    use tomodachi_otel::opentelemetry::Context;
+    use tomodachi_otel::opentelemetry::trace::{
+        SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    let span = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+        SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::NONE,
+    );
+    let inside = json_capture(|| {
+        let _guard = Context::new().with_remote_span_context(span).attach();
+        tracing::info!(target: "tomodachi.amqp.handler", "handled");
+    });
+    assert!(
+        inside.ends_with(
+            "\"message\": \"handled\", \"trace_id\": \"4bf92f3577b34da6a3ce929d0e0e4736\", \"span_id\": \"00f067aa0ba902b7\"}\n"
+        ),
+        "{inside}"
+    );
+    let outside = json_capture(|| tracing::info!(target: "tomodachi.amqp.handler", "handled"));
+    assert!(!outside.contains("trace_id"), "{outside}");
+}
