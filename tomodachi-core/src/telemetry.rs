@@ -213,7 +213,8 @@ impl<'a> Publish<'a> {
 /// The process-wide publish hook, installed once by a telemetry crate.
 pub trait PublishHook: Send + Sync + fmt::Debug + 'static {
     /// Called before a publish: open whatever records it (a PRODUCER span) and call
-    /// `inject(key, value)` for each header/attribute to send along.
+    /// `inject(key, value)` for each header/attribute to send along (never with an empty
+    /// value: SNS/SQS refuse those).
     fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan;
 }
 

@@ -39,7 +39,11 @@ pub(crate) struct FnInjector<'a>(pub(crate) &'a mut dyn FnMut(&str, &str));
 
 impl opentelemetry::propagation::Injector for FnInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        (self.0)(key, &value);
+        // The W3C propagator writes an empty `tracestate`; SNS/SQS refuse empty attribute
+        // values, and Python tomodachi sends none, so empty values are not passed on.
+        if !value.is_empty() {
+            (self.0)(key, &value);
+        }
     }
 }
 

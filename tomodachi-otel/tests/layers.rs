@@ -286,6 +286,9 @@ async fn publish_inside_a_handler_is_a_producer_child_and_injects_its_context() 
         Some("publish")
     );
     let injected = injected.lock().unwrap().clone();
+    // No empty `tracestate` (SNS refuses empty attribute values).
+    assert!(injected.iter().all(|(_, v)| !v.is_empty()), "{injected:?}");
+    assert_eq!(injected.len(), 1, "{injected:?}");
     let traceparent = &injected.iter().find(|(k, _)| k == "traceparent").unwrap().1;
     assert_eq!(
         traceparent,
