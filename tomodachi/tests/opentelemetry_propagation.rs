@@ -1,8 +1,9 @@
 //! One trace from an HTTP request (with an incoming `traceparent`) through an AMQP publish
-//! to the consumer of that message, with `--opentelemetry-instrument` and no code change in
-//! the handlers. Needs RabbitMQ at 127.0.0.1:5672. (Own test binary: OpenTelemetry is
-//! installed once per process.)
-#![cfg(all(feature = "otel", feature = "http", feature = "amqp"))]
+//! and an SNS publish to the consumers of those messages, with `--opentelemetry-instrument`
+//! and no code change in the handlers. Needs RabbitMQ at 127.0.0.1:5672 and moto at
+//! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`). (Own test binary: OpenTelemetry is installed
+//! once per process.)
+#![cfg(all(feature = "otel", feature = "http", feature = "amqp", feature = "sqs"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -16,6 +17,9 @@ use tomodachi::http::HttpRouter;
 use tomodachi::http::axum::extract::State as HttpState;
 use tomodachi::http::axum::routing::post;
 use tomodachi::options::HttpOptions;
+use tomodachi::sqs::{
+    AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, Subscription,
+};
 use tomodachi::{Data, JsonEnvelope, Options, Process, Service, ServiceIdentity, State};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -26,6 +30,8 @@ type Seen = mpsc::UnboundedSender<(&'static str, Option<(String, String)>)>;
 #[derive(Clone)]
 struct App {
     publisher: AmqpPublisher,
+    sns: SnsPublisher,
+    topic: String,
     seen: Seen,
 }
 
@@ -37,6 +43,10 @@ async fn order(HttpState(app): HttpState<App>) -> &'static str {
         .publish(&json!({"order": 1}), "otel.order.created")
         .await
         .unwrap();
+    app.sns
+        .publish(&json!({"order": 1}), &app.topic)
+        .await
+        .unwrap();
     "ok"
 }
 
@@ -44,6 +54,28 @@ async fn on_created(State(app): State<App>, Data(_data): Data<serde_json::Value>
     let _ = app
         .seen
         .send(("amqp", tomodachi::otel::current_trace_ids()));
+}
+
+async fn on_notified(State(app): State<App>, Data(_data): Data<serde_json::Value>) {
+    let _ = app.seen.send(("sqs", tomodachi::otel::current_trace_ids()));
+}
+
+fn aws() -> (AwsSnsSqsOptions, AwsEndpointUrlsOptions) {
+    let url =
+        std::env::var("TOMODACHI_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    (
+        AwsSnsSqsOptions {
+            region_name: Some("us-east-1".into()),
+            aws_access_key_id: Some("testing".into()),
+            aws_secret_access_key: Some("testing".into()),
+            ..AwsSnsSqsOptions::default()
+        },
+        AwsEndpointUrlsOptions {
+            sns: Some(url.clone()),
+            sqs: Some(url),
+            sts: None,
+        },
+    )
 }
 
 fn free_port() -> u16 {
@@ -59,7 +91,18 @@ async fn http_request_publish_and_consume_share_one_trace() {
     let exchange = format!("otel-prop-{}", std::process::id());
     let http_port = free_port();
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
+    let topic = format!("otel-prop-{}", std::process::id());
+    let (aws_options, endpoints) = aws();
+    let clients = AwsClients::from_options(&aws_options, &endpoints)
+        .await
+        .expect("moto reachable");
     let app = App {
+        sns: SnsPublisher::new(
+            clients,
+            aws_options.clone(),
+            ServiceIdentity::new("otel-prop", "u-1"),
+        ),
+        topic: topic.clone(),
         publisher: AmqpPublisher::new(
             AmqpOptions::default(),
             ServiceIdentity::new("otel-prop", "u-1"),
@@ -71,15 +114,26 @@ async fn http_request_publish_and_consume_share_one_trace() {
     let service = Service::new("otel-prop")
         .state(app)
         .envelope(JsonEnvelope)
-        .options(Options::new().http(HttpOptions {
-            host: "127.0.0.1".to_owned(),
-            port: http_port,
-            ..HttpOptions::default()
-        }))
+        .options(
+            Options::new()
+                .http(HttpOptions {
+                    host: "127.0.0.1".to_owned(),
+                    port: http_port,
+                    ..HttpOptions::default()
+                })
+                .aws_sns_sqs(aws_options)
+                .aws_endpoint_urls(endpoints),
+        )
         .http(HttpRouter::new().route("/orders", post(order)))
         .amqp(
             Binding::routing_key("otel.order.created").exchange(&exchange),
             on_created,
+        )
+        .sqs(
+            Subscription::topic(&topic)
+                .queue(format!("{topic}-q"))
+                .wait_time(Duration::from_secs(1)),
+            on_notified,
         )
         .on_started(move |_| async move {
             let _ = started_tx.send(());
@@ -110,8 +164,8 @@ async fn http_request_publish_and_consume_share_one_trace() {
         stream.read_to_string(&mut response).await.unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
         let mut seen = Vec::new();
-        while seen.len() < 2 {
-            let next = tokio::time::timeout(Duration::from_secs(10), seen_rx.recv())
+        while seen.len() < 3 {
+            let next = tokio::time::timeout(Duration::from_secs(30), seen_rx.recv())
                 .await
                 .expect("handlers ran")
                 .unwrap();
@@ -134,6 +188,7 @@ async fn http_request_publish_and_consume_share_one_trace() {
     };
     let (http_trace, http_span) = ids("http");
     let (amqp_trace, amqp_span) = ids("amqp");
+    let (sqs_trace, sqs_span) = ids("sqs");
     assert_eq!(
         http_trace, TRACE_ID,
         "the HTTP span continues the incoming trace"
@@ -142,6 +197,11 @@ async fn http_request_publish_and_consume_share_one_trace() {
         amqp_trace, TRACE_ID,
         "the consumer continues the publisher's trace"
     );
+    assert_eq!(
+        sqs_trace, TRACE_ID,
+        "the SNS+SQS consumer continues the trace"
+    );
     assert_ne!(http_span, amqp_span);
+    assert_ne!(amqp_span, sqs_span);
     assert_ne!(http_span, "00f067aa0ba902b7");
 }
