@@ -70,12 +70,17 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let record = LogRecord::collect(ctx, event);
-        let mut timestamp = String::new();
-        self.timer.format_time(&mut Writer::new(&mut timestamp))?;
-
-        let mut line = String::with_capacity(128);
-        line.push_str("{\"timestamp\": ");
-        write_str(&mut line, &timestamp);
+        // An access log record is about 400 bytes: one allocation for most records.
+        let mut line = String::with_capacity(512);
+        line.push_str("{\"timestamp\": \"");
+        let start = line.len();
+        self.timer.format_time(&mut Writer::new(&mut line))?;
+        if line[start..].chars().any(needs_escape) {
+            let timestamp = line.split_off(start - 1);
+            write_str(&mut line, &timestamp[1..]);
+        } else {
+            line.push('"');
+        }
         line.push_str(", \"logger\": ");
         write_str(&mut line, &record.logger);
         line.push_str(", \"level\": ");
@@ -129,10 +134,25 @@ pub(crate) fn write_value(out: &mut String, value: &Value) {
     }
 }
 
+/// Whether `write_str` writes `c` as an escape.
+fn needs_escape(c: char) -> bool {
+    !matches!(c, ' '..='~') || c == '"' || c == '\\'
+}
+
 /// Writes a JSON string with Python's `ensure_ascii` escapes.
 pub(crate) fn write_str(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
+    let mut rest = s;
+    // Runs of printable ASCII are copied at once; the byte found is the first byte of a
+    // character (ASCII, or the lead byte of a multi-byte one).
+    while let Some(at) = rest
+        .bytes()
+        .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+    {
+        out.push_str(&rest[..at]);
+        let Some(c) = rest[at..].chars().next() else {
+            break;
+        };
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -141,7 +161,6 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
             '\t' => out.push_str("\\t"),
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
             _ => {
                 let mut units = [0u16; 2];
                 for unit in c.encode_utf16(&mut units) {
@@ -149,7 +168,9 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
                 }
             }
         }
+        rest = &rest[at + c.len_utf8()..];
     }
+    out.push_str(rest);
     out.push('"');
 }
 

@@ -52,10 +52,12 @@ mod json;
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests;
+mod writer;
 
 pub use console::ConsoleFormat;
 pub use fields::TomodachiFields;
 pub use json::JsonFormat;
+pub use writer::{BUFFER_LIMIT, BUFFERED_TARGETS, BufferedStderr, FLUSH_INTERVAL, RecordWriter};
 
 /// Which log formatter to use (`--logger`, `TOMODACHI_LOGGER`).
 ///
@@ -221,7 +223,20 @@ pub struct TomodachiTime;
 
 impl FormatTime for TomodachiTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
-        write!(w, "{}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ"))
+        use chrono::{Datelike, Timelike};
+        // By hand: chrono's `format` parses its pattern on every call.
+        let now = chrono::Utc::now();
+        write!(
+            w,
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+            now.year(),
+            now.month(),
+            now.day(),
+            now.hour(),
+            now.minute(),
+            now.second(),
+            now.timestamp_subsec_micros().min(999_999)
+        )
     }
 }
 
@@ -230,14 +245,16 @@ pub type BoxLayer<S> = Box<dyn Layer<S> + Send + Sync + 'static>;
 
 /// The formatting layer of `format`, writing to stderr, coloured when [`color_enabled`].
 ///
-/// Add a level filter beside it (as [`init`] does); [`LogFormat::Disabled`] gives a layer
+/// The access log (the records written once per request) waits in a small buffer and is
+/// written in batches, at most [`FLUSH_INTERVAL`] late, and before any other record: see
+/// [`BufferedStderr`]. Add a level filter beside it (as [`init`] does); [`LogFormat::Disabled`] gives a layer
 /// that writes nothing.
 pub fn layer<S>(format: LogFormat) -> BoxLayer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     let color = format == LogFormat::Console && color_enabled();
-    layer_with_writer(format, std::io::stderr, color)
+    layer_with_writer(format, BufferedStderr, color)
 }
 
 /// The formatting layer of `format`, writing each record with one write to `writer`.
