@@ -7,7 +7,7 @@
 //! curl -i localhost:9700/resource/1234/    # 200 id = 1234 (the regex allows a slash)
 //! curl -i localhost:9700/health            # 200 {"status": "healthy"}
 //! curl -i localhost:9700/nothing-here      # 404 {"error": "not-found"}
-//! curl -i -X POST localhost:9700/health    # 405 {"error": "method-not-allowed"}, Allow: GET,HEAD
+//! curl -i -X POST localhost:9700/health    # 405 {"error": "method-not-allowed"}
 //! ```
 //!
 //! The port is 9700; `TOMODACHI_HTTP_PORT=9701` (or any `TOMODACHI_HTTP_*` option)
@@ -39,8 +39,7 @@ async fn not_found() -> (Json, &'static str) {
     (JSON, r#"{"error": "not-found"}"#)
 }
 
-/// A path that matches with another method (`@http_error(status_code=405)`). The router
-/// adds the `Allow` header.
+/// A path that matches with another method (`@http_error(status_code=405)`).
 async fn method_not_allowed() -> (Json, &'static str) {
     (JSON, r#"{"error": "method-not-allowed"}"#)
 }

@@ -5,7 +5,7 @@
 //! cargo run --example websocket
 //! websocat ws://localhost:9700/echo        # each text frame comes back as is
 //! websocat ws://localhost:9700/chat        # in two terminals: frames go to the other
-//! curl -i localhost:9700/chat              # a plain GET is refused (426 Upgrade Required)
+//! curl -i localhost:9700/chat              # a plain GET is refused (400)
 //! ```
 //!
 //! Without `websocat`, any WebSocket client works (a browser console:
