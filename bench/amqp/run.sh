@@ -91,6 +91,17 @@ for lapin in ["consume lapin-serial", "consume lapin-spawn"]:
 print(f"| (a) tomodachi ≥ 3 × (c) Python tomodachi | {a / c:.2f} | {'yes' if a >= 3 * c else 'no'} |")
 print(f"| CPU/msg tomodachi ≤ 1/10 × Python's | 1/{cpu_c / cpu_a:.1f} | {'yes' if cpu_a * 10 <= cpu_c else 'no'} |")
 
+# The same ratios within each round (the cases of one round ran minutes apart at most, so
+# these pairings cancel some of the machine's drift).
+def paired(x, y, key="rate"):
+    return statistics.median(p[key] / q[key] for p, q in zip(by[x], by[y]))
+print("\n| per-round ratio (median over rounds) | value |")
+print("|---|---|")
+print(f"| tomodachi / lapin-spawn | {paired('consume tomodachi', 'consume lapin-spawn'):.2f} |")
+print(f"| tomodachi / lapin-serial | {paired('consume tomodachi', 'consume lapin-serial'):.2f} |")
+print(f"| tomodachi / Python tomodachi | {paired('consume tomodachi', 'consume python-tomodachi'):.2f} |")
+print(f"| Python CPU/msg / tomodachi CPU/msg | {paired('consume python-tomodachi', 'consume tomodachi', 'cpu_us_per_msg'):.1f} |")
+
 print("\n| publish (with confirms unless noted) | msgs/s (median) | runs |")
 print("|---|---|---|")
 for p in [k for k in by if k.startswith("publish")]:
