@@ -50,7 +50,7 @@ use tomodachi::{Data, Envelope, JsonEnvelope, Options, Process, Service, Service
 
 const ROUTING_KEY: &str = "bench.amqp";
 
-/// The data of every message: `{"n": 1, "text": "..."}` (about 300 bytes enveloped).
+/// The data of every message: `{"n": 1, "text": "..."}` (about 450 bytes enveloped).
 #[derive(Debug, Serialize, Deserialize)]
 struct Event {
     n: u64,
