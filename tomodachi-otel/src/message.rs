@@ -22,7 +22,10 @@ use crate::telemetry::MessageInstruments;
 /// is the trace context the delivery carried, runs the handler inside it, and records
 /// tomodachi's duration and active-task instruments plus a per-outcome counter.
 ///
-/// Messages without a [`Delivery`] pass through untouched.
+/// Messages without a [`Delivery`] pass through untouched. Transports add one only when
+/// telemetry is on: [`crate::install`] turns it on, and so does installing
+/// [`Telemetry::publish_hook`]; without either, call
+/// [`tomodachi_core::telemetry::enable`] once.
 #[derive(Debug, Clone)]
 pub struct MessageTraceLayer {
     telemetry: Telemetry,

@@ -28,7 +28,7 @@ const DURATION_BUCKETS: [f64; 14] = [
 /// and the publish hook share. Cheap to clone.
 ///
 /// Build it from any tracer and meter provider (the in-memory ones in tests, the ones
-/// [`crate::init`] builds from `OTEL_*` in a service), then take its layers:
+/// [`crate::install`] builds from `OTEL_*` in a service), then take its layers:
 /// [`Telemetry::message_layer`], [`Telemetry::http_layer`] and its publish hook,
 /// [`Telemetry::publish_hook`].
 #[derive(Clone)]
