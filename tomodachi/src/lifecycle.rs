@@ -31,6 +31,7 @@ pub(crate) enum Ending {
 /// is triggered only after the `on_stopping` hooks have run.
 pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
     let sources_shutdown = Shutdown::new();
+    let mut identities = Vec::with_capacity(plans.len());
     let mut hooks = Vec::with_capacity(plans.len());
     let mut registrations = Vec::with_capacity(plans.len());
     for plan in plans {
@@ -43,20 +44,21 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
             envelope: plan.envelope,
             resources: Arc::default(),
         };
-        hooks.push((plan.identity, plan.hooks));
+        identities.push(plan.identity);
+        hooks.push(plan.hooks);
         registrations.push((context, plan.registrations));
     }
-    for (identity, _) in &hooks {
+    for identity in &identities {
         tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "starting", "starting the service");
     }
 
     let on_start: Vec<_> = hooks
         .iter_mut()
-        .map(|(_, h)| std::mem::take(&mut h.on_start))
+        .map(|h| std::mem::take(&mut h.on_start))
         .collect();
     let on_started: Vec<_> = hooks
         .iter_mut()
-        .map(|(_, h)| std::mem::take(&mut h.on_started))
+        .map(|h| std::mem::take(&mut h.on_started))
         .collect();
     let startup = async {
         run_hooks_strict(on_start).await?;
@@ -67,7 +69,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
                 running.push((registration.start)(context.clone()).await?);
             }
         }
-        for (identity, _) in &hooks {
+        for identity in &identities {
             tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "initialized", "enabled handler functions");
         }
         run_hooks_strict(on_started).await?;
@@ -81,7 +83,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
             Ok(running) => (Ending::Stopped, running),
             Err(error) => {
                 tracing::error!(target: "exception", "uncaught exception: {error}");
-                for (identity, _) in &hooks {
+                for identity in &identities {
                     tracing::warn!(target: "tomodachi.lifecycle", service = &*identity.name, state = "aborting", "failed to start service");
                 }
                 (Ending::Failed, Vec::new())
@@ -92,7 +94,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
     // Logged before the transports' work is spawned, so that no handler record (such as
     // a schedule's first run) comes before it, as in tomodachi.
     if ending == Ending::Stopped {
-        for (identity, _) in &hooks {
+        for identity in &identities {
             tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "ready", "started service successfully");
         }
     }
@@ -119,12 +121,12 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         stop.triggered().await;
     }
 
-    for (identity, _) in &hooks {
+    for identity in &identities {
         tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "stopping", "stopping service");
     }
     let on_stopping: Vec<_> = hooks
         .iter_mut()
-        .map(|(_, h)| std::mem::take(&mut h.on_stopping))
+        .map(|h| std::mem::take(&mut h.on_stopping))
         .collect();
     run_hooks_logged(on_stopping).await;
     sources_shutdown.trigger();
@@ -137,10 +139,10 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
     }
     let on_stop: Vec<_> = hooks
         .iter_mut()
-        .map(|(_, h)| std::mem::take(&mut h.on_stop))
+        .map(|h| std::mem::take(&mut h.on_stop))
         .collect();
     run_hooks_logged(on_stop).await;
-    for (identity, _) in &hooks {
+    for identity in &identities {
         tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "terminated", "terminated service");
     }
     ending

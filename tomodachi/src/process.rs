@@ -265,3 +265,14 @@ impl Process {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// A service's run can be spawned onto a runtime.
+    #[test]
+    fn run_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let run = super::Process::new().run();
+        assert_send(&run);
+    }
+}
