@@ -10,6 +10,7 @@
 # venvs, logs and PID file live in ${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}:
 #   venv-moto/        moto[server]            (moto_server on 127.0.0.1:4566)
 #   venv-tomodachi/   tomodachi + pika        (Python side of the wire tests)
+#   venv-tomodachi-otel/ tomodachi[opentelemetry] (OpenTelemetry interop test)
 # The two venvs stay apart on purpose: one venv with both sends pip into a resolver loop.
 #
 # Exported for the tests:
@@ -215,6 +216,8 @@ _tmd_main() {
     local rc=0
     _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-tomodachi" "tomodachi, pika" \
         "${TOMODACHI_RS_TOMODACHI_REQ:-tomodachi==0.29.0}" pika &&
+        _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-tomodachi-otel" "tomodachi, opentelemetry.sdk" \
+            "${TOMODACHI_RS_TOMODACHI_OTEL_REQ:-tomodachi[opentelemetry]==0.29.0}" &&
         _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-moto" "moto, flask" \
             "${TOMODACHI_RS_MOTO_REQ:-moto[server]}" || rc=1
     if [[ ${1:-up} == up ]] && ((rc == 0)); then
@@ -224,6 +227,7 @@ _tmd_main() {
     ((rc == 0)) || return 1
 
     export TOMODACHI_TEST_PYTHON="$TOMODACHI_RS_CACHE/venv-tomodachi/bin/python"
+    export TOMODACHI_TEST_OTEL_VENV="$TOMODACHI_RS_CACHE/venv-tomodachi-otel"
     export TOMODACHI_TEST_MOTO_URL="http://127.0.0.1:4566"
     export TOMODACHI_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
     export TOMODACHI_TEST_RABBITMQCTL

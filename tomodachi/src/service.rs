@@ -128,6 +128,15 @@ impl RunContext {
 pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
 
 /// A source's running future as [`Running`].
+#[cfg_attr(
+    not(any(
+        feature = "amqp",
+        feature = "sqs",
+        feature = "schedule",
+        feature = "http"
+    )),
+    allow(dead_code)
+)]
 pub(crate) fn running<F, E>(work: F) -> Running
 where
     F: Future<Output = Result<(), E>> + Send + 'static,
@@ -307,6 +316,15 @@ where
 
     /// Registers a transport's handler (used by the transport methods): `start` sets the
     /// transport up when the service starts and returns the work to run.
+    #[cfg_attr(
+        not(any(
+            feature = "amqp",
+            feature = "sqs",
+            feature = "schedule",
+            feature = "http"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn register<F, Fut>(mut self, transport: Transport, start: F) -> Self
     where
         F: FnOnce(RunContext) -> Fut + Send + 'static,
