@@ -61,4 +61,5 @@ measure() {
 echo "| service | startup to first 200, median of $runs (ms) | idle RSS (MB) |"
 echo "|---|---|---|"
 measure "tomodachi-rs quickstart (release, --production)" env TOMODACHI_HTTP_PORT=$port "$rust_bin" --production --logger disabled
-measure "Python tomodachi 0.29 (same service)" env PORT=$port "$(dirname "$python")/tomodachi" run --production --logger disabled "$here/python_service.py"
+# tomodachi resolves the service file against the working directory.
+measure "Python tomodachi 0.29 (same service)" env -C "$here" PORT=$port "$(dirname "$python")/tomodachi" run --production --logger disabled python_service.py
