@@ -102,6 +102,7 @@ where
                 return Ok(response);
             };
             let extensions = response.extensions().clone();
+            let allow = response.headers().get(http::header::ALLOW).cloned();
             let mut replaced = match run(handler, &copy, status).await {
                 Some(replaced) => replaced,
                 None => match handlers.get(&StatusCode::INTERNAL_SERVER_ERROR) {
@@ -114,6 +115,15 @@ where
                     _ => raised_default(StatusCode::INTERNAL_SERVER_ERROR),
                 },
             };
+            // A 405 keeps telling the client which methods the path takes.
+            if let Some(allow) = allow
+                && replaced.status() == StatusCode::METHOD_NOT_ALLOWED
+            {
+                replaced
+                    .headers_mut()
+                    .entry(http::header::ALLOW)
+                    .or_insert(allow);
+            }
             // Keep what layers below attached (ignore_logging, timings) unless replaced.
             let mut merged = extensions;
             merged.extend(std::mem::take(replaced.extensions_mut()));

@@ -90,6 +90,11 @@ async fn other_method_is_405_with_allow_and_runs_its_handler() {
         .await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.body, r#"{"error": "method-not-allowed"}"#);
+    assert_eq!(
+        reply.header("allow"),
+        "GET,HEAD",
+        "the 405 handler's answer keeps Allow"
+    );
     server.stop().await;
 }
 
