@@ -31,6 +31,24 @@ fn python_json<T: Serialize + ?Sized>(value: &T) -> String {
 }
 
 /// SQS `MessageAttributeValue` of an attribute.
+/// Starts a PRODUCER span for a publish to `destination` over `system` and adds what the
+/// telemetry hook injects (`traceparent`, …) to `attributes`, replacing same-named ones.
+/// Without a hook nothing is added.
+pub(crate) fn start_publish(
+    system: &'static str,
+    destination: &str,
+    attributes: &mut Vec<(String, AttributeValue)>,
+) -> tomodachi_core::telemetry::PublishSpan {
+    use tomodachi_core::telemetry;
+    telemetry::start_publish(
+        &telemetry::Publish::new(system, destination),
+        &mut |key, value| {
+            attributes.retain(|(name, _)| name != key);
+            attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
+        },
+    )
+}
+
 pub(crate) fn to_sqs(value: &AttributeValue) -> aws_sdk_sqs::types::MessageAttributeValue {
     let (data_type, string_value) = wire(value);
     let mut builder = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type(data_type);

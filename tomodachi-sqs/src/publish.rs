@@ -143,15 +143,9 @@ impl SnsPublisher {
         mut options: PublishOptions,
     ) -> Result<String, Error> {
         // Telemetry: a PRODUCER span and `traceparent` as a message attribute when a hook
-        // is installed (tomodachi's attribute names); otherwise nothing is added.
-        let attributes = &mut options.attributes;
-        let span = telemetry::start_publish(
-            &telemetry::Publish::new(telemetry::AWS_SNS, topic),
-            &mut |key, value| {
-                attributes.retain(|(name, _)| name != key);
-                attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
-            },
-        );
+        // is installed; otherwise nothing is added.
+        let span =
+            crate::attributes::start_publish(telemetry::AWS_SNS, topic, &mut options.attributes);
         let result = self.publish_sealed(data, topic, options).await;
         span.finish(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
         result

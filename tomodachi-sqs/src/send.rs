@@ -160,14 +160,8 @@ impl SqsSender {
     ) -> Result<String, Error> {
         // Telemetry: a PRODUCER span and `traceparent` as a message attribute when a hook
         // is installed; otherwise nothing is added.
-        let attributes = &mut options.attributes;
-        let span = telemetry::start_publish(
-            &telemetry::Publish::new(telemetry::AWS_SQS, queue),
-            &mut |key, value| {
-                attributes.retain(|(name, _)| name != key);
-                attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
-            },
-        );
+        let span =
+            crate::attributes::start_publish(telemetry::AWS_SQS, queue, &mut options.attributes);
         let result = self.send_sealed(data, queue, options).await;
         span.finish(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
         result
