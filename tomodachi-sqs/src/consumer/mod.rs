@@ -2,6 +2,7 @@
 
 mod delete;
 mod parse;
+mod scan;
 mod telemetry;
 
 use std::future::Future;

@@ -1,16 +1,20 @@
 //! From an SQS message to a [`Message`] with its [`SqsContext`] (tomodachi's receive loop).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use bytes::Bytes;
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use tomodachi_core::{Attributes, Message};
 
 use crate::SqsContext;
 use crate::attributes::{decode, from_sqs};
 use crate::naming::topic_from_arn;
+
+use super::scan::Members;
 
 /// tomodachi's drain marker payload: deleted, never handled.
 const DRAIN_MESSAGE_PAYLOAD: &str = "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
@@ -27,57 +31,137 @@ pub(crate) enum Parsed {
 }
 
 /// The notification as usual: `Message` is a string (one pass, unescaped once).
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Body<'a> {
     #[serde(rename = "Type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
     #[serde(rename = "TopicArn", default, borrow)]
-    topic_arn: Option<std::borrow::Cow<'a, str>>,
+    topic_arn: Option<Cow<'a, str>>,
     #[serde(rename = "MessageId", default, borrow)]
-    message_id: Option<std::borrow::Cow<'a, str>>,
+    message_id: Option<Cow<'a, str>>,
     #[serde(rename = "Timestamp", default, borrow)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
     #[serde(rename = "Message", default, borrow)]
-    message: Option<std::borrow::Cow<'a, str>>,
-    #[serde(rename = "MessageAttributes", default)]
-    message_attributes: Option<std::collections::HashMap<String, BodyAttribute>>,
+    message: Option<Cow<'a, str>>,
+    #[serde(
+        rename = "MessageAttributes",
+        default,
+        deserialize_with = "decoded_attributes"
+    )]
+    message_attributes: Attributes,
 }
 
 /// The rare body whose `Message` is not a string (a JSON value sent verbatim).
 #[derive(Deserialize)]
 struct AnyBody<'a> {
     #[serde(rename = "Type", default, borrow)]
-    kind: Option<std::borrow::Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
     #[serde(rename = "TopicArn", default, borrow)]
-    topic_arn: Option<std::borrow::Cow<'a, str>>,
+    topic_arn: Option<Cow<'a, str>>,
     #[serde(rename = "MessageId", default, borrow)]
-    message_id: Option<std::borrow::Cow<'a, str>>,
+    message_id: Option<Cow<'a, str>>,
     #[serde(rename = "Timestamp", default, borrow)]
-    timestamp: Option<std::borrow::Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
     #[serde(rename = "Message", default, borrow)]
     message: Option<&'a RawValue>,
-    #[serde(rename = "MessageAttributes", default)]
-    message_attributes: Option<std::collections::HashMap<String, BodyAttribute>>,
+    #[serde(
+        rename = "MessageAttributes",
+        default,
+        deserialize_with = "decoded_attributes"
+    )]
+    message_attributes: Attributes,
 }
 
 #[derive(Deserialize)]
-struct BodyAttribute {
+struct BodyAttribute<'a> {
     #[serde(
         rename = "Type",
         alias = "DataType",
         alias = "dataType",
-        alias = "type"
+        alias = "type",
+        borrow
     )]
-    kind: String,
+    kind: Cow<'a, str>,
     #[serde(
         rename = "Value",
         alias = "StringValue",
         alias = "stringValue",
         alias = "value",
         alias = "BinaryValue",
-        alias = "binaryValue"
+        alias = "binaryValue",
+        borrow
     )]
-    value: String,
+    value: Cow<'a, str>,
+}
+
+/// The notification's `MessageAttributes`, decoded as they are read (unknown types and
+/// bad values are left out, as tomodachi does).
+fn decoded_attributes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Attributes, D::Error> {
+    struct Decoded;
+
+    impl<'de> Visitor<'de> for Decoded {
+        type Value = Attributes;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a map of message attributes")
+        }
+
+        fn visit_unit<E>(self) -> Result<Attributes, E> {
+            Ok(Attributes::default())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Attributes, A::Error> {
+            let mut attributes = Attributes::default();
+            while let Some((name, attribute)) =
+                map.next_entry::<Cow<'de, str>, BodyAttribute<'de>>()?
+            {
+                if let Some(value) = decode(&attribute.kind, &attribute.value) {
+                    attributes.0.insert(name.into_owned(), value);
+                }
+            }
+            Ok(attributes)
+        }
+    }
+
+    deserializer.deserialize_any(Decoded)
+}
+
+/// The attributes as a value of their own, for [`Members::value`].
+#[derive(Deserialize)]
+struct DecodedAttributes(#[serde(deserialize_with = "decoded_attributes")] Attributes);
+
+/// The body read with [`Members`], for the usual body whose known members are strings;
+/// `None` sends the body to serde_json.
+fn fast_body(raw: &str) -> Option<Body<'_>> {
+    let mut members = Members::of(raw)?;
+    let mut body = Body::default();
+    let mut seen = [false; 6];
+    while let Some(key) = members.next_key()? {
+        let (index, field) = match key {
+            "Type" => (0, &mut body.kind),
+            "TopicArn" => (1, &mut body.topic_arn),
+            "MessageId" => (2, &mut body.message_id),
+            "Timestamp" => (3, &mut body.timestamp),
+            "Message" => (4, &mut body.message),
+            "MessageAttributes" => {
+                // serde_json refuses a repeated field: so does this.
+                if std::mem::replace(&mut seen[5], true) {
+                    return None;
+                }
+                body.message_attributes = members.value::<DecodedAttributes>()?.0;
+                continue;
+            }
+            _ => {
+                members.skip_value()?;
+                continue;
+            }
+        };
+        if std::mem::replace(&mut seen[index], true) {
+            return None;
+        }
+        *field = members.string_or_null()?;
+    }
+    Some(body)
 }
 
 /// Parses one SQS message.
@@ -87,34 +171,35 @@ pub(crate) fn parse(
     topic_prefix: &str,
 ) -> Parsed {
     let raw = message.body().unwrap_or_default();
-    let (body, payload) = match serde_json::from_str::<Body<'_>>(raw) {
-        Ok(mut body) => {
-            let payload = match body.message.take() {
-                None => return Parsed::Empty,
-                Some(std::borrow::Cow::Owned(text)) => Bytes::from(text),
-                Some(std::borrow::Cow::Borrowed(text)) => Bytes::copy_from_slice(text.as_bytes()),
-            };
-            (body, payload)
-        }
-        Err(_) => {
-            let Ok(any) = serde_json::from_str::<AnyBody<'_>>(raw) else {
-                return Parsed::Unsupported;
-            };
-            let payload = match any.message.map(RawValue::get) {
-                None | Some("null" | "false") => return Parsed::Empty,
-                Some(text) => Bytes::copy_from_slice(text.as_bytes()),
-            };
-            let body = Body {
-                kind: any.kind,
-                topic_arn: any.topic_arn,
-                message_id: any.message_id,
-                timestamp: any.timestamp,
-                message: None,
-                message_attributes: any.message_attributes,
-            };
-            (body, payload)
-        }
-    };
+    let (body, payload) =
+        match fast_body(raw).map_or_else(|| serde_json::from_str::<Body<'_>>(raw), Ok) {
+            Ok(mut body) => {
+                let payload = match body.message.take() {
+                    None => return Parsed::Empty,
+                    Some(Cow::Owned(text)) => Bytes::from(text),
+                    Some(Cow::Borrowed(text)) => Bytes::copy_from_slice(text.as_bytes()),
+                };
+                (body, payload)
+            }
+            Err(_) => {
+                let Ok(any) = serde_json::from_str::<AnyBody<'_>>(raw) else {
+                    return Parsed::Unsupported;
+                };
+                let payload = match any.message.map(RawValue::get) {
+                    None | Some("null" | "false") => return Parsed::Empty,
+                    Some(text) => Bytes::copy_from_slice(text.as_bytes()),
+                };
+                let body = Body {
+                    kind: any.kind,
+                    topic_arn: any.topic_arn,
+                    message_id: any.message_id,
+                    timestamp: any.timestamp,
+                    message: None,
+                    message_attributes: any.message_attributes,
+                };
+                (body, payload)
+            }
+        };
     let is_notification = body.kind.as_deref() == Some("Notification");
     let topic_arn = body.topic_arn.as_deref().filter(|arn| !arn.is_empty());
     let topic = match (is_notification, topic_arn) {
@@ -127,15 +212,7 @@ pub(crate) fn parse(
 
     let message_attributes = match message.message_attributes() {
         Some(attributes) => from_sqs(attributes),
-        None => Attributes(
-            body.message_attributes
-                .iter()
-                .flatten()
-                .filter_map(|(name, attribute)| {
-                    decode(&attribute.kind, &attribute.value).map(|value| (name.clone(), value))
-                })
-                .collect(),
-        ),
+        None => body.message_attributes,
     };
     let system = message.attributes();
     let system_value = |name: MessageSystemAttributeName| {
@@ -208,6 +285,38 @@ mod tests {
             )))
         );
         assert_eq!(&*context.raw_message_body, body);
+    }
+
+    #[test]
+    fn the_one_pass_read_agrees_with_serde_json() {
+        let sns = "{\n  \"Type\" : \"Notification\",\n  \"MessageId\" : \"m\",\n  \"TopicArn\" : \"arn:aws:sns:us-east-1:123456789012:t\",\n  \"Subject\" : null,\n  \"Message\" : \"{\\\"a\\\": \\\"\\\\u00e9\\\\ud83d\\\\ude00\\\"}\",\n  \"Timestamp\" : \"2026-01-01T00:00:00.000Z\",\n  \"SignatureVersion\" : \"1\",\n  \"Signature\" : \"c2lnbmF0dXJl\",\n  \"MessageAttributes\" : {\"n\" : {\"Type\":\"Number\",\"Value\":\"5\"}, \"s\" : {\"Type\":\"String\",\"Value\":\"\\u00e9\"}}\n}";
+        let sent = r#"{"Type": "Message", "QueueUrl": "http://q", "Version": "0", "Message": "\ud83d\ude00 plain", "Timestamp": "t", "MessageAttributes": {}}"#;
+        for body in [
+            sns,
+            sent,
+            "{}",
+            r#"{"Message": null, "Other": [1, {"x": 2.5}]}"#,
+        ] {
+            let fast = fast_body(body).unwrap_or_else(|| panic!("one pass: {body}"));
+            let serde: Body<'_> = serde_json::from_str(body).unwrap();
+            assert_eq!(fast.kind, serde.kind, "{body}");
+            assert_eq!(fast.topic_arn, serde.topic_arn, "{body}");
+            assert_eq!(fast.message_id, serde.message_id, "{body}");
+            assert_eq!(fast.timestamp, serde.timestamp, "{body}");
+            assert_eq!(fast.message, serde.message, "{body}");
+            assert_eq!(fast.message_attributes, serde.message_attributes, "{body}");
+        }
+        assert_eq!(fast_body(sns).unwrap().message_attributes.len(), 2);
+        // What the one pass leaves to serde_json.
+        for body in [
+            r#"{"Message": {"a": 1}}"#,
+            r#"{"Type": "a", "Type": "b"}"#,
+            r#"{"Message": "\ud800"}"#,
+            r#"{"M\u0065ssage": "x"}"#,
+            "[1]",
+        ] {
+            assert!(fast_body(body).is_none(), "{body}");
+        }
     }
 
     #[test]
