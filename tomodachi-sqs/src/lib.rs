@@ -23,6 +23,7 @@ pub use context::{
     SqsContext, SqsMessageId, Topic,
 };
 mod heartbeat;
+mod outgoing;
 mod publish;
 mod send;
 

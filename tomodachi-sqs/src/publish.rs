@@ -9,12 +9,11 @@ use tomodachi_core::{
 };
 
 use crate::attributes::to_sns;
-use crate::error::aws;
+use crate::outgoing::{deduplication_id, message_id};
 use crate::setup::{create_topic, lookup_topic};
 use crate::{AwsClients, AwsSnsSqsOptions, Error};
 
 const LOG: &str = "tomodachi.awssnssqs";
-const ATTEMPTS: u32 = 3;
 
 /// What to do when a topic does not exist yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -167,46 +166,28 @@ impl SnsPublisher {
             .iter()
             .map(|(name, value)| (name.clone(), to_sns(value)))
             .collect();
-        let deduplication_id = options.group_id.as_ref().map(|_| {
-            options
-                .deduplication_id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-        });
-        let mut last_error = None;
-        for attempt in 1..=ATTEMPTS {
-            let result = self
-                .clients
-                .sns()
-                .publish()
-                .topic_arn(&topic_arn)
-                .message(&payload)
-                .set_message_attributes(Some(attributes.clone()))
-                .set_message_group_id(options.group_id.clone())
-                .set_message_deduplication_id(deduplication_id.clone())
-                .send()
-                .await;
-            match result {
-                Ok(output) => {
-                    return output.message_id().map(str::to_owned).ok_or_else(|| {
-                        tracing::warn!(target: LOG, topic, "Unable to publish message [sns] on AWS (Missing MessageId in response)");
-                        Error::Setup("Missing MessageId in response".into())
-                    });
-                }
-                Err(error) => {
-                    let error = aws("Publish", error);
-                    let transient = error.is_transient();
-                    last_error = Some(error);
-                    if !transient || attempt == ATTEMPTS {
-                        break;
-                    }
-                }
-            }
+        let deduplication_id =
+            deduplication_id(options.group_id.as_ref(), options.deduplication_id.as_ref());
+        let sent = message_id(
+            "Publish",
+            || {
+                self.clients
+                    .sns()
+                    .publish()
+                    .topic_arn(&topic_arn)
+                    .message(&payload)
+                    .set_message_attributes(Some(attributes.clone()))
+                    .set_message_group_id(options.group_id.clone())
+                    .set_message_deduplication_id(deduplication_id.clone())
+                    .send()
+            },
+            |output| output.message_id(),
+        )
+        .await;
+        if let Err(error) = &sent {
+            tracing::warn!(target: LOG, topic, "Unable to publish message [sns] on AWS ({})", error.short());
         }
-        let error = last_error.unwrap_or_else(|| Error::Setup("publish failed".into()));
-        tracing::warn!(target: LOG, topic, "Unable to publish message [sns] on AWS ({})", error.short());
-        Err(error)
+        sent
     }
 
     /// The topic's ARN: cached, else looked up, else created (in

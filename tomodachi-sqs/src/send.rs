@@ -12,11 +12,11 @@ use tomodachi_core::{
 
 use crate::attributes::{BodyAttribute, to_body, to_sqs};
 use crate::error::aws;
+use crate::outgoing::{deduplication_id, message_id};
 use crate::setup::queue_url_from_arn;
 use crate::{AwsClients, AwsSnsSqsOptions, Error};
 
 const LOG: &str = "tomodachi.awssnssqs";
-const ATTEMPTS: u32 = 3;
 
 /// Options of one send: attributes, FIFO ids, delay, prefix and body format.
 #[derive(Debug, Clone, Default)]
@@ -195,47 +195,29 @@ impl SqsSender {
             .iter()
             .map(|(name, value)| (name.clone(), to_sqs(value)))
             .collect();
-        let deduplication_id = options.group_id.as_ref().map(|_| {
-            options
-                .deduplication_id
-                .clone()
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
-        });
-        let mut last_error = None;
-        for attempt in 1..=ATTEMPTS {
-            let result = self
-                .clients
-                .sqs()
-                .send_message()
-                .queue_url(&queue_url)
-                .message_body(&body)
-                .set_message_attributes(Some(attributes.clone()))
-                .set_message_group_id(options.group_id.clone())
-                .set_message_deduplication_id(deduplication_id.clone())
-                .set_delay_seconds(options.delay_seconds)
-                .send()
-                .await;
-            match result {
-                Ok(output) => {
-                    return output.message_id().map(str::to_owned).ok_or_else(|| {
-                        tracing::warn!(target: LOG, queue_name = queue, "Unable to send message [sqs] on AWS (Missing MessageId in response)");
-                        Error::Setup("Missing MessageId in response".into())
-                    });
-                }
-                Err(error) => {
-                    let error = aws("SendMessage", error);
-                    let transient = error.is_transient();
-                    last_error = Some(error);
-                    if !transient || attempt == ATTEMPTS {
-                        break;
-                    }
-                }
-            }
+        let deduplication_id =
+            deduplication_id(options.group_id.as_ref(), options.deduplication_id.as_ref());
+        let sent = message_id(
+            "SendMessage",
+            || {
+                self.clients
+                    .sqs()
+                    .send_message()
+                    .queue_url(&queue_url)
+                    .message_body(&body)
+                    .set_message_attributes(Some(attributes.clone()))
+                    .set_message_group_id(options.group_id.clone())
+                    .set_message_deduplication_id(deduplication_id.clone())
+                    .set_delay_seconds(options.delay_seconds)
+                    .send()
+            },
+            |output| output.message_id(),
+        )
+        .await;
+        if let Err(error) = &sent {
+            tracing::warn!(target: LOG, queue_name = queue, "Unable to send message [sqs] on AWS ({})", error.short());
         }
-        let error = last_error.unwrap_or_else(|| Error::Setup("send failed".into()));
-        tracing::warn!(target: LOG, queue_name = queue, "Unable to send message [sqs] on AWS ({})", error.short());
-        Err(error)
+        sent
     }
 
     /// tomodachi's `MessageBodyFormatter` output.
