@@ -102,8 +102,12 @@ fn pipeline(c: &mut Criterion) {
     let queue_url: Arc<str> = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders".into();
     let mut service = on_order.with_state(());
 
-    // CPU time per message, less disturbed than wall time on a shared machine.
-    let rounds = 200_000;
+    // CPU time per message, less disturbed than wall time on a shared machine
+    // (`PIPELINE_ROUNDS=2000` for a short run under callgrind).
+    let rounds: u32 = std::env::var("PIPELINE_ROUNDS")
+        .ok()
+        .and_then(|rounds| rounds.parse().ok())
+        .unwrap_or(200_000);
     if let Some(start) = cpu_seconds() {
         for _ in 0..rounds {
             let mut message = message_from_sqs(black_box(&message), &queue_url, "").unwrap();

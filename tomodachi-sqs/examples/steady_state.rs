@@ -6,8 +6,12 @@
 //! cargo run --release -p tomodachi-sqs --example steady_state -- 300
 //! ```
 //!
-//! Both consumers start on a queue already holding N enveloped SNS notifications; CPU is the
-//! consuming process's user + system time from the first to the N-th handled message.
+//! Both consumers start on a queue already holding N enveloped SNS notifications, published
+//! by a separate process (this example run as `steady_state fill <topic> <n>`). CPU is the
+//! consuming process's CPU time (user + system, all threads, nanosecond clocks:
+//! `/proc/self/task/*/schedstat` here, `time.process_time()` in Python) from the first to
+//! the N-th handled message, divided by N − 1: the same window for both, after the first
+//! batch's warm-up.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -52,15 +56,17 @@ impl Intercept for CallCounter {
     }
 }
 
+/// CPU seconds (user + system) of every thread of this process, from the scheduler's
+/// nanosecond accounting (`/proc/self/stat` counts in 10 ms ticks, too coarse here).
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
+    let nanos: u64 = std::fs::read_dir("/proc/self/task")
         .unwrap()
-        .split_whitespace()
-        .collect();
-    (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / 100.0
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    nanos as f64 / 1e9
 }
 
 fn options() -> AwsSnsSqsOptions {
@@ -79,7 +85,19 @@ fn unique(name: &str) -> String {
     )
 }
 
-async fn fill(clients: &AwsClients, topic: &str, count: usize) {
+/// Publishes `count` messages to `topic` from another process, so that publishing costs
+/// the measured process nothing.
+async fn fill(topic: &str, count: usize) {
+    let status = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .args(["fill", topic, &count.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success(), "the filler failed");
+}
+
+/// `steady_state fill <topic> <n>`: the filler process.
+async fn run_fill(clients: &AwsClients, topic: &str, count: usize) {
     let publisher = SnsPublisher::new(
         clients.clone(),
         options(),
@@ -93,10 +111,7 @@ async fn fill(clients: &AwsClients, topic: &str, count: usize) {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let count: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(300);
+    let args: Vec<String> = std::env::args().skip(1).collect();
     let url =
         std::env::var("TOMODACHI_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
     let endpoints = AwsEndpointUrlsOptions {
@@ -105,6 +120,18 @@ async fn main() {
         sts: None,
     };
     let config = tomodachi_sqs::sdk_config(&options()).await.unwrap();
+    if let [command, topic, count] = args.as_slice()
+        && command == "fill"
+    {
+        let clients = AwsClients::from_sdk_config(&config, &endpoints);
+        run_fill(&clients, topic, count.parse().unwrap()).await;
+        return;
+    }
+    let count: usize = args
+        .first()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(300)
+        .max(2);
     let counter = CallCounter::default();
     let base = AwsClients::from_sdk_config(&config, &endpoints);
     let sqs = aws_sdk_sqs::config::Builder::from(&config)
@@ -128,13 +155,16 @@ async fn main() {
         ServiceIdentity::with_random_uuid("rust"),
     );
     consumer.setup().await.unwrap();
-    fill(&base, &topic, count).await;
+    fill(&topic, count).await;
 
     // The floor: CPU of one bare SDK call against moto.
     let queue_url = consumer.setup().await.unwrap();
-    let calls = 100;
-    let start = cpu_seconds();
-    for _ in 0..calls {
+    let calls = 200;
+    let mut start = cpu_seconds();
+    for call in 0..calls + 20 {
+        if call == 20 {
+            start = cpu_seconds();
+        }
         base.sqs()
             .get_queue_attributes()
             .queue_url(&queue_url)
@@ -149,15 +179,21 @@ async fn main() {
     );
 
     let handled = Arc::new(AtomicUsize::new(0));
+    let first = Arc::new(Mutex::new(None::<(f64, Instant)>));
     let (done_tx, done) = tokio::sync::oneshot::channel::<(f64, Instant)>();
     let done_tx = Arc::new(Mutex::new(Some(done_tx)));
     let service = {
         let handled = handled.clone();
+        let first = first.clone();
         tower::service_fn(move |_message: Message| {
-            if handled.fetch_add(1, Ordering::SeqCst) + 1 == count
-                && let Some(tx) = done_tx.lock().unwrap().take()
-            {
-                let _ = tx.send((cpu_seconds(), Instant::now()));
+            match handled.fetch_add(1, Ordering::SeqCst) + 1 {
+                1 => *first.lock().unwrap() = Some((cpu_seconds(), Instant::now())),
+                n if n == count => {
+                    if let Some(tx) = done_tx.lock().unwrap().take() {
+                        let _ = tx.send((cpu_seconds(), Instant::now()));
+                    }
+                }
+                _ => {}
             }
             async { Ok::<_, Infallible>(Outcome::Ack) }
         })
@@ -165,9 +201,9 @@ async fn main() {
     let shutdown = Shutdown::new();
     let running = consumer.start(service, shutdown.clone()).await.unwrap();
     let before: HashMap<String, usize> = counter.0.lock().unwrap().clone();
-    let (cpu_start, started) = (cpu_seconds(), Instant::now());
     let running = tokio::spawn(running);
     let (cpu_end, ended) = done.await.unwrap();
+    let (cpu_start, started) = first.lock().unwrap().unwrap();
     shutdown.trigger();
     running.await.unwrap().unwrap();
     let after = counter.0.lock().unwrap().clone();
@@ -180,9 +216,9 @@ async fn main() {
     println!(
         "tomodachi-sqs: {count} messages in {:.2} s ({:.0} msgs/s); API calls {calls:?} = {:.3} per message; CPU {:.3} ms per message",
         (ended - started).as_secs_f64(),
-        count as f64 / (ended - started).as_secs_f64(),
+        (count - 1) as f64 / (ended - started).as_secs_f64(),
         total as f64 / count as f64,
-        (cpu_end - cpu_start) * 1000.0 / count as f64,
+        (cpu_end - cpu_start) * 1000.0 / (count - 1) as f64,
     );
 
     // Python tomodachi
@@ -214,23 +250,22 @@ async fn main() {
         .wait()
         .await
         .unwrap();
-    fill(&base, &topic, count).await;
+    fill(&topic, count).await;
     let mut child = run_python(&[("PY_COUNT", count.to_string())]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut first = None;
-    let started = Instant::now();
     let result = tokio::time::timeout(Duration::from_secs(600), async {
         while let Ok(Some(line)) = lines.next_line().await {
             let mut parts = line.split_whitespace();
             match parts.next() {
                 Some("STARTED") => {}
                 Some(tag @ ("CPU-FIRST" | "CPU-LAST")) => {
-                    let user: f64 = parts.next().unwrap().parse().unwrap();
-                    let system: f64 = parts.next().unwrap().parse().unwrap();
+                    let cpu: f64 = parts.next().unwrap().parse().unwrap();
                     if tag == "CPU-FIRST" {
-                        first = Some(user + system);
+                        first = Some((cpu, Instant::now()));
                     } else {
-                        return Some((user + system - first.unwrap_or(0.0), started.elapsed()));
+                        let (first_cpu, first_at) = first.unwrap();
+                        return Some((cpu - first_cpu, first_at.elapsed()));
                     }
                 }
                 _ => {}
@@ -243,8 +278,8 @@ async fn main() {
         Ok(Some((cpu, elapsed))) => println!(
             "Python tomodachi: {count} messages in {:.2} s ({:.0} msgs/s); API calls 1 ReceiveMessage per batch + 1 DeleteMessage per message (>= 1.1 per message); CPU {:.3} ms per message (first to last message)",
             elapsed.as_secs_f64(),
-            count as f64 / elapsed.as_secs_f64(),
-            cpu * 1000.0 / (count.max(2) - 1) as f64,
+            (count - 1) as f64 / elapsed.as_secs_f64(),
+            cpu * 1000.0 / (count - 1) as f64,
         ),
         _ => println!("Python tomodachi: did not finish"),
     }
