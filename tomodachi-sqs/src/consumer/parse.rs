@@ -30,28 +30,20 @@ pub(crate) enum Parsed {
     Unsupported,
 }
 
-/// The notification as usual: `Message` is a string (one pass, unescaped once).
-#[derive(Deserialize, Default)]
+/// What the consumer reads from a body: `Message` unescaped once (a JSON value that is
+/// not a string is kept as its text).
+#[derive(Default)]
 struct Body<'a> {
-    #[serde(rename = "Type", default, borrow)]
     kind: Option<Cow<'a, str>>,
-    #[serde(rename = "TopicArn", default, borrow)]
     topic_arn: Option<Cow<'a, str>>,
-    #[serde(rename = "MessageId", default, borrow)]
     message_id: Option<Cow<'a, str>>,
-    #[serde(rename = "Timestamp", default, borrow)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(rename = "Message", default, borrow)]
     message: Option<Cow<'a, str>>,
-    #[serde(
-        rename = "MessageAttributes",
-        default,
-        deserialize_with = "decoded_attributes"
-    )]
     message_attributes: Attributes,
 }
 
-/// The rare body whose `Message` is not a string (a JSON value sent verbatim).
+/// The body as serde_json reads it, for what [`fast_body`] leaves (`Message` may be any
+/// JSON value).
 #[derive(Deserialize)]
 struct AnyBody<'a> {
     #[serde(rename = "Type", default, borrow)]
@@ -130,8 +122,8 @@ fn decoded_attributes<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Attr
 #[derive(Deserialize)]
 struct DecodedAttributes(#[serde(deserialize_with = "decoded_attributes")] Attributes);
 
-/// The body read with [`Members`], for the usual body whose known members are strings;
-/// `None` sends the body to serde_json.
+/// The body read in one pass with [`Members`], for the usual body whose known members are
+/// strings; `None` leaves the body to [`serde_body`].
 fn fast_body(raw: &str) -> Option<Body<'_>> {
     let mut members = Members::of(raw)?;
     let mut body = Body::default();
@@ -164,6 +156,25 @@ fn fast_body(raw: &str) -> Option<Body<'_>> {
     Some(body)
 }
 
+/// The body read by serde_json; `None` if it is not a JSON object of the expected shape.
+fn serde_body(raw: &str) -> Option<Body<'_>> {
+    let any = serde_json::from_str::<AnyBody<'_>>(raw).ok()?;
+    let message = match any.message.map(RawValue::get) {
+        None | Some("null" | "false") => None,
+        Some(text) => {
+            Some(serde_json::from_str::<String>(text).map_or(Cow::Borrowed(text), Cow::Owned))
+        }
+    };
+    Some(Body {
+        kind: any.kind,
+        topic_arn: any.topic_arn,
+        message_id: any.message_id,
+        timestamp: any.timestamp,
+        message,
+        message_attributes: any.message_attributes,
+    })
+}
+
 /// Parses one SQS message.
 pub(crate) fn parse(
     message: &aws_sdk_sqs::types::Message,
@@ -171,35 +182,14 @@ pub(crate) fn parse(
     topic_prefix: &str,
 ) -> Parsed {
     let raw = message.body().unwrap_or_default();
-    let (body, payload) =
-        match fast_body(raw).map_or_else(|| serde_json::from_str::<Body<'_>>(raw), Ok) {
-            Ok(mut body) => {
-                let payload = match body.message.take() {
-                    None => return Parsed::Empty,
-                    Some(Cow::Owned(text)) => Bytes::from(text),
-                    Some(Cow::Borrowed(text)) => Bytes::copy_from_slice(text.as_bytes()),
-                };
-                (body, payload)
-            }
-            Err(_) => {
-                let Ok(any) = serde_json::from_str::<AnyBody<'_>>(raw) else {
-                    return Parsed::Unsupported;
-                };
-                let payload = match any.message.map(RawValue::get) {
-                    None | Some("null" | "false") => return Parsed::Empty,
-                    Some(text) => Bytes::copy_from_slice(text.as_bytes()),
-                };
-                let body = Body {
-                    kind: any.kind,
-                    topic_arn: any.topic_arn,
-                    message_id: any.message_id,
-                    timestamp: any.timestamp,
-                    message: None,
-                    message_attributes: any.message_attributes,
-                };
-                (body, payload)
-            }
-        };
+    let Some(mut body) = fast_body(raw).or_else(|| serde_body(raw)) else {
+        return Parsed::Unsupported;
+    };
+    let payload = match body.message.take() {
+        None => return Parsed::Empty,
+        Some(Cow::Owned(text)) => Bytes::from(text),
+        Some(Cow::Borrowed(text)) => Bytes::copy_from_slice(text.as_bytes()),
+    };
     let is_notification = body.kind.as_deref() == Some("Notification");
     let topic_arn = body.topic_arn.as_deref().filter(|arn| !arn.is_empty());
     let topic = match (is_notification, topic_arn) {
@@ -298,7 +288,7 @@ mod tests {
             r#"{"Message": null, "Other": [1, {"x": 2.5}]}"#,
         ] {
             let fast = fast_body(body).unwrap_or_else(|| panic!("one pass: {body}"));
-            let serde: Body<'_> = serde_json::from_str(body).unwrap();
+            let serde = serde_body(body).unwrap();
             assert_eq!(fast.kind, serde.kind, "{body}");
             assert_eq!(fast.topic_arn, serde.topic_arn, "{body}");
             assert_eq!(fast.message_id, serde.message_id, "{body}");
