@@ -146,19 +146,25 @@ impl<'a> Members<'a> {
                     self.at = at + 1;
                     return String::from_utf8(text).ok().map(Cow::Owned);
                 }
-                b'\\' => at = unescape(bytes, at + 1, &mut text)?,
+                b'\\' => match bytes.get(at + 1) {
+                    // The escapes of JSON inside JSON, on the spot.
+                    Some(&escape @ (b'"' | b'\\')) => {
+                        text.push(escape);
+                        at += 2;
+                    }
+                    _ => at = unescape(bytes, at + 1, &mut text)?,
+                },
                 _ => return None,
             }
             // The run up to the next special byte: eight bytes are copied at a time (one
             // store, no call) and the copy is cut back to the run.
             loop {
-                let Some(chunk) = bytes.get(at..at + 8) else {
+                let Some(chunk) = bytes.get(at..)?.first_chunk::<8>() else {
                     let run = at;
                     at += special(bytes.get(at..)?)?;
                     text.extend_from_slice(&bytes[run..at]);
                     break;
                 };
-                let chunk: &[u8; 8] = chunk.try_into().ok()?;
                 text.extend_from_slice(chunk);
                 let flags = flags(u64::from_le_bytes(*chunk));
                 if flags == 0 {
