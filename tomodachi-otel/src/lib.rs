@@ -7,6 +7,7 @@ mod message;
 mod prometheus;
 mod propagation;
 mod publish;
+mod series;
 mod telemetry;
 
 pub use config::{
