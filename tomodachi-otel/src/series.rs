@@ -85,6 +85,7 @@ impl Exemplars {
     }
 
     /// The exemplar of the bucket with upper bound `le` (`f64::INFINITY` for `+Inf`).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn bucket(&self, le: f64) -> Option<Exemplar> {
         let index = DURATION_BUCKETS
             .iter()

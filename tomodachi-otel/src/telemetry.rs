@@ -19,7 +19,9 @@ use tomodachi_core::telemetry::{AWS_SQS, RABBITMQ, SCHEDULE};
 use crate::http::HttpTraceLayer;
 use crate::message::MessageTraceLayer;
 use crate::publish::OtelPublishHook;
-use crate::series::{ActiveRequests, DURATION_BUCKETS, MessageSeries, Registry, RequestSeries};
+use crate::series::{
+    ActiveRequests, DURATION_BUCKETS, Histogram as Series, MessageSeries, Registry, RequestSeries,
+};
 
 /// The instrumentation scope name of every span and instrument: `"tomodachi"`.
 pub const SCOPE: &str = "tomodachi";
@@ -40,7 +42,7 @@ pub struct Telemetry {
 }
 
 pub(crate) struct Inner {
-    pub(crate) tracer: BoxedTracer,
+    pub(crate) tracer: Arc<BoxedTracer>,
     pub(crate) propagator: TraceContextPropagator,
     pub(crate) http: HttpInstruments,
     pub(crate) sqs: MessageInstruments,
@@ -152,7 +154,7 @@ impl Telemetry {
         };
         Self {
             inner: Arc::new(Inner {
-                tracer,
+                tracer: Arc::new(tracer),
                 propagator: TraceContextPropagator::new(),
                 http,
                 sqs: MessageInstruments::new(
@@ -258,6 +260,21 @@ impl Telemetry {
                 .routes
                 .get_or_insert(|r| **r == *route, || Arc::from(route)),
         )
+    }
+
+    /// Calls `f` with each duration histogram series and its instrument's name.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn histograms(&self, f: &mut dyn FnMut(&'static str, &Series)) {
+        let http = &self.inner.http;
+        http.series
+            .for_each(|s| f(http.duration_name, &s.histogram));
+        for instruments in [&self.inner.sqs, &self.inner.rabbitmq, &self.inner.schedule] {
+            instruments.series.for_each(|s| {
+                for histogram in &s.duration {
+                    f(instruments.duration_name, histogram);
+                }
+            });
+        }
     }
 
     pub(crate) fn instruments(&self, system: &str) -> Option<&MessageInstruments> {
