@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Test environment of tomodachi-rs: Python venvs, moto (SNS/SQS) and RabbitMQ.
+# Test environment of tomodachi-rs: Python venvs, moto (SNS/SQS), RabbitMQ and promtool.
 #
 #   source scripts/test-env.sh      # set everything up, export TOMODACHI_TEST_* in this shell
 #   bash scripts/test-env.sh        # set everything up, print the variables to export
@@ -18,6 +18,8 @@
 #   TOMODACHI_TEST_MOTO_URL     http://127.0.0.1:4566
 #   TOMODACHI_TEST_AMQP_URL     amqp://guest:guest@127.0.0.1:5672/%2f
 #   TOMODACHI_TEST_RABBITMQCTL  path of rabbitmqctl
+#   PROMTOOL                    path of promtool (Debian package prometheus, installed with
+#                               apt-get on CI as root when missing; tomodachi-otel's tests need it)
 # and, for scripts/test.sh: TOMODACHI_RS_MOTO_PID, TOMODACHI_RS_MOTO_STARTED (1 if this call
 # started moto).
 #
@@ -127,6 +129,24 @@ _tmd_ensure_rabbitmq() {
     _tmd_log "RabbitMQ is up"
 }
 
+# promtool (Debian package `prometheus`) checks the Prometheus/OpenMetrics output of
+# tomodachi-otel's tests; they fail without it. Exports PROMTOOL.
+_tmd_ensure_promtool() {
+    if ! command -v promtool >/dev/null 2>&1; then
+        if [[ ${CI:-} == true && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            _tmd_log "installing promtool (package prometheus) with apt-get (CI)"
+            { timeout 300 apt-get install -y --no-install-recommends prometheus ||
+                { timeout 300 apt-get update && timeout 600 apt-get install -y --no-install-recommends prometheus; }; } \
+                >"$TOMODACHI_RS_CACHE/promtool-install.log" 2>&1 ||
+                { _tmd_fail "apt-get install prometheus (for promtool) failed or took too long (see $TOMODACHI_RS_CACHE/promtool-install.log)"; return 1; }
+        else
+            _tmd_fail "promtool is not installed; install the Debian package 'prometheus' (apt-get install prometheus) or set PROMTOOL to a promtool binary"
+            return 1
+        fi
+    fi
+    PROMTOOL=${PROMTOOL:-$(command -v promtool)}
+}
+
 # True when the moto server answers HTTP on $1.
 _tmd_moto_answers() {
     local code
@@ -221,7 +241,7 @@ _tmd_main() {
         _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-moto" "moto, flask" \
             "${TOMODACHI_RS_MOTO_REQ:-moto[server]}" || rc=1
     if [[ ${1:-up} == up ]] && ((rc == 0)); then
-        _tmd_ensure_rabbitmq && _tmd_ensure_moto || rc=1
+        _tmd_ensure_rabbitmq && _tmd_ensure_moto && _tmd_ensure_promtool || rc=1
     fi
     exec {_tmd_lockfd}>&-
     ((rc == 0)) || return 1
@@ -231,6 +251,7 @@ _tmd_main() {
     export TOMODACHI_TEST_MOTO_URL="http://127.0.0.1:4566"
     export TOMODACHI_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
     export TOMODACHI_TEST_RABBITMQCTL
+    [[ -z ${PROMTOOL:-} ]] || export PROMTOOL
     export TOMODACHI_RS_MOTO_PID TOMODACHI_RS_MOTO_STARTED
 }
 
@@ -245,7 +266,8 @@ else
             TOMODACHI_TEST_PYTHON "$TOMODACHI_TEST_PYTHON" \
             TOMODACHI_TEST_MOTO_URL "$TOMODACHI_TEST_MOTO_URL" \
             TOMODACHI_TEST_AMQP_URL "$TOMODACHI_TEST_AMQP_URL" \
-            TOMODACHI_TEST_RABBITMQCTL "$TOMODACHI_TEST_RABBITMQCTL"
+            TOMODACHI_TEST_RABBITMQCTL "$TOMODACHI_TEST_RABBITMQCTL" \
+            PROMTOOL "${PROMTOOL:-}"
         ;;
     venvs) _tmd_main venvs || exit 1 ;;
     stop) tomodachi_rs_stop_moto ;;

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|lapin-confirms>
-//! bench_amqp consume <queue> <count> <tomodachi|lapin-serial|lapin-spawn>
+//! bench_amqp consume <queue> <count> <tomodachi|tomodachi-otel|lapin-serial|lapin-spawn>
 //! ```
 //!
 //! Each run prints one JSON line on stdout: `{"case", "messages", "seconds", "rate",
@@ -20,7 +20,9 @@
 //!   connection and channel are set up before).
 //! - `consume` drains `<queue>`: `tomodachi` is a facade service (`Service` +
 //!   `.amqp(Binding, handler)`, JSON envelope, `Data<Event>` handler, the `TOMODACHI_AMQP_*`
-//!   options, default prefetch 100 per consumer / 400 per channel); `lapin-serial` is bare
+//!   options, default prefetch 100 per consumer / 400 per channel); `tomodachi-otel` is the
+//!   same service instrumented (`Process::opentelemetry`: a CONSUMER span per message,
+//!   batch-exported to a sink that drops it, metrics aggregated); `lapin-serial` is bare
 //!   lapin as in lapin's README (each ack awaited before the next delivery), `lapin-spawn`
 //!   acks each delivery in a task of its own (deliveries handled concurrently, as the
 //!   tomodachi consumer does); both with the same prefetch and no parsing. The clock and
@@ -32,6 +34,9 @@
 //! facade's consumers do; run from `main`'s own future, the bare lapin loops would pay a
 //! cross-thread wake-up per delivery and lose about a third of their throughput.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../otel_sink.rs"]
+mod otel_sink;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -283,7 +288,7 @@ async fn on_event(State(meter): State<Arc<Meter>>, Data(event): Data<Event>) {
     }
 }
 
-async fn consume_tomodachi(queue: &str, count: u64) -> String {
+async fn consume_tomodachi(queue: &str, count: u64, instrumented: bool) -> String {
     let meter = Meter::new(count);
     let service = Service::new("bench-amqp-tomodachi")
         .envelope(JsonEnvelope)
@@ -293,13 +298,32 @@ async fn consume_tomodachi(queue: &str, count: u64) -> String {
             Binding::routing_key(ROUTING_KEY).queue_name(queue),
             on_event,
         );
-    let exit = Process::new()
+    let process = Process::new()
         .args(["bench_amqp", "--production"])
-        .service(service)
-        .run()
-        .await;
+        .service(service);
+    let (process, providers) = if instrumented {
+        let (tracer_provider, meter_provider, telemetry) = otel_sink::telemetry();
+        let process = process.opentelemetry(telemetry);
+        (process, Some((tracer_provider, meter_provider)))
+    } else {
+        (process, None)
+    };
+    let exit = process.run().await;
     assert_eq!(exit.code(), 0, "the service failed");
-    meter.report("consume tomodachi")
+    let report = meter.report(if instrumented {
+        "consume tomodachi-otel"
+    } else {
+        "consume tomodachi"
+    });
+    let Some((tracer_provider, meter_provider)) = providers else {
+        return report;
+    };
+    let _ = tracer_provider.shutdown();
+    let _ = meter_provider.shutdown();
+    // Proof that the spans were made and exported: one per message.
+    let mut report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    report["spans_exported"] = otel_sink::exported().into();
+    report.to_string()
 }
 
 async fn consume_lapin(queue: &str, count: u64, mode: &str) -> String {
@@ -365,7 +389,7 @@ async fn consume_lapin(queue: &str, count: u64, mode: &str) -> String {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|lapin-confirms>\n       bench_amqp consume <queue> <count> <tomodachi|lapin-serial|lapin-spawn>";
+    let usage = "usage: bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|lapin-confirms>\n       bench_amqp consume <queue> <count> <tomodachi|tomodachi-otel|lapin-serial|lapin-spawn>";
     let [_, command, queue, count, mode] = args.as_slice() else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -377,7 +401,8 @@ async fn main() {
     let line = match (command.as_str(), mode.as_str()) {
         // The facade spawns its consumers' work onto the worker threads itself (and the
         // future of `Process::run` is not `Send`).
-        ("consume", "tomodachi") => consume_tomodachi(queue, count).await,
+        ("consume", "tomodachi") => consume_tomodachi(queue, count, false).await,
+        ("consume", "tomodachi-otel") => consume_tomodachi(queue, count, true).await,
         ("fill" | "consume", _) => {
             // On a worker thread, as the facade's consumers are: `main`'s own future runs
             // outside the worker pool, where every wake-up and spawn crosses threads.

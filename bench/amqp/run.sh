@@ -6,6 +6,8 @@
 #
 # Each round drains four queues pre-filled with <messages> JSON-enveloped messages:
 #   consume tomodachi          facade service, .amqp(Binding, handler), JSON envelope (release)
+#   consume tomodachi-otel     the same service instrumented: a span per message (batch-exported
+#                              to a sink that drops it) and tomodachi's metrics aggregated
 #   consume lapin-serial       bare lapin, ack awaited per delivery (lapin's README loop)
 #   consume lapin-spawn        bare lapin, each delivery acked in its own task
 #   consume python-tomodachi   Python tomodachi @amqp with JsonBase (bench/amqp/python_service.py)
@@ -47,6 +49,8 @@ for round in $(seq 1 "$rounds"); do
   echo "-- round $round"
   run "$bench" fill bench-amqp-tomodachi "$messages" tomodachi-serial
   run "$bench" consume bench-amqp-tomodachi "$messages" tomodachi
+  run "$bench" fill bench-amqp-tomodachi "$messages" tomodachi-concurrent
+  run "$bench" consume bench-amqp-tomodachi "$messages" tomodachi-otel
   run "$bench" fill bench-amqp-lapin "$messages" lapin-confirms
   run "$bench" consume bench-amqp-lapin "$messages" lapin-serial
   run "$bench" fill bench-amqp-lapin "$messages" tomodachi-concurrent
@@ -74,7 +78,7 @@ def runs(case, key, fmt):
 
 print("\n| consume + ack | msgs/s (median) | runs | CPU µs/msg (median) | runs |")
 print("|---|---|---|---|---|")
-consume = [c for c in ["consume tomodachi", "consume lapin-serial", "consume lapin-spawn", "consume python-tomodachi"] if c in by]
+consume = [c for c in ["consume tomodachi", "consume tomodachi-otel", "consume lapin-serial", "consume lapin-spawn", "consume python-tomodachi"] if c in by]
 for c in consume:
     print(f"| {c[8:]} | {med(c, 'rate'):,.0f} | {runs(c, 'rate', '{:,.0f}')} | {med(c, 'cpu_us_per_msg'):.1f} | {runs(c, 'cpu_us_per_msg', '{:.1f}')} |")
 
@@ -99,6 +103,8 @@ print("\n| per-round ratio (median over rounds) | value |")
 print("|---|---|")
 print(f"| tomodachi / lapin-spawn | {paired('consume tomodachi', 'consume lapin-spawn'):.2f} |")
 print(f"| tomodachi / lapin-serial | {paired('consume tomodachi', 'consume lapin-serial'):.2f} |")
+print(f"| tomodachi-otel / tomodachi (instrumented, target ≥ 0.85) | {paired('consume tomodachi-otel', 'consume tomodachi'):.2f} |")
+print(f"| tomodachi-otel CPU/msg - tomodachi CPU/msg (µs) | {statistics.median(p['cpu_us_per_msg'] - q['cpu_us_per_msg'] for p, q in zip(by['consume tomodachi-otel'], by['consume tomodachi'])):.1f} |")
 print(f"| tomodachi / Python tomodachi | {paired('consume tomodachi', 'consume python-tomodachi'):.2f} |")
 print(f"| Python CPU/msg / tomodachi CPU/msg | {paired('consume python-tomodachi', 'consume tomodachi', 'cpu_us_per_msg'):.1f} |")
 

@@ -40,7 +40,7 @@ fi
 [[ "$servers" != *python* ]] || [ -x "$venv/bin/tomodachi" ] || { echo "no Python tomodachi at $venv" >&2; exit 1; }
 
 (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
-  --example bench_http_tomodachi --example bench_http_axum)
+  --example bench_http_tomodachi --example bench_http_tomodachi_otel --example bench_http_axum)
 bin=$target/release/examples
 
 mkdir -p "$out"
@@ -90,6 +90,10 @@ start() {
     tomodachi)
       TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=$keepalive \
         "$bin/bench_http_tomodachi" --production --logger json > /dev/null 2>> "$log" &
+      ;;
+    tomodachi+otel) # BENCH_SERVERS="tomodachi tomodachi+otel axum": spans and metrics on
+      TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=$keepalive \
+        "$bin/bench_http_tomodachi_otel" --production --logger json > /dev/null 2>> "$log" &
       ;;
     axum) "$bin/bench_http_axum" "$port" > /dev/null 2>> "$log" & ;;
     python)
@@ -160,7 +164,7 @@ baseline = {}
 for r in rows:
     if r["server"] == "axum":
         baseline[(r["run"], r["mode"], r["path"])] = float(r["req_s"])
-order = [s for s in ("tomodachi", "axum", "python") if any(k[0] == s for k in cases)]
+order = [s for s in ("tomodachi", "tomodachi+otel", "axum", "python") if any(k[0] == s for k in cases)]
 print("| server | mode | path | req/s | × axum | p50 ms | p99 ms | errors | startup ms | idle RSS MB | peak RSS MB |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for mode in ("close", "keep-alive"):
@@ -181,4 +185,15 @@ for mode in ("close", "keep-alive"):
                 med([float(r["startup_ms"]) for r in samples]),
                 med([float(r["idle_kb"]) for r in samples]) / 1024,
                 med([float(r["peak_kb"]) for r in samples]) / 1024))
+# Instrumented against plain tomodachi, paired within each run.
+plain = {(r["run"], r["mode"], r["path"]): float(r["req_s"]) for r in rows if r["server"] == "tomodachi"}
+otel = [r for r in rows if r["server"] == "tomodachi+otel" and (r["run"], r["mode"], r["path"]) in plain]
+if otel:
+    print("\n| mode | path | tomodachi+otel / tomodachi (median of runs, target ≥ 0.85) |")
+    print("|---|---|---:|")
+    for mode in ("close", "keep-alive"):
+        for path in ("/hello", "/echo"):
+            ratios = [float(r["req_s"]) / plain[(r["run"], mode, path)] for r in otel if r["mode"] == mode and r["path"] == path]
+            if ratios:
+                print("| %s | %s | %.2f |" % (mode, path, med(ratios)))
 PY

@@ -6,13 +6,15 @@ use std::net::SocketAddr;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Key, KeyValue, global};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::SdkLoggerProvider;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 
 use crate::Telemetry;
 
-/// An exporter named in `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER`.
+/// An exporter named in `OTEL_TRACES_EXPORTER` / `OTEL_METRICS_EXPORTER` /
+/// `OTEL_LOGS_EXPORTER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Exporter {
@@ -20,7 +22,7 @@ pub enum Exporter {
     Otlp,
     /// The Prometheus scrape endpoint (metrics only).
     Prometheus,
-    /// Spans and metrics printed on stdout.
+    /// Spans, metrics or log records printed on stdout.
     Console,
     /// Nothing is exported.
     None,
@@ -50,8 +52,8 @@ pub struct PrometheusSettings {
     pub include_scope_info: bool,
     /// Emit `target_info` (true).
     pub include_target_info: bool,
-    /// Exemplars with trace/span ids (false; not supported by the Rust Prometheus
-    /// encoder yet: a warning is logged when asked for).
+    /// Keep exemplars (trace and span id of a sampled span, per histogram bucket) and serve
+    /// them to scrapers that ask for OpenMetrics (false, as in tomodachi).
     pub exemplars_enabled: bool,
     /// Prefix of every metric name (`""`; a `_` is added).
     pub namespace_prefix: String,
@@ -78,10 +80,13 @@ pub struct Settings {
     pub service_name: String,
     /// The service's uuid (`service.instance.id`).
     pub service_uuid: String,
-    /// `OTEL_TRACES_EXPORTER` (default `otlp`).
+    /// `OTEL_TRACES_EXPORTER` (default `none`, as Python tomodachi's distro sets it).
     pub traces: Exporter,
-    /// `OTEL_METRICS_EXPORTER` (default `otlp`).
+    /// `OTEL_METRICS_EXPORTER` (default `none`, as in tomodachi).
     pub metrics: Exporter,
+    /// `OTEL_LOGS_EXPORTER` (default `none`, as in tomodachi): where `tracing` events of the
+    /// service's own code go as OpenTelemetry log records.
+    pub logs: Exporter,
     /// The scrape endpoint, when `metrics` is [`Exporter::Prometheus`].
     pub prometheus: PrometheusSettings,
     /// Regular expressions of URL paths to leave unrecorded.
@@ -173,7 +178,8 @@ impl Settings {
             match lookup(name) {
                 // The first of a comma-separated list.
                 Some(value) => Exporter::parse(value.split(',').next().unwrap_or_default()),
-                None => Ok(Exporter::Otlp),
+                // Python tomodachi's distro defaults every signal to `none`.
+                None => Ok(Exporter::None),
             }
         };
         let port = match first(
@@ -257,6 +263,7 @@ impl Settings {
             service_uuid: service_uuid.to_owned(),
             traces: exporter("OTEL_TRACES_EXPORTER")?,
             metrics: exporter("OTEL_METRICS_EXPORTER")?,
+            logs: exporter("OTEL_LOGS_EXPORTER")?,
             prometheus,
             excluded_urls,
         })
@@ -290,6 +297,7 @@ pub struct Installed {
     pub telemetry: Telemetry,
     tracer_provider: SdkTracerProvider,
     meter_provider: SdkMeterProvider,
+    logger_provider: Option<SdkLoggerProvider>,
     #[cfg(feature = "prometheus")]
     prometheus: Option<crate::prometheus::PrometheusServer>,
 }
@@ -307,6 +315,11 @@ impl Installed {
         }
     }
 
+    /// The logger provider, when `OTEL_LOGS_EXPORTER` names an exporter.
+    pub fn logger_provider(&self) -> Option<&SdkLoggerProvider> {
+        self.logger_provider.as_ref()
+    }
+
     /// Flushes and shuts down the providers and stops the Prometheus endpoint. Blocks while
     /// exporting: call it from `spawn_blocking` (or outside the runtime).
     pub fn shutdown(self) {
@@ -319,6 +332,9 @@ impl Installed {
         }
         if let Err(error) = self.meter_provider.shutdown() {
             tracing::warn!(target: "tomodachi.opentelemetry", error = %error, "meter provider shutdown failed");
+        }
+        if let Some(Err(error)) = self.logger_provider.map(|p| p.shutdown()) {
+            tracing::warn!(target: "tomodachi.opentelemetry", error = %error, "logger provider shutdown failed");
         }
     }
 }
@@ -408,22 +424,31 @@ pub async fn install(settings: &Settings) -> Result<Installed, Error> {
         }
     }
     let meter_provider = meter_builder.build();
+    let logger_provider = logger_provider(settings.logs, settings.resource())?;
 
     global::set_text_map_propagator(TraceContextPropagator::new());
     global::set_tracer_provider(tracer_provider.clone());
     global::set_meter_provider(meter_provider.clone());
 
     let telemetry = Telemetry::new(&tracer_provider, &meter_provider)
-        .with_excluded_urls(&settings.excluded_urls)?;
+        .with_excluded_urls(&settings.excluded_urls)?
+        .with_exemplars(
+            settings.metrics == Exporter::Prometheus && settings.prometheus.exemplars_enabled,
+        );
     if tomodachi_core::telemetry::set_publish_hook(telemetry.publish_hook()).is_err() {
         tracing::warn!(target: "tomodachi.opentelemetry", "a publish hook was already installed; keeping it");
     }
 
     #[cfg(feature = "prometheus")]
     let prometheus = match prometheus_listener {
-        Some(registry) => {
-            Some(crate::prometheus::PrometheusServer::start(&settings.prometheus, registry).await?)
-        }
+        Some(registry) => Some(
+            crate::prometheus::PrometheusServer::start(
+                &settings.prometheus,
+                registry,
+                telemetry.clone(),
+            )
+            .await?,
+        ),
         None => None,
     };
 
@@ -431,9 +456,53 @@ pub async fn install(settings: &Settings) -> Result<Installed, Error> {
         telemetry,
         tracer_provider,
         meter_provider,
+        logger_provider,
         #[cfg(feature = "prometheus")]
         prometheus,
     })
+}
+
+/// The logger provider `OTEL_LOGS_EXPORTER` asks for, if any.
+// The `return`s are needed when an exporter's feature is off.
+#[allow(clippy::needless_return)]
+fn logger_provider(
+    exporter: Exporter,
+    resource: Resource,
+) -> Result<Option<SdkLoggerProvider>, Error> {
+    #[cfg_attr(
+        not(any(feature = "otlp", feature = "console")),
+        allow(unused_variables)
+    )]
+    let builder = SdkLoggerProvider::builder().with_resource(resource);
+    match exporter {
+        Exporter::None => Ok(None),
+        Exporter::Prometheus => Err(Error::UnknownExporter("prometheus (for logs)".to_owned())),
+        Exporter::Console => {
+            #[cfg(feature = "console")]
+            return Ok(Some(
+                builder
+                    .with_simple_exporter(opentelemetry_stdout::LogExporter::default())
+                    .build(),
+            ));
+            #[cfg(not(feature = "console"))]
+            Err(Error::NotCompiled("console"))
+        }
+        Exporter::Otlp => {
+            #[cfg(feature = "otlp")]
+            {
+                let exporter = opentelemetry_otlp::LogExporter::builder()
+                    .with_tonic()
+                    .build()
+                    .map_err(|e| Error::Exporter {
+                        what: "OTLP log",
+                        message: e.to_string(),
+                    })?;
+                return Ok(Some(builder.with_batch_exporter(exporter).build()));
+            }
+            #[cfg(not(feature = "otlp"))]
+            Err(Error::NotCompiled("otlp"))
+        }
+    }
 }
 
 /// The trace and span ids (lowercase hex) of the current context, if a span is active:
@@ -466,8 +535,9 @@ mod tests {
     #[test]
     fn defaults_match_tomodachi() {
         let s = settings(&[]).unwrap();
-        assert_eq!(s.traces, Exporter::Otlp);
-        assert_eq!(s.metrics, Exporter::Otlp);
+        assert_eq!(s.traces, Exporter::None);
+        assert_eq!(s.metrics, Exporter::None);
+        assert_eq!(s.logs, Exporter::None);
         assert_eq!(s.prometheus, PrometheusSettings::default());
         assert_eq!(s.prometheus.address, "localhost");
         assert_eq!(s.prometheus.port, 9464);
@@ -479,6 +549,7 @@ mod tests {
         let s = settings(&[
             ("OTEL_TRACES_EXPORTER", "console"),
             ("OTEL_METRICS_EXPORTER", "prometheus,otlp"),
+            ("OTEL_LOGS_EXPORTER", "otlp"),
             ("OTEL_PYTHON_TOMODACHI_PROMETHEUS_ADDRESS", "0.0.0.0"),
             ("TOMODACHI_PROMETHEUS_PORT", "9999"),
             ("OTEL_PYTHON_TOMODACHI_PROMETHEUS_PORT", "1111"),
@@ -492,6 +563,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.traces, Exporter::Console);
         assert_eq!(s.metrics, Exporter::Prometheus);
+        assert_eq!(s.logs, Exporter::Otlp);
         assert_eq!(s.prometheus.address, "0.0.0.0");
         assert_eq!(s.prometheus.port, 9999, "TOMODACHI_ name wins");
         assert!(!s.prometheus.include_target_info);

@@ -2,6 +2,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
@@ -14,6 +17,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Telemetry;
+use crate::series::{ActiveRequests, Histogram, RequestSeries};
 
 /// Reads the matched route of a request from its extensions.
 pub type RouteFn = fn(&Extensions) -> Option<&str>;
@@ -106,6 +110,24 @@ fn split_host(host: &str) -> (&str, Option<i64>) {
     }
 }
 
+/// `http.request.method`: the known methods as themselves, others as `_OTHER` (as the
+/// semantic conventions ask, so a client cannot grow the metrics without bound).
+fn method_name(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
 impl<S, B, ResB> Service<Request<B>> for HttpTrace<S>
 where
     S: Service<Request<B>, Response = Response<ResB>>,
@@ -126,9 +148,12 @@ where
             };
         }
         let parent = self.telemetry.extract_headers(request.headers());
-        let method = request.method().as_str().to_owned();
-        let route = (self.route)(request.extensions()).map(str::to_owned);
-        let scheme = request.uri().scheme_str().unwrap_or("http").to_owned();
+        let method = method_name(request.method());
+        let route = (self.route)(request.extensions()).map(|r| self.telemetry.route(r));
+        let scheme = match request.uri().scheme_str() {
+            Some("https") => "https",
+            _ => "http",
+        };
         let version = match request.version() {
             http::Version::HTTP_10 => "1.0",
             http::Version::HTTP_2 => "2",
@@ -136,21 +161,22 @@ where
             _ => "1.1",
         };
         let name = match &route {
-            Some(route) => format!("{method} {route}"),
-            None => method.clone(),
+            Some(route) => [method, " ", route].concat(),
+            None => method.to_owned(),
         };
-        let mut attributes = vec![
-            KeyValue::new("http.request.method", method.clone()),
-            KeyValue::new("url.scheme", scheme.clone()),
+        let mut attributes = Vec::with_capacity(10);
+        attributes.extend([
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("url.scheme", scheme),
             KeyValue::new("url.path", request.uri().path().to_owned()),
             KeyValue::new("network.protocol.name", "http"),
             KeyValue::new("network.protocol.version", version),
-        ];
+        ]);
         if let Some(query) = request.uri().query() {
             attributes.push(KeyValue::new("url.query", query.to_owned()));
         }
         if let Some(route) = &route {
-            attributes.push(KeyValue::new("http.route", route.clone()));
+            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
         }
         let host = request
             .headers()
@@ -179,11 +205,19 @@ where
             &parent,
         );
         let cx = parent.with_span(span);
-        let metric_attributes = vec![
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("url.scheme", scheme),
-        ];
-        self.telemetry.inner.http.active.add(1, &metric_attributes);
+        let active = self.telemetry.inner.http.active.get_or_insert(
+            |a| a.method == method && a.scheme == scheme,
+            || ActiveRequests {
+                method,
+                scheme,
+                attributes: Box::new([
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("url.scheme", scheme),
+                ]),
+                active: AtomicI64::new(0),
+            },
+        );
+        active.active.fetch_add(1, Relaxed);
         let inner = {
             let _guard = cx.clone().attach();
             self.inner.call(request)
@@ -194,7 +228,7 @@ where
                 cx,
                 telemetry: self.telemetry.clone(),
                 route,
-                attributes: metric_attributes,
+                active,
                 version,
                 start: Instant::now(),
             }),
@@ -205,8 +239,8 @@ where
 struct Record {
     cx: Context,
     telemetry: Telemetry,
-    route: Option<String>,
-    attributes: Vec<KeyValue>,
+    route: Option<Arc<str>>,
+    active: Arc<ActiveRequests>,
     version: &'static str,
     start: Instant,
 }
@@ -214,18 +248,15 @@ struct Record {
 impl Record {
     fn finish(self, status: Option<u16>, response_extensions: Option<&Extensions>) {
         let span = self.cx.span();
+        let (method, scheme) = (self.active.method, self.active.scheme);
         let mut route = self.route;
         if route.is_none()
             && let Some(found) = response_extensions.and_then(core_route)
         {
-            let method = self
-                .attributes
-                .first()
-                .map(|kv| kv.value.to_string())
-                .unwrap_or_default();
-            span.update_name(format!("{method} {found}"));
-            span.set_attribute(KeyValue::new("http.route", found.to_owned()));
-            route = Some(found.to_owned());
+            let found = self.telemetry.route(found);
+            span.update_name([method, " ", &found].concat());
+            span.set_attribute(KeyValue::new("http.route", Arc::clone(&found)));
+            route = Some(found);
         }
         match status {
             Some(code) => {
@@ -236,19 +267,45 @@ impl Record {
             }
             None => span.set_status(Status::error("request failed")),
         }
-        span.end();
+        let elapsed = self.start.elapsed().as_secs_f64();
+        self.active.active.fetch_sub(1, Relaxed);
+        let version = self.version;
         let http = &self.telemetry.inner.http;
-        http.active.add(-1, &self.attributes);
-        let mut attributes = self.attributes;
-        attributes.push(KeyValue::new("network.protocol.version", self.version));
-        if let Some(route) = route {
-            attributes.push(KeyValue::new("http.route", route));
+        let series = http.series.get_or_insert(
+            |s| {
+                s.status == status
+                    && s.method == method
+                    && s.route.as_deref() == route.as_deref()
+                    && s.scheme == scheme
+                    && s.version == version
+            },
+            || {
+                let mut attributes = vec![
+                    KeyValue::new("http.request.method", method),
+                    KeyValue::new("url.scheme", scheme),
+                    KeyValue::new("network.protocol.version", version),
+                ];
+                if let Some(route) = &route {
+                    attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+                }
+                if let Some(code) = status {
+                    attributes.push(KeyValue::new("http.response.status_code", i64::from(code)));
+                }
+                RequestSeries {
+                    method,
+                    scheme,
+                    version,
+                    route: route.clone(),
+                    status,
+                    histogram: Histogram::new(attributes, self.telemetry.exemplars),
+                }
+            },
+        );
+        http.duration.record(elapsed, &series.histogram.attributes);
+        if let Some(exemplars) = &series.histogram.exemplars {
+            exemplars.offer(elapsed, span.span_context());
         }
-        if let Some(code) = status {
-            attributes.push(KeyValue::new("http.response.status_code", i64::from(code)));
-        }
-        http.duration
-            .record(self.start.elapsed().as_secs_f64(), &attributes);
+        span.end();
     }
 }
 

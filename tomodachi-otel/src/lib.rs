@@ -1,14 +1,19 @@
 #![doc = include_str!("../README.md")]
 
+mod bridge;
 mod config;
 mod http;
 mod message;
 #[cfg(feature = "prometheus")]
+mod openmetrics;
+#[cfg(feature = "prometheus")]
 mod prometheus;
 mod propagation;
 mod publish;
+mod series;
 mod telemetry;
 
+pub use bridge::tracing_layer;
 pub use config::{
     Error, Exporter, Installed, PrometheusSettings, Settings, current_trace_ids, install,
 };

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use tomodachi_core::telemetry::{AWS_SQS, Delivery, RABBITMQ, SCHEDULE};
@@ -14,7 +15,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Telemetry;
-use crate::telemetry::MessageInstruments;
+use crate::series::{MessageSeries, OUTCOMES};
 
 /// Traces and measures message handlers: for each [`Message`] carrying a
 /// [`Delivery`] it opens a span (CONSUMER `"{topic} process"` for SQS,
@@ -75,65 +76,69 @@ impl<S> MessageTrace<S> {
 
 /// The span name and attributes tomodachi gives a delivery.
 pub(crate) fn span_of(delivery: &Delivery) -> (String, SpanKind, Vec<KeyValue>) {
-    let mut attributes = Vec::with_capacity(8 + delivery.attributes.len());
-    let handler = delivery.handler.to_string();
+    let mut attributes = Vec::with_capacity(9 + delivery.attributes.len());
+    let handler = || KeyValue::new("code.function", Arc::clone(&delivery.handler));
     let (name, kind) = if delivery.system == SCHEDULE {
-        attributes.push(KeyValue::new("code.function", handler.clone()));
-        (handler, SpanKind::Internal)
+        attributes.push(handler());
+        (delivery.handler.to_string(), SpanKind::Internal)
     } else {
         let target = delivery.routing.as_deref().unwrap_or(&delivery.destination);
-        let name = format!("{target} {}", delivery.operation);
+        let name = [target, " ", delivery.operation].concat();
         attributes.push(KeyValue::new("messaging.system", delivery.system));
         attributes.push(KeyValue::new("messaging.operation", delivery.operation));
         attributes.push(KeyValue::new(
             "messaging.destination.name",
-            delivery.destination.to_string(),
+            Arc::clone(&delivery.destination),
         ));
         match delivery.system {
             AWS_SQS => {
                 attributes.push(KeyValue::new("messaging.destination.kind", "queue"));
                 let (publish, kind) = match &delivery.routing {
-                    Some(topic) => (topic.to_string(), "topic"),
-                    None => (delivery.destination.to_string(), "queue"),
+                    Some(topic) => (topic, "topic"),
+                    None => (&delivery.destination, "queue"),
                 };
-                attributes.push(KeyValue::new("messaging.destination_publish.name", publish));
+                attributes.push(KeyValue::new(
+                    "messaging.destination_publish.name",
+                    Arc::clone(publish),
+                ));
                 attributes.push(KeyValue::new("messaging.destination_publish.kind", kind));
             }
             RABBITMQ => {
                 if let Some(key) = &delivery.routing {
                     attributes.push(KeyValue::new(
                         "messaging.rabbitmq.destination.routing_key",
-                        key.to_string(),
+                        Arc::clone(key),
                     ));
                 }
             }
             _ => {}
         }
         if let Some(id) = &delivery.message_id {
-            attributes.push(KeyValue::new("messaging.message.id", id.to_string()));
+            attributes.push(KeyValue::new("messaging.message.id", Arc::clone(id)));
         }
-        attributes.push(KeyValue::new("code.function", handler));
+        attributes.push(handler());
         (name, SpanKind::Consumer)
     };
     for (key, value) in &delivery.attributes {
-        attributes.push(KeyValue::new(*key, value.to_string()));
+        attributes.push(KeyValue::new(*key, Arc::clone(value)));
     }
     (name, kind, attributes)
 }
 
 /// Low-cardinality attributes of the metrics of a delivery.
 fn metric_attributes(delivery: &Delivery) -> Vec<KeyValue> {
+    let handler = KeyValue::new("code.function", Arc::clone(&delivery.handler));
     if delivery.system == SCHEDULE {
-        vec![KeyValue::new("code.function", delivery.handler.to_string())]
+        vec![handler]
     } else {
         vec![
             KeyValue::new("messaging.system", delivery.system),
             KeyValue::new("messaging.operation", delivery.operation),
             KeyValue::new(
                 "messaging.destination.name",
-                delivery.destination.to_string(),
+                Arc::clone(&delivery.destination),
             ),
-            KeyValue::new("code.function", delivery.handler.to_string()),
+            handler,
         ]
     }
 }
@@ -161,18 +166,31 @@ where
         let parent = self.telemetry.extract_carrier(&delivery.carrier);
         let (name, kind, attributes) = span_of(delivery);
         let span = self.telemetry.inner.tracer.build_with_context(
-            opentelemetry::trace::SpanBuilder::from_name(name)
+            SpanBuilder::from_name(name)
                 .with_kind(kind)
                 .with_attributes(attributes),
             &parent,
         );
         let cx = parent.with_span(span);
-        let metrics = self.telemetry.clone();
-        let attributes = metric_attributes(delivery);
-        let system = delivery.system;
-        if let Some(instruments) = metrics.instruments(system) {
-            instruments.active.add(1, &attributes);
-        }
+        let series = self
+            .telemetry
+            .instruments(delivery.system)
+            .map(|instruments| {
+                let series = instruments.series.get_or_insert(
+                    |s| s.is(delivery.system, &delivery.destination, &delivery.handler),
+                    || {
+                        MessageSeries::new(
+                            delivery.system,
+                            Arc::clone(&delivery.destination),
+                            Arc::clone(&delivery.handler),
+                            metric_attributes(delivery),
+                            self.telemetry.exemplars,
+                        )
+                    },
+                );
+                series.started();
+                series
+            });
         let inner = {
             let _guard = cx.clone().attach();
             self.inner.call(message)
@@ -181,9 +199,8 @@ where
             inner,
             record: Some(Record {
                 cx,
-                telemetry: metrics,
-                system,
-                attributes,
+                telemetry: self.telemetry.clone(),
+                series,
                 start: Instant::now(),
             }),
         }
@@ -193,42 +210,36 @@ where
 struct Record {
     cx: Context,
     telemetry: Telemetry,
-    system: &'static str,
-    attributes: Vec<KeyValue>,
+    series: Option<Arc<MessageSeries>>,
     start: Instant,
 }
 
 impl Record {
-    fn instruments(&self) -> Option<&MessageInstruments> {
-        self.telemetry.instruments(self.system)
-    }
-
-    fn finish(mut self, result: Result<&Outcome, &BoxError>) {
+    fn finish(self, result: Result<&Outcome, &BoxError>) {
         let span = self.cx.span();
-        let (outcome, success) = match result {
-            Ok(Outcome::Ack) => ("ack", true),
-            Ok(Outcome::Retry { .. }) => ("retry", false),
-            Ok(Outcome::Reject) => ("reject", false),
-            Err(_) => ("retry", false),
+        let outcome = match result {
+            Ok(Outcome::Ack) => 0,
+            Ok(Outcome::Retry { .. }) | Err(_) => 1,
+            Ok(Outcome::Reject) => 2,
         };
-        span.set_attribute(KeyValue::new("tomodachi.outcome", outcome));
+        span.set_attribute(KeyValue::new("tomodachi.outcome", OUTCOMES[outcome]));
         match result {
-            Ok(_) if success => {}
-            Ok(_) => span.set_status(Status::error(outcome)),
+            Ok(_) if outcome == 0 => {}
+            Ok(_) => span.set_status(Status::error(OUTCOMES[outcome])),
             Err(error) => span.set_status(Status::error(error.to_string())),
         }
-        span.end();
         let elapsed = self.start.elapsed().as_secs_f64();
-        let attributes = std::mem::take(&mut self.attributes);
-        if let Some(instruments) = self.instruments() {
-            instruments.active.add(-1, &attributes);
-            let mut with_success = attributes.clone();
-            with_success.push(KeyValue::new("function.success", success));
-            instruments.duration.record(elapsed, &with_success);
-            let mut with_outcome = attributes;
-            with_outcome.push(KeyValue::new("tomodachi.outcome", outcome));
-            instruments.handled.add(1, &with_outcome);
+        if let Some(series) = &self.series
+            && let Some(instruments) = self.telemetry.instruments(series.system)
+        {
+            series.finished(outcome);
+            let histogram = &series.duration[usize::from(outcome == 0)];
+            instruments.duration.record(elapsed, &histogram.attributes);
+            if let Some(exemplars) = &histogram.exemplars {
+                exemplars.offer(elapsed, span.span_context());
+            }
         }
+        span.end();
     }
 }
 

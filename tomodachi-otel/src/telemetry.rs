@@ -4,9 +4,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering::Relaxed;
+
 use opentelemetry::InstrumentationScope;
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider, UpDownCounter};
+use opentelemetry::metrics::{
+    Histogram, Meter, MeterProvider, ObservableCounter, ObservableUpDownCounter,
+};
 use opentelemetry::trace::{Tracer, TracerProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use regex::Regex;
@@ -15,14 +19,12 @@ use tomodachi_core::telemetry::{AWS_SQS, RABBITMQ, SCHEDULE};
 use crate::http::HttpTraceLayer;
 use crate::message::MessageTraceLayer;
 use crate::publish::OtelPublishHook;
+use crate::series::{
+    ActiveRequests, DURATION_BUCKETS, Histogram as Series, MessageSeries, Registry, RequestSeries,
+};
 
 /// The instrumentation scope name of every span and instrument: `"tomodachi"`.
 pub const SCOPE: &str = "tomodachi";
-
-/// Bucket boundaries (seconds) of the duration histograms.
-const DURATION_BUCKETS: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
 
 /// A tracer, tomodachi's metric instruments and the excluded-URL patterns: what the layers
 /// and the publish hook share. Cheap to clone.
@@ -35,10 +37,12 @@ const DURATION_BUCKETS: [f64; 14] = [
 pub struct Telemetry {
     pub(crate) inner: Arc<Inner>,
     excluded_urls: Option<Regex>,
+    /// Keep an exemplar per histogram bucket (see [`Telemetry::with_exemplars`]).
+    pub(crate) exemplars: bool,
 }
 
 pub(crate) struct Inner {
-    pub(crate) tracer: BoxedTracer,
+    pub(crate) tracer: Arc<BoxedTracer>,
     pub(crate) propagator: TraceContextPropagator,
     pub(crate) http: HttpInstruments,
     pub(crate) sqs: MessageInstruments,
@@ -48,34 +52,58 @@ pub(crate) struct Inner {
 
 pub(crate) struct HttpInstruments {
     pub(crate) duration: Histogram<f64>,
-    pub(crate) active: UpDownCounter<i64>,
+    pub(crate) duration_name: &'static str,
+    pub(crate) active: Arc<Registry<ActiveRequests>>,
+    pub(crate) series: Registry<RequestSeries>,
+    pub(crate) routes: Registry<Arc<str>>,
+    _active: ObservableUpDownCounter<i64>,
 }
 
 pub(crate) struct MessageInstruments {
     pub(crate) duration: Histogram<f64>,
-    pub(crate) active: UpDownCounter<i64>,
-    pub(crate) handled: Counter<u64>,
+    pub(crate) duration_name: &'static str,
+    pub(crate) series: Arc<Registry<MessageSeries>>,
+    _active: ObservableUpDownCounter<i64>,
+    _handled: ObservableCounter<u64>,
 }
 
 impl MessageInstruments {
-    fn new(meter: &Meter, prefix: &'static str, unit: &'static str) -> Self {
+    fn new(meter: &Meter, names: [&'static str; 3], unit: &'static str) -> Self {
+        let [duration_name, active, handled] = names;
+        let series = Arc::new(Registry::<MessageSeries>::default());
+        let observed = Arc::clone(&series);
+        let active = meter
+            .i64_observable_up_down_counter(active)
+            .with_unit(unit)
+            .with_description("Deliveries being handled now")
+            .with_callback(move |observer| {
+                observed.for_each(|s| observer.observe(s.active.load(Relaxed), &s.attributes));
+            })
+            .build();
+        let observed = Arc::clone(&series);
+        let handled = meter
+            .u64_observable_counter(handled)
+            .with_unit(unit)
+            .with_description("Deliveries handled, by outcome (ack, retry, reject)")
+            .with_callback(move |observer| {
+                observed.for_each(|s| {
+                    for (count, attributes) in s.handled.iter().zip(&s.outcome_attributes) {
+                        observer.observe(count.load(Relaxed), attributes);
+                    }
+                });
+            })
+            .build();
         Self {
             duration: meter
-                .f64_histogram(format!("{prefix}.duration"))
+                .f64_histogram(duration_name)
                 .with_unit("s")
                 .with_description("Duration of handling one delivery")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
-            active: meter
-                .i64_up_down_counter(format!("{prefix}.active_tasks"))
-                .with_unit(unit)
-                .with_description("Deliveries being handled now")
-                .build(),
-            handled: meter
-                .u64_counter(format!("{prefix}.handled"))
-                .with_unit(unit)
-                .with_description("Deliveries handled, by outcome (ack, retry, reject)")
-                .build(),
+            duration_name,
+            series,
+            _active: active,
+            _handled: handled,
         }
     }
 }
@@ -102,6 +130,8 @@ impl Telemetry {
     }
 
     fn from_parts(tracer: BoxedTracer, meter: Meter) -> Self {
+        let active = Arc::new(Registry::<ActiveRequests>::default());
+        let observed = Arc::clone(&active);
         let http = HttpInstruments {
             duration: meter
                 .f64_histogram("http.server.duration")
@@ -109,22 +139,54 @@ impl Telemetry {
                 .with_description("Duration of HTTP server requests")
                 .with_boundaries(DURATION_BUCKETS.to_vec())
                 .build(),
-            active: meter
-                .i64_up_down_counter("http.server.active_requests")
+            duration_name: "http.server.duration",
+            _active: meter
+                .i64_observable_up_down_counter("http.server.active_requests")
                 .with_unit("{request}")
                 .with_description("HTTP server requests being handled now")
+                .with_callback(move |observer| {
+                    observed.for_each(|a| observer.observe(a.active.load(Relaxed), &a.attributes));
+                })
                 .build(),
+            active,
+            series: Registry::default(),
+            routes: Registry::default(),
         };
         Self {
             inner: Arc::new(Inner {
-                tracer,
+                tracer: Arc::new(tracer),
                 propagator: TraceContextPropagator::new(),
                 http,
-                sqs: MessageInstruments::new(&meter, "messaging.aws_sqs", "{message}"),
-                rabbitmq: MessageInstruments::new(&meter, "messaging.rabbitmq", "{message}"),
-                schedule: MessageInstruments::new(&meter, "function", "{task}"),
+                sqs: MessageInstruments::new(
+                    &meter,
+                    [
+                        "messaging.aws_sqs.duration",
+                        "messaging.aws_sqs.active_tasks",
+                        "messaging.aws_sqs.handled",
+                    ],
+                    "{message}",
+                ),
+                rabbitmq: MessageInstruments::new(
+                    &meter,
+                    [
+                        "messaging.rabbitmq.duration",
+                        "messaging.rabbitmq.active_tasks",
+                        "messaging.rabbitmq.handled",
+                    ],
+                    "{message}",
+                ),
+                schedule: MessageInstruments::new(
+                    &meter,
+                    [
+                        "function.duration",
+                        "function.active_tasks",
+                        "function.handled",
+                    ],
+                    "{task}",
+                ),
             }),
             excluded_urls: None,
+            exemplars: false,
         }
     }
 
@@ -155,6 +217,17 @@ impl Telemetry {
         })
     }
 
+    /// Keeps, per bucket of each duration histogram series, the trace and span id of the
+    /// latest sampled span that recorded a measurement there: the exemplars the Prometheus
+    /// endpoint serves to an OpenMetrics scraper. Call it before taking layers.
+    #[must_use]
+    pub fn with_exemplars(self, enabled: bool) -> Self {
+        Self {
+            exemplars: enabled,
+            ..self
+        }
+    }
+
     /// Is this path excluded from instrumentation?
     pub fn is_excluded(&self, path: &str) -> bool {
         self.excluded_urls
@@ -176,6 +249,32 @@ impl Telemetry {
     /// with [`tomodachi_core::telemetry::set_publish_hook`].
     pub fn publish_hook(&self) -> OtelPublishHook {
         OtelPublishHook::new(self.clone())
+    }
+
+    /// The route pattern `route`, shared (one allocation per route for the process).
+    pub(crate) fn route(&self, route: &str) -> Arc<str> {
+        Arc::clone(
+            &self
+                .inner
+                .http
+                .routes
+                .get_or_insert(|r| **r == *route, || Arc::from(route)),
+        )
+    }
+
+    /// Calls `f` with each duration histogram series and its instrument's name.
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn histograms(&self, f: &mut dyn FnMut(&'static str, &Series)) {
+        let http = &self.inner.http;
+        http.series
+            .for_each(|s| f(http.duration_name, &s.histogram));
+        for instruments in [&self.inner.sqs, &self.inner.rabbitmq, &self.inner.schedule] {
+            instruments.series.for_each(|s| {
+                for histogram in &s.duration {
+                    f(instruments.duration_name, histogram);
+                }
+            });
+        }
     }
 
     pub(crate) fn instruments(&self, system: &str) -> Option<&MessageInstruments> {

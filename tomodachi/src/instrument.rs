@@ -2,8 +2,8 @@
 //! feature).
 //!
 //! [`Process::run`](crate::Process::run) installs it (providers and exporters from `OTEL_*`,
-//! the Prometheus endpoint, the publish hook) before the services start and flushes it
-//! after they stop. The transports then wrap their handlers: message handlers in
+//! the Prometheus endpoint, the publish hook, the `tracing` bridge) before the services start
+//! and flushes it after they stop. The transports then wrap their handlers: message handlers in
 //! `tomodachi_otel::MessageTraceLayer` (outermost, around the envelope), the HTTP router's
 //! routes in `tomodachi_otel::HttpTraceLayer`.
 
@@ -30,6 +30,9 @@ pub(crate) async fn install(
             .map(|(_, value)| value.clone())
     })?;
     let installed = tomodachi_otel::install(&settings).await?;
+    installed
+        .telemetry
+        .bridge_tracing(installed.logger_provider());
     if TELEMETRY.set(installed.telemetry.clone()).is_err() {
         tracing::warn!(target: "tomodachi.opentelemetry", "OpenTelemetry was already installed in this process; keeping the first");
     }
@@ -37,9 +40,22 @@ pub(crate) async fn install(
         target: "tomodachi.opentelemetry",
         traces = ?settings.traces,
         metrics = ?settings.metrics,
+        logs = ?settings.logs,
         "opentelemetry instrumentation enabled"
     );
     Ok(installed)
+}
+
+/// Instruments with a [`Telemetry`] the program built itself ([`crate::Process::opentelemetry`]).
+pub(crate) fn use_telemetry(telemetry: Option<Telemetry>) {
+    let Some(telemetry) = telemetry else { return };
+    telemetry.bridge_tracing(None);
+    if tomodachi_core::telemetry::set_publish_hook(telemetry.publish_hook()).is_err() {
+        tracing::warn!(target: "tomodachi.opentelemetry", "a publish hook was already installed; keeping it");
+    }
+    if TELEMETRY.set(telemetry).is_err() {
+        tracing::warn!(target: "tomodachi.opentelemetry", "OpenTelemetry was already installed in this process; keeping the first");
+    }
 }
 
 /// Flushes and stops what [`install`] started (blocking work, off the runtime's threads).
@@ -47,6 +63,16 @@ pub(crate) async fn shutdown(installed: Installed) {
     if let Err(error) = tokio::task::spawn_blocking(move || installed.shutdown()).await {
         tracing::warn!(target: "tomodachi.opentelemetry", %error, "flushing telemetry failed");
     }
+}
+
+/// Instrumented, a message's span must wrap its envelope, so that a message that does not
+/// open is traced too (ERROR, outcome reject): the envelope a source would open itself is
+/// returned, to be opened by a layer inside the span, and the source gets a raw envelope.
+/// Not instrumented: `None`, the source opens it.
+pub(crate) fn envelope_in_span(
+    envelope: Option<&tomodachi_core::SharedEnvelope>,
+) -> Option<tomodachi_core::SharedEnvelope> {
+    telemetry().and(envelope.cloned())
 }
 
 /// The matched route of a request: a regex route's pattern, else axum's `MatchedPath`.

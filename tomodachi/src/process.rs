@@ -80,6 +80,8 @@ pub struct Process {
     signals: bool,
     logging: bool,
     opentelemetry: bool,
+    #[cfg(feature = "otel")]
+    telemetry: Option<tomodachi_otel::Telemetry>,
 }
 
 impl std::fmt::Debug for Process {
@@ -147,6 +149,17 @@ impl Process {
     #[must_use]
     pub fn opentelemetry_instrument(mut self) -> Self {
         self.opentelemetry = true;
+        self
+    }
+
+    /// Instruments every handler with `telemetry` (built from your own tracer and meter
+    /// providers: your exporters, sampler, views) instead of the providers `OTEL_*` would
+    /// build. The publish hook is installed as with [`Process::opentelemetry_instrument`];
+    /// flushing and shutting down the providers stays yours.
+    #[cfg(feature = "otel")]
+    #[must_use]
+    pub fn opentelemetry(mut self, telemetry: tomodachi_otel::Telemetry) -> Self {
+        self.telemetry = Some(telemetry);
         self
     }
 
@@ -236,6 +249,10 @@ impl Process {
         let first = self.plans.first().map(|plan| plan.identity.clone());
         #[cfg(feature = "otel")]
         let installed = match (instrument, first) {
+            _ if self.telemetry.is_some() => {
+                crate::instrument::use_telemetry(self.telemetry.take());
+                None
+            }
             (true, Some(identity)) => match crate::instrument::install(&identity, &env).await {
                 Ok(installed) => Some(installed),
                 Err(error) => {

@@ -300,6 +300,10 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(layer(format));
+    // `--opentelemetry-instrument`: the service's own `tracing` spans and events go to
+    // OpenTelemetry too, once telemetry is installed (idle until then).
+    #[cfg(feature = "otel")]
+    let subscriber = subscriber.with(tomodachi_otel::tracing_layer());
     tracing::subscriber::set_global_default(subscriber).map_err(InitError)
 }
 

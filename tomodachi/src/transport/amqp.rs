@@ -56,7 +56,14 @@ where
             if let Some(envelope) = &context.envelope {
                 publisher = publisher.envelope(envelope.clone());
             }
-            let service = context.wrap(service, None);
+            #[cfg(feature = "otel")]
+            let envelope = crate::instrument::envelope_in_span(binding.get_envelope());
+            #[cfg(not(feature = "otel"))]
+            let envelope = None;
+            if envelope.is_some() {
+                binding = binding.envelope(tomodachi_core::RawEnvelope);
+            }
+            let service = context.wrap(service, envelope.as_ref());
             let work = Consumer::with_connection(connection, binding, context.identity.clone())
                 .publisher(publisher)
                 .start(service, context.shutdown.clone())

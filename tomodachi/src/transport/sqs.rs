@@ -61,7 +61,14 @@ where
                 })
                 .await?
                 .clone();
-            let service = context.wrap(service, None);
+            #[cfg(feature = "otel")]
+            let envelope = crate::instrument::envelope_in_span(subscription.get_envelope());
+            #[cfg(not(feature = "otel"))]
+            let envelope = None;
+            if envelope.is_some() {
+                subscription = subscription.envelope(tomodachi_core::RawEnvelope);
+            }
+            let service = context.wrap(service, envelope.as_ref());
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
