@@ -224,19 +224,25 @@ pub struct TomodachiTime;
 impl FormatTime for TomodachiTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
         use chrono::{Datelike, Timelike};
-        // By hand: chrono's `format` parses its pattern on every call.
+        // By hand: chrono's `format` parses its pattern on every call, `write!` pads
+        // through the formatting machinery.
         let now = chrono::Utc::now();
-        write!(
-            w,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            now.year(),
-            now.month(),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            now.timestamp_subsec_micros().min(999_999)
-        )
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        let mut put = |at: usize, width: usize, mut value: u32| {
+            for i in (at..at + width).rev() {
+                // `value % 10` is a digit.
+                out[i] = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        put(0, 4, u32::try_from(now.year()).unwrap_or(0));
+        put(5, 2, now.month());
+        put(8, 2, now.day());
+        put(11, 2, now.hour());
+        put(14, 2, now.minute());
+        put(17, 2, now.second());
+        put(20, 6, now.timestamp_subsec_micros().min(999_999));
+        w.write_str(std::str::from_utf8(&out).unwrap_or_default())
     }
 }
 
