@@ -1,26 +1,29 @@
 //! The access log: one record per request on `tomodachi.http.response`.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use base64::Engine as _;
+use bytes::{Buf as _, Bytes};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Level;
 
 use crate::RealIp;
-use crate::guard::HandlerElapsed;
 use crate::regex_route::decode_path;
 
 /// Hides a route's access log records: all of them, or those of some statuses
@@ -240,7 +243,9 @@ impl<S> AccessLogService<S> {
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for AccessLogService<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<Body>, Response = Response<ResB>>,
+    ReqB: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqB::Error: Into<axum::BoxError>,
     ResB: http_body::Body,
 {
     type Response = Response<ResB>;
@@ -258,7 +263,7 @@ where
                 .map(|info| info.0.ip())
         });
         let headers = req.headers();
-        let request = RequestInfo {
+        let mut request = RequestInfo {
             start: Instant::now(),
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -269,13 +274,60 @@ where
                 .get(CONTENT_LENGTH)
                 .and_then(|value| value.to_str().ok()?.parse().ok())
                 .filter(|length| *length > 0),
+            read: None,
             remote_ip,
             file: self.file.clone(),
+        };
+        // Only a request with a body has its reads counted (an `Arc` per request).
+        let req = if req.body().is_end_stream() {
+            req.map(Body::new)
+        } else {
+            let read = Arc::new(AtomicU64::new(0));
+            request.read = Some(read.clone());
+            req.map(|inner| Body::new(CountingBody { inner, read }))
         };
         AccessLogFuture {
             inner: self.inner.call(req),
             request: Some(request),
         }
+    }
+}
+
+pin_project! {
+    /// A request body that counts the bytes the handler read
+    /// (`request_content_read_length`).
+    struct CountingBody<B> {
+        #[pin]
+        inner: B,
+        read: Arc<AtomicU64>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountingBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.read
+                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -287,6 +339,8 @@ struct RequestInfo {
     user_agent: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
     request_content_length: Option<u64>,
+    /// Bytes of the body the handler read, when the request has a body.
+    read: Option<Arc<AtomicU64>>,
     remote_ip: Option<IpAddr>,
     file: Option<AccessLogFile>,
 }
@@ -352,18 +406,59 @@ where
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse().ok())
             .or_else(|| response.body().size_hint().exact());
+        let handler_elapsed = Some(request.start.elapsed());
         request.log(ResponseInfo {
             status: status.as_u16(),
             content_length,
-            handler_elapsed: response.extensions().get::<HandlerElapsed>().map(|e| e.0),
+            handler_elapsed,
         });
         Poll::Ready(result)
     }
 }
 
-/// tomodachi's `"{0:.5f}s"`.
-pub(crate) fn seconds(duration: Duration) -> String {
-    format!("{:.5}s", duration.as_secs_f64())
+/// A duration as tomodachi's `"{0:.5f}s"`, rounded to 10 µs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seconds(pub(crate) Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // By hand (`{:05}` goes through the padding machinery): once per request.
+        let tens_of_micros = self
+            .0
+            .as_secs()
+            .saturating_mul(100_000)
+            .saturating_add(u64::from(self.0.subsec_nanos() + 5_000) / 10_000);
+        let mut out = [0u8; 32];
+        let mut at = out.len() - 1;
+        out[at] = b's';
+        let mut n = tens_of_micros;
+        for digit in 0.. {
+            if digit == 5 {
+                at -= 1;
+                out[at] = b'.';
+            }
+            at -= 1;
+            // `n % 10` is a digit.
+            out[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 && digit >= 5 {
+                break;
+            }
+        }
+        f.write_str(std::str::from_utf8(&out[at..]).unwrap_or_default())
+    }
+}
+
+/// A client address, or `""` when it is unknown.
+struct OrEmpty(Option<IpAddr>);
+
+impl fmt::Display for OrEmpty {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => Ok(()),
+        }
+    }
 }
 
 pub(crate) fn version_str(version: Version) -> &'static str {
@@ -394,9 +489,18 @@ pub(crate) fn basic_auth_user(value: &HeaderValue) -> Option<String> {
 
 impl RequestInfo {
     fn log(self, response: ResponseInfo) {
-        let request_time = seconds(self.start.elapsed());
-        let handler_elapsed_time = response.handler_elapsed.map(seconds);
-        let remote_ip = self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let to_tracing = tracing::enabled!(target: "tomodachi.http.response", Level::INFO);
+        if !to_tracing && self.file.is_none() {
+            return;
+        }
+        // Nothing happens between the response and this record: the time the service
+        // took is both the handler's and the request's.
+        let request_time = Seconds(
+            response
+                .handler_elapsed
+                .unwrap_or_else(|| self.start.elapsed()),
+        );
+        let handler_elapsed_time = response.handler_elapsed.map(Seconds);
         let auth_user = self.authorization.as_ref().and_then(basic_auth_user);
         let path = decode_path(self.uri.path());
         let query = self.uri.query().filter(|query| !query.is_empty());
@@ -406,24 +510,37 @@ impl RequestInfo {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
         let http_version = version_str(self.version);
-        tracing::info!(
-            target: "tomodachi.http.response",
-            status_code = response.status,
-            remote_ip = remote_ip.as_str(),
-            auth_user = auth_user.as_deref(),
-            request_method = self.method.as_str(),
-            request_path = &*path,
-            request_query_string = query,
-            http_version,
-            response_content_length = response.content_length,
-            request_content_length = self.request_content_length,
-            user_agent,
-            handler_elapsed_time = handler_elapsed_time.as_deref(),
-            request_time = request_time.as_str(),
-            ""
-        );
+        let read = self
+            .read
+            .as_ref()
+            .map(|read| read.load(Ordering::Relaxed))
+            .filter(|read| *read > 0);
+        // tomodachi: the header's length, else what was read.
+        let request_content_length = self.request_content_length.or(read);
+        if to_tracing {
+            tracing::info!(
+                target: "tomodachi.http.response",
+                status_code = response.status,
+                remote_ip = %OrEmpty(self.remote_ip),
+                auth_user = auth_user.as_deref(),
+                request_method = self.method.as_str(),
+                request_path = &*path,
+                request_query_string = query,
+                http_version,
+                response_content_length = response.content_length,
+                request_content_length,
+                request_content_read_length = read,
+                user_agent,
+                handler_elapsed_time = handler_elapsed_time.map(tracing::field::display),
+                request_time = %request_time,
+                ""
+            );
+        }
         if let Some(file) = &self.file {
-            let mut fields = Vec::with_capacity(13);
+            let remote_ip = OrEmpty(self.remote_ip).to_string();
+            let request_time = request_time.to_string();
+            let handler_elapsed_time = handler_elapsed_time.map(|t| t.to_string());
+            let mut fields = Vec::with_capacity(14);
             fields.push(("status_code", JsonValue::Num(u64::from(response.status))));
             fields.push(("remote_ip", JsonValue::Str(&remote_ip)));
             if let Some(user) = &auth_user {
@@ -438,8 +555,11 @@ impl RequestInfo {
             if let Some(length) = response.content_length {
                 fields.push(("response_content_length", JsonValue::Num(length)));
             }
-            if let Some(length) = self.request_content_length {
+            if let Some(length) = request_content_length {
                 fields.push(("request_content_length", JsonValue::Num(length)));
+            }
+            if let Some(length) = read {
+                fields.push(("request_content_read_length", JsonValue::Num(length)));
             }
             fields.push(("user_agent", JsonValue::Str(user_agent)));
             if let Some(elapsed) = &handler_elapsed_time {
@@ -457,7 +577,12 @@ mod tests {
 
     #[test]
     fn formats_like_tomodachi() {
-        assert_eq!(seconds(Duration::from_micros(630)), "0.00063s");
+        assert_eq!(Seconds(Duration::from_micros(630)).to_string(), "0.00063s");
+        assert_eq!(
+            Seconds(Duration::from_nanos(1_234_565_001)).to_string(),
+            "1.23457s"
+        );
+        assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
         assert_eq!(
             basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
             Some("user")

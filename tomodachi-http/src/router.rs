@@ -18,7 +18,6 @@ use tower_http::services::ServeDir;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::client_max_size::ClientMaxSizeLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
@@ -312,10 +311,22 @@ impl HttpRouter {
     /// behaviour too (body limit, access log, keep-alive, real IP, drain), or with any
     /// axum server.
     pub fn into_router(self) -> Router {
-        self.finish(None)
+        self.finish()
     }
 
-    pub(crate) fn finish(self, client_max_size: Option<u64>) -> Router {
+    fn finish(self) -> Router {
+        let (mut router, error_handlers) = self.into_parts();
+        router = router.layer(GuardLayer);
+        if let Some(error_handlers) = error_handlers {
+            router = router.layer(error_handlers);
+        }
+        router
+    }
+
+    /// The routes (regex routes as the fallback), and the layer running the error
+    /// handlers, if any: the server wraps them in its own layers, outside the router
+    /// (`Router::layer` would box each layer's service and future per route).
+    pub(crate) fn into_parts(self) -> (Router, Option<ErrorHandlerLayer>) {
         let Self {
             router,
             regex_routes,
@@ -323,16 +334,12 @@ impl HttpRouter {
             error_handlers,
         } = self;
         let dispatch = RegexDispatch::new(regex_routes, not_found);
-        let mut router = router.fallback_service(dispatch);
-        if let Some(limit) = client_max_size {
-            router = router.layer(ClientMaxSizeLayer::new(limit));
-        }
-        router = router.layer(GuardLayer);
-        if !error_handlers.is_empty() {
+        let router = router.fallback_service(dispatch);
+        let error_handlers = (!error_handlers.is_empty()).then(|| {
             let handlers: HashMap<StatusCode, MethodRouter> = error_handlers.into_iter().collect();
-            router = router.layer(ErrorHandlerLayer::new(Arc::new(handlers)));
-        }
-        router
+            ErrorHandlerLayer::new(Arc::new(handlers))
+        });
+        (router, error_handlers)
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Instant;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
-use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SERVER};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SERVER, UPGRADE};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -66,7 +66,10 @@ where
         let version = req.version();
         let wants_keep_alive = wants_keep_alive(&req);
         req.extensions_mut().insert(ConnectInfo(self.conn.peer));
-        req.extensions_mut().insert(self.shared.ws.clone());
+        // Only a WebSocket upgrade needs the registry (an extension costs an allocation).
+        if req.headers().contains_key(UPGRADE) {
+            req.extensions_mut().insert(self.shared.ws.clone());
+        }
         ConnFuture {
             inner: self.shared.app.clone().oneshot(req),
             shared: self.shared.clone(),
