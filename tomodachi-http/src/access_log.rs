@@ -455,6 +455,29 @@ struct OrEmpty(Option<IpAddr>);
 impl fmt::Display for OrEmpty {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
+            // By hand: `Ipv4Addr`'s `Display` formats each octet through the padding
+            // machinery, once per request.
+            Some(IpAddr::V4(ip)) => {
+                let mut out = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in ip.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        out[len] = b'.';
+                        len += 1;
+                    }
+                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
+                    let skip = match octet {
+                        0..=9 => 2,
+                        10..=99 => 1,
+                        _ => 0,
+                    };
+                    for digit in &digits[skip..] {
+                        out[len] = b'0' + digit;
+                        len += 1;
+                    }
+                }
+                f.write_str(std::str::from_utf8(&out[..len]).unwrap_or_default())
+            }
             Some(ip) => ip.fmt(f),
             None => Ok(()),
         }
@@ -583,6 +606,10 @@ mod tests {
             "1.23457s"
         );
         assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
+        for ip in ["0.0.0.0", "127.0.0.1", "10.20.255.9", "255.255.255.255", "::1"] {
+            assert_eq!(OrEmpty(Some(ip.parse().unwrap())).to_string(), ip);
+        }
+        assert_eq!(OrEmpty(None).to_string(), "");
         assert_eq!(
             basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
             Some("user")

@@ -178,6 +178,8 @@ pub(crate) struct Record {
     entries: Vec<(Name, Value)>,
     message: Option<Range<usize>>,
     logger: Option<Range<usize>>,
+    /// The lengths (mod 64) of the entries' names, a bit each.
+    lengths: u64,
 }
 
 /// tomodachi's (Python logging's) name of a level.
@@ -220,6 +222,7 @@ impl Record {
         self.entries.clear();
         self.message = None;
         self.logger = None;
+        self.lengths = 0;
     }
 
     /// Collects the fields of `event` and its spans.
@@ -295,8 +298,16 @@ impl Record {
     }
 
     fn insert(&mut self, name: Name, value: Value) {
+        // A bit per name length (mod 64): a record's names rarely share a length, so most
+        // new names need no comparison with the others.
+        let bit = 1u64 << (self.name(&name).len() % 64);
+        let seen = self.lengths & bit != 0;
+        self.lengths |= bit;
         let key = self.name(&name);
-        match self.entries.iter().position(|(k, _)| self.name(k) == key) {
+        let existing = seen
+            .then(|| self.entries.iter().position(|(k, _)| self.name(k) == key))
+            .flatten();
+        match existing {
             Some(at) => self.entries[at].1 = value,
             None => self.entries.push((name, value)),
         }

@@ -87,9 +87,15 @@ where
             line.push_str(", \"message\": ");
             write_str(line, record.message());
             for (key, value) in record.context() {
-                line.push_str(", ");
-                write_str(line, key);
-                line.push_str(": ");
+                if plain_run(key.as_bytes()) == key.len() {
+                    line.push_str(", \"");
+                    line.push_str(key);
+                    line.push_str("\": ");
+                } else {
+                    line.push_str(", ");
+                    write_str(line, key);
+                    line.push_str(": ");
+                }
                 value.write_json(line, record.text());
             }
             line.push_str("}\n");

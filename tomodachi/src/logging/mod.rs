@@ -224,24 +224,35 @@ pub struct TomodachiTime;
 impl FormatTime for TomodachiTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
         use chrono::{Datelike, Timelike};
+        thread_local! {
+            /// The last second formatted, and its `YYYY-MM-DDTHH:MM:SS.`.
+            static SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+        }
         // By hand: chrono's `format` parses its pattern on every call, `write!` pads
-        // through the formatting machinery.
+        // through the formatting machinery; the date changes once a second.
         let now = chrono::Utc::now();
-        let mut out = *b"0000-00-00T00:00:00.000000Z";
-        let mut put = |at: usize, width: usize, mut value: u32| {
-            for i in (at..at + width).rev() {
+        let put = |out: &mut [u8], mut value: u32| {
+            for byte in out.iter_mut().rev() {
                 // `value % 10` is a digit.
-                out[i] = b'0' + (value % 10) as u8;
+                *byte = b'0' + (value % 10) as u8;
                 value /= 10;
             }
         };
-        put(0, 4, u32::try_from(now.year()).unwrap_or(0));
-        put(5, 2, now.month());
-        put(8, 2, now.day());
-        put(11, 2, now.hour());
-        put(14, 2, now.minute());
-        put(17, 2, now.second());
-        put(20, 6, now.timestamp_subsec_micros().min(999_999));
+        let (second, mut prefix) = SECOND.get();
+        if second != now.timestamp() {
+            prefix = *b"0000-00-00T00:00:00.";
+            put(&mut prefix[0..4], u32::try_from(now.year()).unwrap_or(0));
+            put(&mut prefix[5..7], now.month());
+            put(&mut prefix[8..10], now.day());
+            put(&mut prefix[11..13], now.hour());
+            put(&mut prefix[14..16], now.minute());
+            put(&mut prefix[17..19], now.second());
+            SECOND.set((now.timestamp(), prefix));
+        }
+        let mut out = [0u8; 27];
+        out[..20].copy_from_slice(&prefix);
+        put(&mut out[20..26], now.timestamp_subsec_micros().min(999_999));
+        out[26] = b'Z';
         w.write_str(std::str::from_utf8(&out).unwrap_or_default())
     }
 }

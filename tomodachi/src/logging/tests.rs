@@ -376,3 +376,19 @@ fn records_inside_an_opentelemetry_span_carry_trace_and_span_ids() {
     let outside = json_capture(|| tracing::info!(target: "tomodachi.amqp.handler", "handled"));
     assert!(!outside.contains("trace_id"), "{outside}");
 }
+
+#[test]
+fn tomodachi_time_is_a_valid_utc_timestamp_with_microseconds() {
+    for _ in 0..3 {
+        let mut text = String::new();
+        TomodachiTime
+            .format_time(&mut Writer::new(&mut text))
+            .unwrap();
+        let parsed = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.6fZ")
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(
+            parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            text
+        );
+    }
+}
