@@ -184,10 +184,16 @@ fn json_string(text: &str) -> String {
 /// Logs one record per request on `tomodachi.http.response` (info, message `""`) with
 /// tomodachi's fields: `status_code`, `remote_ip`, `auth_user` (Basic auth login, if
 /// any), `request_method`, `request_path`, `request_query_string` (if any),
-/// `http_version`, `response_content_length`, `request_content_length` (if any),
-/// `user_agent`, `handler_elapsed_time` and `request_time` (`"0.00063s"`).
+/// `http_version`, `response_content_length`, `request_content_length` (the
+/// `Content-Length`, else the bytes read, if any), `request_content_read_length` (the
+/// bytes of the body the handler read, if any), `user_agent`, `handler_elapsed_time` and
+/// `request_time` (`"0.00063s"`).
 ///
 /// A request whose client disconnects before the response is logged with status 499.
+/// Python tomodachi lets the handler finish and adds `replaced_status_code` (and
+/// `replaced_response_content_length`) with the status it would have sent; here the
+/// handler's future is dropped with the connection, so there is no status to report and
+/// those fields never appear.
 /// WebSocket upgrades are logged by the socket instead (open and closed records).
 /// Routes with an [`IgnoreLoggingLayer`] are skipped.
 #[derive(Debug, Clone, Default)]
@@ -606,7 +612,13 @@ mod tests {
             "1.23457s"
         );
         assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
-        for ip in ["0.0.0.0", "127.0.0.1", "10.20.255.9", "255.255.255.255", "::1"] {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+        ] {
             assert_eq!(OrEmpty(Some(ip.parse().unwrap())).to_string(), ip);
         }
         assert_eq!(OrEmpty(None).to_string(), "");

@@ -18,6 +18,7 @@ use tower_http::services::ServeDir;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::IgnoreLoggingLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
@@ -193,7 +194,34 @@ where
     /// # Panics
     ///
     /// If `base` is `/` or empty (serve a whole site with a fallback service instead).
-    pub fn http_static(mut self, dir: impl Into<PathBuf>, base: &str) -> Self {
+    pub fn http_static(self, dir: impl Into<PathBuf>, base: &str) -> Self {
+        self.add_static(dir.into(), base, None)
+    }
+
+    /// [`http_static`](Self::http_static) whose access log records are hidden as `ignore`
+    /// says (tomodachi's `@http_static(path, base_url, ignore_logging=...)`): all of them,
+    /// or those of some statuses (a missing file's 404 included).
+    ///
+    /// ```
+    /// use tomodachi_http::{HttpRouter, IgnoreLoggingLayer};
+    ///
+    /// let router: HttpRouter = HttpRouter::new()
+    ///     .http_static_ignore_logging("assets", "/assets", IgnoreLoggingLayer::statuses([200, 304]));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`http_static`](Self::http_static).
+    pub fn http_static_ignore_logging(
+        self,
+        dir: impl Into<PathBuf>,
+        base: &str,
+        ignore: IgnoreLoggingLayer,
+    ) -> Self {
+        self.add_static(dir.into(), base, Some(ignore))
+    }
+
+    fn add_static(mut self, dir: PathBuf, base: &str, ignore: Option<IgnoreLoggingLayer>) -> Self {
         let base = base.trim_end_matches('/');
         assert!(
             !base.is_empty(),
@@ -204,7 +232,7 @@ where
         } else {
             format!("/{base}")
         };
-        let serve_dir = ServeDir::new(dir.into()).append_index_html_on_directories(false);
+        let serve_dir = ServeDir::new(dir).append_index_html_on_directories(false);
         let serve_dir = <ServeDir as ServiceExt<Request>>::map_response(
             serve_dir,
             |response: Response<tower_http::services::fs::ServeFileSystemResponseBody>| {
@@ -215,7 +243,8 @@ where
                 }
             },
         );
-        self.router = self.router.nest_service(&base, serve_dir);
+        let service = tower::util::option_layer(ignore).layer(serve_dir);
+        self.router = self.router.nest_service(&base, service);
         self
     }
 
