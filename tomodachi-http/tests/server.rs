@@ -553,3 +553,41 @@ async fn static_routes_honour_ignore_logging() {
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_response_body_longer_than_the_header_read_timeout_is_sent_whole() {
+    let router = HttpRouter::new().route(
+        "/slow",
+        get(|| async {
+            let chunks = futures_util::stream::unfold(0, |n| async move {
+                if n == 3 {
+                    return None;
+                }
+                // The body takes about three header read timeouts.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Some((
+                    Ok::<_, std::io::Error>(Bytes::from(format!("chunk{n};"))),
+                    n + 1,
+                ))
+            });
+            axum::body::Body::from_stream(chunks)
+        }),
+    );
+    let bound = HttpServer::new(options())
+        .header_read_timeout(Duration::from_millis(300))
+        .bind()
+        .await
+        .unwrap();
+    let addr = bound.local_addr();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(bound.serve(router, shutdown.clone()));
+    let response = raw(addr, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(response.contains("chunk0;"), "{response}");
+    assert!(response.contains("chunk2;"), "{response}");
+    shutdown.trigger();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

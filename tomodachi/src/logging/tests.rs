@@ -386,9 +386,6 @@ fn tomodachi_time_is_a_valid_utc_timestamp_with_microseconds() {
             .unwrap();
         let parsed = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.6fZ")
             .unwrap_or_else(|e| panic!("{text}: {e}"));
-        assert_eq!(
-            parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-            text
-        );
+        assert_eq!(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), text);
     }
 }
