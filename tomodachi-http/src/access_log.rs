@@ -426,67 +426,106 @@ where
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Seconds(pub(crate) Duration);
 
-impl fmt::Display for Seconds {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // By hand (`{:05}` goes through the padding machinery): once per request.
+impl Seconds {
+    /// The text, by hand (`{:05}` goes through the padding machinery): once per request.
+    fn text(self) -> ShortText {
         let tens_of_micros = self
             .0
             .as_secs()
             .saturating_mul(100_000)
             .saturating_add(u64::from(self.0.subsec_nanos() + 5_000) / 10_000);
-        let mut out = [0u8; 32];
-        let mut at = out.len() - 1;
-        out[at] = b's';
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
         let mut n = tens_of_micros;
-        for digit in 0.. {
-            if digit == 5 {
-                at -= 1;
-                out[at] = b'.';
-            }
+        while n > 0 || at > digits.len() - 6 {
             at -= 1;
             // `n % 10` is a digit.
-            out[at] = b'0' + (n % 10) as u8;
+            digits[at] = b'0' + (n % 10) as u8;
             n /= 10;
-            if n == 0 && digit >= 5 {
-                break;
-            }
         }
-        f.write_str(std::str::from_utf8(&out[at..]).unwrap_or_default())
+        let (whole, fraction) = digits[at..].split_at(digits.len() - at - 5);
+        let mut text = ShortText::default();
+        text.push(whole);
+        text.push(b".");
+        text.push(fraction);
+        text.push(b"s");
+        text
     }
 }
 
-/// A client address, or `""` when it is unknown.
-struct OrEmpty(Option<IpAddr>);
-
-impl fmt::Display for OrEmpty {
+impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            // By hand: `Ipv4Addr`'s `Display` formats each octet through the padding
-            // machinery, once per request.
-            Some(IpAddr::V4(ip)) => {
-                let mut out = [0u8; 15];
-                let mut len = 0;
-                for (i, octet) in ip.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        out[len] = b'.';
-                        len += 1;
-                    }
-                    let digits = [octet / 100, octet / 10 % 10, octet % 10];
-                    let skip = match octet {
-                        0..=9 => 2,
-                        10..=99 => 1,
-                        _ => 0,
-                    };
-                    for digit in &digits[skip..] {
-                        out[len] = b'0' + digit;
-                        len += 1;
-                    }
+        f.write_str(self.text().as_str())
+    }
+}
+
+/// A client address as text, or `""` when it is unknown; IPv4 by hand (`Ipv4Addr`'s
+/// `Display` formats each octet through the padding machinery).
+fn ip_text(ip: Option<IpAddr>) -> ShortText {
+    let mut text = ShortText::default();
+    match ip {
+        Some(IpAddr::V4(ip)) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push(b".");
                 }
-                f.write_str(std::str::from_utf8(&out[..len]).unwrap_or_default())
+                let digits = [
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = match octet {
+                    0..=9 => 2,
+                    10..=99 => 1,
+                    _ => 0,
+                };
+                text.push(&digits[skip..]);
             }
-            Some(ip) => ip.fmt(f),
-            None => Ok(()),
         }
+        Some(ip) => {
+            let _ = write!(text, "{ip}");
+        }
+        None => {}
+    }
+    text
+}
+
+/// ASCII text of up to 48 bytes on the stack (an IPv6 address is at most 45).
+#[derive(Debug, Clone, Copy)]
+struct ShortText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl ShortText {
+    /// Appends what fits of `ascii`.
+    fn push(&mut self, ascii: &[u8]) {
+        let n = ascii.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&ascii[..n]);
+        self.len += n;
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() > self.bytes.len() - self.len {
+            return Err(fmt::Error);
+        }
+        self.push(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -529,7 +568,9 @@ impl RequestInfo {
                 .handler_elapsed
                 .unwrap_or_else(|| self.start.elapsed()),
         );
-        let handler_elapsed_time = response.handler_elapsed.map(Seconds);
+        let request_time = request_time.text();
+        let handler_elapsed_time = response.handler_elapsed.map(|t| Seconds(t).text());
+        let remote_ip = ip_text(self.remote_ip);
         let auth_user = self.authorization.as_ref().and_then(basic_auth_user);
         let path = decode_path(self.uri.path());
         let query = self.uri.query().filter(|query| !query.is_empty());
@@ -550,7 +591,7 @@ impl RequestInfo {
             tracing::info!(
                 target: "tomodachi.http.response",
                 status_code = response.status,
-                remote_ip = %OrEmpty(self.remote_ip),
+                remote_ip = remote_ip.as_str(),
                 auth_user = auth_user.as_deref(),
                 request_method = self.method.as_str(),
                 request_path = &*path,
@@ -560,18 +601,14 @@ impl RequestInfo {
                 request_content_length,
                 request_content_read_length = read,
                 user_agent,
-                handler_elapsed_time = handler_elapsed_time.map(tracing::field::display),
-                request_time = %request_time,
-                ""
+                handler_elapsed_time = handler_elapsed_time.as_ref().map(ShortText::as_str),
+                request_time = request_time.as_str(),
             );
         }
         if let Some(file) = &self.file {
-            let remote_ip = OrEmpty(self.remote_ip).to_string();
-            let request_time = request_time.to_string();
-            let handler_elapsed_time = handler_elapsed_time.map(|t| t.to_string());
             let mut fields = Vec::with_capacity(14);
             fields.push(("status_code", JsonValue::Num(u64::from(response.status))));
-            fields.push(("remote_ip", JsonValue::Str(&remote_ip)));
+            fields.push(("remote_ip", JsonValue::Str(remote_ip.as_str())));
             if let Some(user) = &auth_user {
                 fields.push(("auth_user", JsonValue::Str(user)));
             }
@@ -592,9 +629,9 @@ impl RequestInfo {
             }
             fields.push(("user_agent", JsonValue::Str(user_agent)));
             if let Some(elapsed) = &handler_elapsed_time {
-                fields.push(("handler_elapsed_time", JsonValue::Str(elapsed)));
+                fields.push(("handler_elapsed_time", JsonValue::Str(elapsed.as_str())));
             }
-            fields.push(("request_time", JsonValue::Str(&request_time)));
+            fields.push(("request_time", JsonValue::Str(request_time.as_str())));
             file.write("info", "", &fields);
         }
     }
@@ -612,6 +649,9 @@ mod tests {
             "1.23457s"
         );
         assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
+        assert_eq!(Seconds(Duration::from_secs(12)).to_string(), "12.00000s");
+        // Saturates instead of overflowing.
+        assert!(Seconds(Duration::MAX).to_string().ends_with('s'));
         for ip in [
             "0.0.0.0",
             "127.0.0.1",
@@ -619,9 +659,14 @@ mod tests {
             "255.255.255.255",
             "::1",
         ] {
-            assert_eq!(OrEmpty(Some(ip.parse().unwrap())).to_string(), ip);
+            assert_eq!(ip_text(Some(ip.parse().unwrap())).as_str(), ip);
         }
-        assert_eq!(OrEmpty(None).to_string(), "");
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+        assert_eq!(
+            ip_text(Some(longest.parse().unwrap())).as_str(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(ip_text(None).as_str(), "");
         assert_eq!(
             basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
             Some("user")

@@ -230,7 +230,10 @@ impl FormatTime for TomodachiTime {
         }
         // By hand: chrono's `format` parses its pattern on every call, `write!` pads
         // through the formatting machinery; the date changes once a second.
-        let now = chrono::Utc::now();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         let put = |out: &mut [u8], mut value: u32| {
             for byte in out.iter_mut().rev() {
                 // `value % 10` is a digit.
@@ -239,19 +242,20 @@ impl FormatTime for TomodachiTime {
             }
         };
         let (second, mut prefix) = SECOND.get();
-        if second != now.timestamp() {
+        if second != seconds {
+            let date = chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
             prefix = *b"0000-00-00T00:00:00.";
-            put(&mut prefix[0..4], u32::try_from(now.year()).unwrap_or(0));
-            put(&mut prefix[5..7], now.month());
-            put(&mut prefix[8..10], now.day());
-            put(&mut prefix[11..13], now.hour());
-            put(&mut prefix[14..16], now.minute());
-            put(&mut prefix[17..19], now.second());
-            SECOND.set((now.timestamp(), prefix));
+            put(&mut prefix[0..4], u32::try_from(date.year()).unwrap_or(0));
+            put(&mut prefix[5..7], date.month());
+            put(&mut prefix[8..10], date.day());
+            put(&mut prefix[11..13], date.hour());
+            put(&mut prefix[14..16], date.minute());
+            put(&mut prefix[17..19], date.second());
+            SECOND.set((seconds, prefix));
         }
         let mut out = [0u8; 27];
         out[..20].copy_from_slice(&prefix);
-        put(&mut out[20..26], now.timestamp_subsec_micros().min(999_999));
+        put(&mut out[20..26], now.subsec_micros());
         out[26] = b'Z';
         w.write_str(std::str::from_utf8(&out).unwrap_or_default())
     }
