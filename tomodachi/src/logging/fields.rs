@@ -180,6 +180,14 @@ pub(crate) struct Record {
     logger: Option<Range<usize>>,
     /// The lengths (mod 64) of the entries' names, a bit each.
     lengths: u64,
+    /// Whether the context is written straight to `tail` as JSON (see `collect_json`).
+    direct: bool,
+    /// The names written to `tail`.
+    direct_names: Vec<&'static str>,
+    /// A name came twice while writing straight to `tail`: collect again instead.
+    direct_failed: bool,
+    /// The JSON context (`, "name": value` each) written while visiting.
+    tail: String,
 }
 
 /// tomodachi's (Python logging's) name of a level.
@@ -223,6 +231,55 @@ impl Record {
         self.message = None;
         self.logger = None;
         self.lengths = 0;
+        self.direct = false;
+        self.direct_names.clear();
+        self.direct_failed = false;
+        self.tail.clear();
+    }
+
+    /// Collects `event` for the JSON format. Without span fields (the access log, most
+    /// records) its context is written straight to [`Record::tail`] as JSON while the
+    /// fields are visited, and `true` is returned; else (or when a name comes twice) the
+    /// record is collected as [`Record::collect`] does and the context is read with
+    /// [`Record::context`].
+    pub(crate) fn collect_json<S, N>(
+        &mut self,
+        ctx: &FmtContext<'_, S, N>,
+        event: &Event<'_>,
+    ) -> bool
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'w> FormatFields<'w> + 'static,
+    {
+        let span_fields = ctx.event_scope().is_some_and(|scope| {
+            scope.from_root().any(|span| {
+                span.extensions()
+                    .get::<FormattedFields<TomodachiFields>>()
+                    .is_some_and(|stored| !stored.fields.is_empty())
+            })
+        });
+        if !span_fields {
+            self.direct = true;
+            event.record(self);
+            #[cfg(feature = "otel")]
+            if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
+                let trace_id = push_text(&mut self.text, &trace_id);
+                self.insert(Name::Static("trace_id"), Value::Str(trace_id));
+                let span_id = push_text(&mut self.text, &span_id);
+                self.insert(Name::Static("span_id"), Value::Str(span_id));
+            }
+            if !self.direct_failed {
+                return true;
+            }
+            self.clear();
+        }
+        self.collect(ctx, event);
+        false
+    }
+
+    /// The context written by [`Record::collect_json`].
+    pub(crate) fn tail(&self) -> &str {
+        &self.tail
     }
 
     /// Collects the fields of `event` and its spans.
@@ -298,6 +355,10 @@ impl Record {
     }
 
     fn insert(&mut self, name: Name, value: Value) {
+        if self.direct {
+            self.write_direct(name, value);
+            return;
+        }
         // A bit per name length (mod 64): a record's names rarely share a length, so most
         // new names need no comparison with the others.
         let bit = 1u64 << (self.name(&name).len() % 64);
@@ -310,6 +371,28 @@ impl Record {
         match existing {
             Some(at) => self.entries[at].1 = value,
             None => self.entries.push((name, value)),
+        }
+    }
+
+    fn write_direct(&mut self, name: Name, value: Value) {
+        let Name::Static(name) = name else {
+            self.direct_failed = true;
+            return;
+        };
+        let bit = 1u64 << (name.len() % 64);
+        if self.lengths & bit != 0 && self.direct_names.contains(&name) {
+            self.direct_failed = true;
+            return;
+        }
+        self.lengths |= bit;
+        self.direct_names.push(name);
+        super::json::write_key(&mut self.tail, name);
+        value.write_json(&mut self.tail, &self.text);
+        // The value's text is written: its room can be reused.
+        if let Value::Str(range) = value
+            && range.end == self.text.len()
+        {
+            self.text.truncate(range.start);
         }
     }
 

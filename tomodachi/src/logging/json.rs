@@ -69,7 +69,7 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         with_record(|record, line| {
-            record.collect(ctx, event);
+            let direct = record.collect_json(ctx, event);
             let metadata = event.metadata();
             line.push_str("{\"timestamp\": \"");
             let start = line.len();
@@ -86,21 +86,30 @@ where
             write_str(line, level_name(metadata.level()));
             line.push_str(", \"message\": ");
             write_str(line, record.message());
-            for (key, value) in record.context() {
-                if plain_run(key.as_bytes()) == key.len() {
-                    line.push_str(", \"");
-                    line.push_str(key);
-                    line.push_str("\": ");
-                } else {
-                    line.push_str(", ");
-                    write_str(line, key);
-                    line.push_str(": ");
+            if direct {
+                line.push_str(record.tail());
+            } else {
+                for (key, value) in record.context() {
+                    write_key(line, key);
+                    value.write_json(line, record.text());
                 }
-                value.write_json(line, record.text());
             }
             line.push_str("}\n");
             writer.write_str(line)
         })
+    }
+}
+
+/// Writes `, "key": `.
+pub(crate) fn write_key(out: &mut String, key: &str) {
+    if plain_run(key.as_bytes()) == key.len() {
+        out.push_str(", \"");
+        out.push_str(key);
+        out.push_str("\": ");
+    } else {
+        out.push_str(", ");
+        write_str(out, key);
+        out.push_str(": ");
     }
 }
 

@@ -389,3 +389,17 @@ fn tomodachi_time_is_a_valid_utc_timestamp_with_microseconds() {
         assert_eq!(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), text);
     }
 }
+
+#[test]
+fn json_repeated_names_in_one_event_keep_the_first_place_and_the_last_value() {
+    let out = json_capture(|| {
+        tracing::info!(target: "t", a = 1, event_ = "x", b = 2, event = "y", a = 3, "m");
+    });
+    assert_eq!(
+        out,
+        concat!(
+            r#"{"timestamp": "2026-11-28T11:02:59.614453Z", "logger": "t", "level": "info", "message": "m", "a": 3, "event": "y", "b": 2}"#,
+            "\n"
+        )
+    );
+}
