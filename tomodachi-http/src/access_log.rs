@@ -1,26 +1,29 @@
 //! The access log: one record per request on `tomodachi.http.response`.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
+use axum::body::Body;
 use axum::extract::ConnectInfo;
 use base64::Engine as _;
+use bytes::{Buf as _, Bytes};
 use http::header::{AUTHORIZATION, CONTENT_LENGTH, USER_AGENT};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version};
 use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
+use tracing::Level;
 
 use crate::RealIp;
-use crate::guard::HandlerElapsed;
 use crate::regex_route::decode_path;
 
 /// Hides a route's access log records: all of them, or those of some statuses
@@ -181,10 +184,16 @@ fn json_string(text: &str) -> String {
 /// Logs one record per request on `tomodachi.http.response` (info, message `""`) with
 /// tomodachi's fields: `status_code`, `remote_ip`, `auth_user` (Basic auth login, if
 /// any), `request_method`, `request_path`, `request_query_string` (if any),
-/// `http_version`, `response_content_length`, `request_content_length` (if any),
-/// `user_agent`, `handler_elapsed_time` and `request_time` (`"0.00063s"`).
+/// `http_version`, `response_content_length`, `request_content_length` (the
+/// `Content-Length`, else the bytes read, if any), `request_content_read_length` (the
+/// bytes of the body the handler read, if any), `user_agent`, `handler_elapsed_time` and
+/// `request_time` (`"0.00063s"`).
 ///
 /// A request whose client disconnects before the response is logged with status 499.
+/// Python tomodachi lets the handler finish and adds `replaced_status_code` (and
+/// `replaced_response_content_length`) with the status it would have sent; here the
+/// handler's future is dropped with the connection, so there is no status to report and
+/// those fields never appear.
 /// WebSocket upgrades are logged by the socket instead (open and closed records).
 /// Routes with an [`IgnoreLoggingLayer`] are skipped.
 #[derive(Debug, Clone, Default)]
@@ -240,7 +249,9 @@ impl<S> AccessLogService<S> {
 
 impl<S, ReqB, ResB> Service<Request<ReqB>> for AccessLogService<S>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<Body>, Response = Response<ResB>>,
+    ReqB: http_body::Body<Data = Bytes> + Send + 'static,
+    ReqB::Error: Into<axum::BoxError>,
     ResB: http_body::Body,
 {
     type Response = Response<ResB>;
@@ -258,7 +269,7 @@ where
                 .map(|info| info.0.ip())
         });
         let headers = req.headers();
-        let request = RequestInfo {
+        let mut request = RequestInfo {
             start: Instant::now(),
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -269,13 +280,60 @@ where
                 .get(CONTENT_LENGTH)
                 .and_then(|value| value.to_str().ok()?.parse().ok())
                 .filter(|length| *length > 0),
+            read: None,
             remote_ip,
             file: self.file.clone(),
+        };
+        // Only a request with a body has its reads counted (an `Arc` per request).
+        let req = if req.body().is_end_stream() {
+            req.map(Body::new)
+        } else {
+            let read = Arc::new(AtomicU64::new(0));
+            request.read = Some(read.clone());
+            req.map(|inner| Body::new(CountingBody { inner, read }))
         };
         AccessLogFuture {
             inner: self.inner.call(req),
             request: Some(request),
         }
+    }
+}
+
+pin_project! {
+    /// A request body that counts the bytes the handler read
+    /// (`request_content_read_length`).
+    struct CountingBody<B> {
+        #[pin]
+        inner: B,
+        read: Arc<AtomicU64>,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for CountingBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.inner.poll_frame(cx));
+        if let Some(Ok(frame)) = &frame
+            && let Some(data) = frame.data_ref()
+        {
+            this.read
+                .fetch_add(data.remaining() as u64, Ordering::Relaxed);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -287,6 +345,8 @@ struct RequestInfo {
     user_agent: Option<HeaderValue>,
     authorization: Option<HeaderValue>,
     request_content_length: Option<u64>,
+    /// Bytes of the body the handler read, when the request has a body.
+    read: Option<Arc<AtomicU64>>,
     remote_ip: Option<IpAddr>,
     file: Option<AccessLogFile>,
 }
@@ -352,18 +412,121 @@ where
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse().ok())
             .or_else(|| response.body().size_hint().exact());
+        let handler_elapsed = Some(request.start.elapsed());
         request.log(ResponseInfo {
             status: status.as_u16(),
             content_length,
-            handler_elapsed: response.extensions().get::<HandlerElapsed>().map(|e| e.0),
+            handler_elapsed,
         });
         Poll::Ready(result)
     }
 }
 
-/// tomodachi's `"{0:.5f}s"`.
-pub(crate) fn seconds(duration: Duration) -> String {
-    format!("{:.5}s", duration.as_secs_f64())
+/// A duration as tomodachi's `"{0:.5f}s"`, rounded to 10 µs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seconds(pub(crate) Duration);
+
+impl Seconds {
+    /// The text, by hand (`{:05}` goes through the padding machinery): once per request.
+    fn text(self) -> ShortText {
+        let tens_of_micros = self
+            .0
+            .as_secs()
+            .saturating_mul(100_000)
+            .saturating_add(u64::from(self.0.subsec_nanos() + 5_000) / 10_000);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = tens_of_micros;
+        while n > 0 || at > digits.len() - 6 {
+            at -= 1;
+            // `n % 10` is a digit.
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let (whole, fraction) = digits[at..].split_at(digits.len() - at - 5);
+        let mut text = ShortText::default();
+        text.push(whole);
+        text.push(b".");
+        text.push(fraction);
+        text.push(b"s");
+        text
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text().as_str())
+    }
+}
+
+/// A client address as text, or `""` when it is unknown; IPv4 by hand (`Ipv4Addr`'s
+/// `Display` formats each octet through the padding machinery).
+fn ip_text(ip: Option<IpAddr>) -> ShortText {
+    let mut text = ShortText::default();
+    match ip {
+        Some(IpAddr::V4(ip)) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push(b".");
+                }
+                let digits = [
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = match octet {
+                    0..=9 => 2,
+                    10..=99 => 1,
+                    _ => 0,
+                };
+                text.push(&digits[skip..]);
+            }
+        }
+        Some(ip) => {
+            let _ = write!(text, "{ip}");
+        }
+        None => {}
+    }
+    text
+}
+
+/// ASCII text of up to 48 bytes on the stack (an IPv6 address is at most 45).
+#[derive(Debug, Clone, Copy)]
+struct ShortText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl ShortText {
+    /// Appends what fits of `ascii`.
+    fn push(&mut self, ascii: &[u8]) {
+        let n = ascii.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&ascii[..n]);
+        self.len += n;
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() > self.bytes.len() - self.len {
+            return Err(fmt::Error);
+        }
+        self.push(s.as_bytes());
+        Ok(())
+    }
 }
 
 pub(crate) fn version_str(version: Version) -> &'static str {
@@ -394,9 +557,20 @@ pub(crate) fn basic_auth_user(value: &HeaderValue) -> Option<String> {
 
 impl RequestInfo {
     fn log(self, response: ResponseInfo) {
-        let request_time = seconds(self.start.elapsed());
-        let handler_elapsed_time = response.handler_elapsed.map(seconds);
-        let remote_ip = self.remote_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let to_tracing = tracing::enabled!(target: "tomodachi.http.response", Level::INFO);
+        if !to_tracing && self.file.is_none() {
+            return;
+        }
+        // Nothing happens between the response and this record: the time the service
+        // took is both the handler's and the request's.
+        let request_time = Seconds(
+            response
+                .handler_elapsed
+                .unwrap_or_else(|| self.start.elapsed()),
+        );
+        let request_time = request_time.text();
+        let handler_elapsed_time = response.handler_elapsed.map(|t| Seconds(t).text());
+        let remote_ip = ip_text(self.remote_ip);
         let auth_user = self.authorization.as_ref().and_then(basic_auth_user);
         let path = decode_path(self.uri.path());
         let query = self.uri.query().filter(|query| !query.is_empty());
@@ -406,26 +580,35 @@ impl RequestInfo {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
         let http_version = version_str(self.version);
-        tracing::info!(
-            target: "tomodachi.http.response",
-            status_code = response.status,
-            remote_ip = remote_ip.as_str(),
-            auth_user = auth_user.as_deref(),
-            request_method = self.method.as_str(),
-            request_path = &*path,
-            request_query_string = query,
-            http_version,
-            response_content_length = response.content_length,
-            request_content_length = self.request_content_length,
-            user_agent,
-            handler_elapsed_time = handler_elapsed_time.as_deref(),
-            request_time = request_time.as_str(),
-            ""
-        );
+        let read = self
+            .read
+            .as_ref()
+            .map(|read| read.load(Ordering::Relaxed))
+            .filter(|read| *read > 0);
+        // tomodachi: the header's length, else what was read.
+        let request_content_length = self.request_content_length.or(read);
+        if to_tracing {
+            tracing::info!(
+                target: "tomodachi.http.response",
+                status_code = response.status,
+                remote_ip = remote_ip.as_str(),
+                auth_user = auth_user.as_deref(),
+                request_method = self.method.as_str(),
+                request_path = &*path,
+                request_query_string = query,
+                http_version,
+                response_content_length = response.content_length,
+                request_content_length,
+                request_content_read_length = read,
+                user_agent,
+                handler_elapsed_time = handler_elapsed_time.as_ref().map(ShortText::as_str),
+                request_time = request_time.as_str(),
+            );
+        }
         if let Some(file) = &self.file {
-            let mut fields = Vec::with_capacity(13);
+            let mut fields = Vec::with_capacity(14);
             fields.push(("status_code", JsonValue::Num(u64::from(response.status))));
-            fields.push(("remote_ip", JsonValue::Str(&remote_ip)));
+            fields.push(("remote_ip", JsonValue::Str(remote_ip.as_str())));
             if let Some(user) = &auth_user {
                 fields.push(("auth_user", JsonValue::Str(user)));
             }
@@ -438,14 +621,17 @@ impl RequestInfo {
             if let Some(length) = response.content_length {
                 fields.push(("response_content_length", JsonValue::Num(length)));
             }
-            if let Some(length) = self.request_content_length {
+            if let Some(length) = request_content_length {
                 fields.push(("request_content_length", JsonValue::Num(length)));
+            }
+            if let Some(length) = read {
+                fields.push(("request_content_read_length", JsonValue::Num(length)));
             }
             fields.push(("user_agent", JsonValue::Str(user_agent)));
             if let Some(elapsed) = &handler_elapsed_time {
-                fields.push(("handler_elapsed_time", JsonValue::Str(elapsed)));
+                fields.push(("handler_elapsed_time", JsonValue::Str(elapsed.as_str())));
             }
-            fields.push(("request_time", JsonValue::Str(&request_time)));
+            fields.push(("request_time", JsonValue::Str(request_time.as_str())));
             file.write("info", "", &fields);
         }
     }
@@ -457,7 +643,30 @@ mod tests {
 
     #[test]
     fn formats_like_tomodachi() {
-        assert_eq!(seconds(Duration::from_micros(630)), "0.00063s");
+        assert_eq!(Seconds(Duration::from_micros(630)).to_string(), "0.00063s");
+        assert_eq!(
+            Seconds(Duration::from_nanos(1_234_565_001)).to_string(),
+            "1.23457s"
+        );
+        assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
+        assert_eq!(Seconds(Duration::from_secs(12)).to_string(), "12.00000s");
+        // Saturates instead of overflowing.
+        assert!(Seconds(Duration::MAX).to_string().ends_with('s'));
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+        ] {
+            assert_eq!(ip_text(Some(ip.parse().unwrap())).as_str(), ip);
+        }
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+        assert_eq!(
+            ip_text(Some(longest.parse().unwrap())).as_str(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(ip_text(None).as_str(), "");
         assert_eq!(
             basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
             Some("user")

@@ -1,4 +1,4 @@
-//! Around the routed handler: its elapsed time, and a panic as a logged 500.
+//! Around the routed handler: a panic as a logged 500.
 
 use std::any::Any;
 use std::convert::Infallible;
@@ -6,7 +6,6 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
-use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::response::Response;
@@ -16,10 +15,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::response::raised_default;
-
-/// How long the handler took (the access log's `handler_elapsed_time`).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct HandlerElapsed(pub(crate) Duration);
 
 pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
     if let Some(message) = panic.downcast_ref::<&'static str>() {
@@ -37,7 +32,7 @@ fn on_panic(panic: &(dyn Any + Send)) -> Response {
     raised_default(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
-/// Times the inner service and turns its panics into a raised, empty 500.
+/// Turns the inner service's panics into a raised, empty 500.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct GuardLayer;
 
@@ -67,16 +62,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let start = Instant::now();
         match catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
             Ok(future) => GuardFuture {
                 inner: Some(future),
-                start,
                 panicked: None,
             },
             Err(panic) => GuardFuture {
                 inner: None,
-                start,
                 panicked: Some(on_panic(&*panic)),
             },
         }
@@ -88,7 +80,6 @@ pin_project! {
     pub(crate) struct GuardFuture<F> {
         #[pin]
         inner: Option<F>,
-        start: Instant,
         panicked: Option<Response>,
     }
 }
@@ -108,7 +99,7 @@ where
             return Poll::Ready(Ok(raised_default(StatusCode::INTERNAL_SERVER_ERROR)));
         };
         let polled = catch_unwind(AssertUnwindSafe(|| inner.poll(cx)));
-        let mut response = match polled {
+        let response = match polled {
             Ok(poll) => {
                 let Ok(response) = ready!(poll);
                 // axum's own 405 (empty, `Allow` added above us) is a raised error too.
@@ -117,9 +108,6 @@ where
             Err(panic) => on_panic(&*panic),
         };
         this.inner.set(None);
-        response
-            .extensions_mut()
-            .insert(HandlerElapsed(this.start.elapsed()));
         Poll::Ready(Ok(response))
     }
 }

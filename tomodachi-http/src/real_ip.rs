@@ -19,8 +19,9 @@ use crate::options::OptionError;
 /// sent `real_ip_header`: then it is that header's first comma-separated item (stripped,
 /// its first space-separated token). A header from any other peer is ignored.
 ///
-/// As an extractor it is missing (500) when the request did not pass a [`RealIpLayer`]
-/// (the server always adds one).
+/// As an extractor it is the [`RealIpLayer`]'s answer, else the peer's address from
+/// [`ConnectInfo<SocketAddr>`] (the server adds a `RealIpLayer` only when `real_ip_from`
+/// names trusted peers); it is missing (500) when the request has neither.
 ///
 /// ```
 /// use tomodachi_http::RealIp;
@@ -37,10 +38,18 @@ impl<S: Send + Sync> FromRequestParts<S> for RealIp {
     type Rejection = (http::StatusCode, &'static str);
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<RealIp>().copied().ok_or((
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "RealIp needs tomodachi_http::RealIpLayer",
-        ))
+        parts
+            .extensions
+            .get::<RealIp>()
+            .copied()
+            .or_else(|| {
+                let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+                Some(RealIp(peer.0.ip()))
+            })
+            .ok_or((
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "RealIp needs tomodachi_http::RealIpLayer or ConnectInfo<SocketAddr>",
+            ))
     }
 }
 
@@ -139,6 +148,11 @@ impl RealIpLayer {
             )
         })?;
         Ok(Self::new(parse_cidrs(&options.real_ip_from)?, header))
+    }
+
+    /// Whether any peer is trusted (else every request's address is its peer's).
+    pub fn trusts_any(&self) -> bool {
+        !self.trusted.is_empty()
     }
 
     /// The client address of a request from `peer` with these headers.

@@ -18,7 +18,7 @@ use tower_http::services::ServeDir;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::client_max_size::ClientMaxSizeLayer;
+use crate::IgnoreLoggingLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
@@ -194,7 +194,34 @@ where
     /// # Panics
     ///
     /// If `base` is `/` or empty (serve a whole site with a fallback service instead).
-    pub fn http_static(mut self, dir: impl Into<PathBuf>, base: &str) -> Self {
+    pub fn http_static(self, dir: impl Into<PathBuf>, base: &str) -> Self {
+        self.add_static(dir.into(), base, None)
+    }
+
+    /// [`http_static`](Self::http_static) whose access log records are hidden as `ignore`
+    /// says (tomodachi's `@http_static(path, base_url, ignore_logging=...)`): all of them,
+    /// or those of some statuses (a missing file's 404 included).
+    ///
+    /// ```
+    /// use tomodachi_http::{HttpRouter, IgnoreLoggingLayer};
+    ///
+    /// let router: HttpRouter = HttpRouter::new()
+    ///     .http_static_ignore_logging("assets", "/assets", IgnoreLoggingLayer::statuses([200, 304]));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`http_static`](Self::http_static).
+    pub fn http_static_ignore_logging(
+        self,
+        dir: impl Into<PathBuf>,
+        base: &str,
+        ignore: IgnoreLoggingLayer,
+    ) -> Self {
+        self.add_static(dir.into(), base, Some(ignore))
+    }
+
+    fn add_static(mut self, dir: PathBuf, base: &str, ignore: Option<IgnoreLoggingLayer>) -> Self {
         let base = base.trim_end_matches('/');
         assert!(
             !base.is_empty(),
@@ -205,7 +232,7 @@ where
         } else {
             format!("/{base}")
         };
-        let serve_dir = ServeDir::new(dir.into()).append_index_html_on_directories(false);
+        let serve_dir = ServeDir::new(dir).append_index_html_on_directories(false);
         let serve_dir = <ServeDir as ServiceExt<Request>>::map_response(
             serve_dir,
             |response: Response<tower_http::services::fs::ServeFileSystemResponseBody>| {
@@ -216,7 +243,8 @@ where
                 }
             },
         );
-        self.router = self.router.nest_service(&base, serve_dir);
+        let service = tower::util::option_layer(ignore).layer(serve_dir);
+        self.router = self.router.nest_service(&base, service);
         self
     }
 
@@ -312,10 +340,22 @@ impl HttpRouter {
     /// behaviour too (body limit, access log, keep-alive, real IP, drain), or with any
     /// axum server.
     pub fn into_router(self) -> Router {
-        self.finish(None)
+        self.finish()
     }
 
-    pub(crate) fn finish(self, client_max_size: Option<u64>) -> Router {
+    fn finish(self) -> Router {
+        let (mut router, error_handlers) = self.into_parts();
+        router = router.layer(GuardLayer);
+        if let Some(error_handlers) = error_handlers {
+            router = router.layer(error_handlers);
+        }
+        router
+    }
+
+    /// The routes (regex routes as the fallback), and the layer running the error
+    /// handlers, if any: the server wraps them in its own layers, outside the router
+    /// (`Router::layer` would box each layer's service and future per route).
+    pub(crate) fn into_parts(self) -> (Router, Option<ErrorHandlerLayer>) {
         let Self {
             router,
             regex_routes,
@@ -323,16 +363,12 @@ impl HttpRouter {
             error_handlers,
         } = self;
         let dispatch = RegexDispatch::new(regex_routes, not_found);
-        let mut router = router.fallback_service(dispatch);
-        if let Some(limit) = client_max_size {
-            router = router.layer(ClientMaxSizeLayer::new(limit));
-        }
-        router = router.layer(GuardLayer);
-        if !error_handlers.is_empty() {
+        let router = router.fallback_service(dispatch);
+        let error_handlers = (!error_handlers.is_empty()).then(|| {
             let handlers: HashMap<StatusCode, MethodRouter> = error_handlers.into_iter().collect();
-            router = router.layer(ErrorHandlerLayer::new(Arc::new(handlers)));
-        }
-        router
+            ErrorHandlerLayer::new(Arc::new(handlers))
+        });
+        (router, error_handlers)
     }
 }
 

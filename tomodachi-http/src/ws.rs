@@ -46,7 +46,7 @@ use tomodachi_core::{Shutdown, TaskTracker};
 pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 
 use crate::RealIp;
-use crate::access_log::{basic_auth_user, seconds};
+use crate::access_log::{Seconds, basic_auth_user};
 use crate::guard::panic_message;
 use crate::regex_route::decode_path;
 
@@ -74,7 +74,7 @@ impl WsInfo {
         if !self.log {
             return;
         }
-        let total_request_time = total.map(seconds);
+        let total_request_time = total.map(|t| Seconds(t).to_string());
         if target_open {
             tracing::info!(
                 target: "tomodachi.http.websocket",

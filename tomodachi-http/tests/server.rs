@@ -448,3 +448,146 @@ async fn requests_past_the_grace_period_are_cut_off() {
         "the connection is closed after the grace period"
     );
 }
+
+#[tokio::test]
+async fn request_content_read_length_is_what_the_handler_read() {
+    let (capture, _guard) = Capture::start();
+    let router = HttpRouter::new()
+        .route(
+            "/read",
+            axum::routing::post(|body: String| async move { body }),
+        )
+        .route("/unread", axum::routing::post(|| async { "not read" }));
+    let server = TestServer::start(router, options()).await;
+    let body = Bytes::from_static(b"12345");
+    server
+        .request(Method::POST, "/read", HeaderMap::new(), body.clone())
+        .await;
+    server
+        .request(Method::POST, "/unread", HeaderMap::new(), body)
+        .await;
+    // Chunked: no Content-Length, so request_content_length is the length read.
+    let chunked = raw(
+        server.addr,
+        "POST /read?chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4\r\ndefg\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(chunked.ends_with("abcdefg"), "{chunked}");
+    server.get("/hello-not-here").await;
+
+    let record = |path: &str, query: Option<&str>| {
+        capture
+            .with_target("tomodachi.http.response")
+            .into_iter()
+            .find(|r| {
+                r.field("request_path") == Some(path) && r.field("request_query_string") == query
+            })
+            .unwrap_or_else(|| panic!("no record of {path}"))
+    };
+    capture
+        .wait_for(|r| r.field("request_path") == Some("/hello-not-here"))
+        .await;
+    let read = record("/read", None);
+    assert_eq!(read.field("request_content_length"), Some("5"));
+    assert_eq!(read.field("request_content_read_length"), Some("5"));
+    let unread = record("/unread", None);
+    assert_eq!(unread.field("request_content_length"), Some("5"));
+    assert_eq!(unread.field("request_content_read_length"), None);
+    let chunked = record("/read", Some("chunked"));
+    assert_eq!(chunked.field("request_content_length"), Some("7"));
+    assert_eq!(chunked.field("request_content_read_length"), Some("7"));
+    let get = record("/hello-not-here", None);
+    assert_eq!(get.field("request_content_length"), None);
+    assert_eq!(get.field("request_content_read_length"), None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn static_routes_honour_ignore_logging() {
+    let (capture, _guard) = Capture::start();
+    let dir = std::env::temp_dir().join(format!(
+        "tomodachi-http-static-quiet-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("a.txt"), "a").unwrap();
+    let router = HttpRouter::new()
+        .http_static(&dir, "/loud")
+        .http_static_ignore_logging(&dir, "/quiet", IgnoreLoggingLayer::all())
+        .http_static_ignore_logging(&dir, "/found", IgnoreLoggingLayer::statuses([200]))
+        .route("/last", get(|| async { "last" }));
+    let server = TestServer::start(router, options()).await;
+    for path in [
+        "/loud/a.txt",
+        "/quiet/a.txt",
+        "/quiet/missing.txt",
+        "/found/a.txt",
+        "/found/missing.txt",
+    ] {
+        server.get(path).await;
+    }
+    assert_eq!(server.get("/quiet/a.txt").await.body, "a");
+    server.get("/last").await;
+    capture
+        .wait_for(|r| r.field("request_path") == Some("/last"))
+        .await;
+    let logged: Vec<(String, String)> = capture
+        .with_target("tomodachi.http.response")
+        .iter()
+        .map(|r| {
+            (
+                r.field("request_path").unwrap_or_default().to_owned(),
+                r.field("status_code").unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("/loud/a.txt", "200"),
+        ("/found/missing.txt", "404"),
+        ("/last", "200"),
+    ]
+    .iter()
+    .map(|(p, s)| ((*p).to_owned(), (*s).to_owned()))
+    .collect();
+    assert_eq!(logged, expected);
+    server.stop().await;
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_response_body_longer_than_the_header_read_timeout_is_sent_whole() {
+    let router = HttpRouter::new().route(
+        "/slow",
+        get(|| async {
+            let chunks = futures_util::stream::unfold(0, |n| async move {
+                if n == 3 {
+                    return None;
+                }
+                // The body takes about three header read timeouts.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Some((
+                    Ok::<_, std::io::Error>(Bytes::from(format!("chunk{n};"))),
+                    n + 1,
+                ))
+            });
+            axum::body::Body::from_stream(chunks)
+        }),
+    );
+    let bound = HttpServer::new(options())
+        .header_read_timeout(Duration::from_millis(300))
+        .bind()
+        .await
+        .unwrap();
+    let addr = bound.local_addr();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(bound.serve(router, shutdown.clone()));
+    let response = raw(addr, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(response.contains("chunk0;"), "{response}");
+    assert!(response.contains("chunk2;"), "{response}");
+    shutdown.trigger();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

@@ -7,16 +7,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
-use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SERVER};
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SERVER, UPGRADE};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use pin_project_lite::pin_project;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +45,52 @@ struct ConnState {
     peer: SocketAddr,
     started: Instant,
     responses: AtomicU64,
+    /// Requests whose response future is alive (0 or 1: HTTP/1 serves one at a time).
+    in_flight: AtomicU64,
+    /// When the last response future ended, in nanoseconds since `started`.
+    idle_since: AtomicU64,
+}
+
+impl ConnState {
+    fn new(peer: SocketAddr) -> Self {
+        Self {
+            peer,
+            started: Instant::now(),
+            responses: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
+            idle_since: AtomicU64::new(0),
+        }
+    }
+
+    /// When the connection times out if no request head arrives first: `timeout` after
+    /// the last response (or the connection's start); `None` while a request is served.
+    fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
+        Some(self.started + idle_since + timeout)
+    }
+}
+
+/// Marks a request in flight on its connection until its response has been sent (or
+/// dropped).
+#[derive(Debug)]
+struct InFlight(Arc<ConnState>);
+
+impl InFlight {
+    fn start(conn: &Arc<ConnState>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        Self(conn.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let since = u64::try_from(self.0.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.0.idle_since.store(since, Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Debug)]
@@ -57,7 +103,7 @@ impl<A> hyper::service::Service<Request<Incoming>> for ConnService<A>
 where
     A: Service<Request<Body>, Response = Response, Error = Infallible> + Clone,
 {
-    type Response = Response;
+    type Response = Response<SendingBody>;
     type Error = Infallible;
     type Future = ConnFuture<Oneshot<A, Request<Body>>, A>;
 
@@ -66,11 +112,14 @@ where
         let version = req.version();
         let wants_keep_alive = wants_keep_alive(&req);
         req.extensions_mut().insert(ConnectInfo(self.conn.peer));
-        req.extensions_mut().insert(self.shared.ws.clone());
+        // Only a WebSocket upgrade needs the registry (an extension costs an allocation).
+        if req.headers().contains_key(UPGRADE) {
+            req.extensions_mut().insert(self.shared.ws.clone());
+        }
         ConnFuture {
             inner: self.shared.app.clone().oneshot(req),
             shared: self.shared.clone(),
-            conn: self.conn.clone(),
+            conn: Some(InFlight::start(&self.conn)),
             version,
             wants_keep_alive,
             _task: tomodachi_core::Transport::Http.stats().task(),
@@ -99,7 +148,7 @@ pin_project! {
         #[pin]
         inner: F,
         shared: Arc<Shared<A>>,
-        conn: Arc<ConnState>,
+        conn: Option<InFlight>,
         version: Version,
         wants_keep_alive: bool,
         _task: tomodachi_core::stats::TaskGuard,
@@ -110,11 +159,14 @@ impl<F, A> Future for ConnFuture<F, A>
 where
     F: Future<Output = Result<Response, Infallible>>,
 {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<Response<SendingBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(mut response) = ready!(this.inner.poll(cx));
+        let Some(in_flight) = this.conn.take() else {
+            return Poll::Pending;
+        };
         let config = &this.shared.config;
         let status = response.status();
         if let Some(server) = &config.server_header {
@@ -140,14 +192,14 @@ where
         if status != StatusCode::SWITCHING_PROTOCOLS
             && matches!(*this.version, Version::HTTP_10 | Version::HTTP_11)
         {
-            let served = this.conn.responses.fetch_add(1, Ordering::Relaxed) + 1;
+            let served = in_flight.0.responses.fetch_add(1, Ordering::Relaxed) + 1;
             let keep = config.keep_alive.is_some()
                 && *this.wants_keep_alive
                 && !this.shared.ws.shutdown.is_triggered()
                 && config.max_keepalive_requests.is_none_or(|max| served < max)
                 && config
                     .max_keepalive_time
-                    .is_none_or(|max| this.conn.started.elapsed() <= max);
+                    .is_none_or(|max| in_flight.0.started.elapsed() <= max);
             match (&config.keep_alive, keep) {
                 (Some(keep_alive), true) => {
                     response.headers_mut().insert(CONNECTION, KEEP_ALIVE_VALUE);
@@ -161,7 +213,39 @@ where
                 }
             }
         }
-        Poll::Ready(Ok(response))
+        Poll::Ready(Ok(response.map(|inner| SendingBody {
+            inner,
+            _in_flight: in_flight,
+        })))
+    }
+}
+
+pin_project! {
+    /// A response body that keeps its request in flight until it has been sent.
+    pub(crate) struct SendingBody {
+        #[pin]
+        inner: Body,
+        _in_flight: InFlight,
+    }
+}
+
+impl http_body::Body for SendingBody {
+    type Data = <Body as http_body::Body>::Data;
+    type Error = <Body as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -180,29 +264,42 @@ pub(crate) async fn serve<A>(
     A::Future: Send + 'static,
 {
     let shutdown = shared.ws.shutdown.clone();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(shared.config.header_read_timeout);
+    let timeout = shared.config.header_read_timeout;
+    // No hyper timer: its header read timeout arms a timer for every request. The
+    // connection's own timer below fires at most once per `timeout`.
+    let builder = http1::Builder::new();
     // Keep-alive stays on in hyper (it would append `close` to an upgrade's `Connection`):
     // each response's own `Connection: close` ends the connection instead.
+    let conn = Arc::new(ConnState::new(peer));
     let service = ConnService {
         shared,
-        conn: Arc::new(ConnState {
-            peer,
-            started: Instant::now(),
-            responses: AtomicU64::new(0),
-        }),
+        conn: conn.clone(),
     };
     let connection = builder
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => return,
-        () = shutdown.triggered() => {}
+    let sleep = tokio::time::sleep(timeout);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            () = shutdown.triggered() => break,
+            () = sleep.as_mut() => {
+                // A client that sends no complete request head within `timeout` of the
+                // last response (or of connecting) is cut off: slow headers and idle
+                // keep-alive connections alike (a response being written is in flight
+                // until its body has been sent).
+                let now = Instant::now();
+                match conn.idle_deadline(timeout) {
+                    Some(deadline) if deadline <= now => return,
+                    Some(deadline) => sleep.as_mut().reset(deadline.into()),
+                    None => sleep.as_mut().reset((now + timeout).into()),
+                }
+            }
+        }
     }
-    // Idle keep-alive connections close now, in-flight requests finish first.
+    // Idle connections close now, requests in flight finish first.
     connection.as_mut().graceful_shutdown();
     tokio::select! {
         _ = connection.as_mut() => {}

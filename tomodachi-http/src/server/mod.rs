@@ -19,6 +19,8 @@ use tower::ServiceBuilder;
 use tower_service::Service;
 
 use crate::access_log::{AccessLogFile, AccessLogLayer};
+use crate::client_max_size::ClientMaxSizeLayer;
+use crate::guard::GuardLayer;
 use crate::options::{AccessLog, HttpOptions, OptionError};
 use crate::real_ip::RealIpLayer;
 use crate::router::HttpRouter;
@@ -65,7 +67,8 @@ pub(crate) struct Config {
     grace: Duration,
     client_max_size: u64,
     access_log: Option<AccessLogLayer>,
-    real_ip: RealIpLayer,
+    /// Only with trusted proxies: else [`RealIp`](crate::RealIp) is the peer's address.
+    real_ip: Option<RealIpLayer>,
 }
 
 /// How long a client may take to send a request's headers when keep-alive is off.
@@ -132,7 +135,7 @@ impl Config {
             grace: Duration::from_secs(options.termination_grace_period_seconds.max(2)),
             client_max_size: options.client_max_size_bytes()?,
             access_log,
-            real_ip: RealIpLayer::from_options(options)?,
+            real_ip: Some(RealIpLayer::from_options(options)?).filter(RealIpLayer::trusts_any),
         })
     }
 }
@@ -295,11 +298,14 @@ impl BoundHttpServer {
         R: Into<HttpRouter>,
     {
         let config = self.config;
-        let router = router.into().finish(Some(config.client_max_size));
+        let (routes, error_handlers) = router.into().into_parts();
         let app = ServiceBuilder::new()
-            .layer(config.real_ip.clone())
+            .option_layer(config.real_ip.clone())
             .option_layer(config.access_log.clone())
-            .service(router);
+            .option_layer(error_handlers)
+            .layer(GuardLayer)
+            .layer(ClientMaxSizeLayer::new(config.client_max_size))
+            .service(routes);
         run(self.listener, app, config, shutdown)
     }
 }

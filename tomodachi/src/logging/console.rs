@@ -2,7 +2,6 @@
 
 use std::fmt::{self, Write as _};
 
-use serde_json::Value;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -10,7 +9,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::TomodachiTime;
-use super::fields::{LogRecord, TomodachiFields};
+use super::fields::{TomodachiFields, Value, level_name, with_record};
 
 const RESET: &str = "\x1b[0m";
 const DIM: &str = "\x1b[2m";
@@ -118,49 +117,56 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let record = LogRecord::collect(ctx, event);
-        let mut timestamp = String::new();
-        self.timer.format_time(&mut Writer::new(&mut timestamp))?;
-        let (reset, dim, bright) = if self.color {
-            (RESET, DIM, BRIGHT)
-        } else {
-            ("", "", "")
-        };
-
-        let mut line = String::with_capacity(128);
-        let _ = write!(line, "{dim}{timestamp}{reset} [");
-        if self.color {
-            line.push_str(level_color(record.level));
-            line.push_str(BRIGHT);
-        }
-        push_padded(&mut line, record.level, LEVEL_WIDTH);
-        let _ = write!(line, "{reset}] {bright}");
-        // Python pads the message whenever the logger name follows, which is always.
-        push_padded(&mut line, &record.message, MESSAGE_WIDTH);
-        let _ = write!(line, "{reset} [");
-        if self.color {
-            let _ = write!(line, "{RESET}{BRIGHT}{BLUE}");
-        }
-        push_sanitized(&mut line, &record.logger);
-        let _ = write!(line, "{reset}]{reset}");
-        for (key, value) in &record.context {
-            line.push(' ');
+        with_record(|record, line| {
+            record.collect(ctx, event);
+            let metadata = event.metadata();
+            let level = level_name(metadata.level());
+            let (reset, dim, bright) = if self.color {
+                (RESET, DIM, BRIGHT)
+            } else {
+                ("", "", "")
+            };
+            line.push_str(dim);
+            self.timer.format_time(&mut Writer::new(&mut *line))?;
+            let _ = write!(line, "{reset} [");
             if self.color {
-                line.push_str(CYAN);
+                line.push_str(level_color(level));
+                line.push_str(BRIGHT);
             }
-            push_sanitized(&mut line, key);
-            let _ = write!(line, "{reset}=");
+            push_padded(line, level, LEVEL_WIDTH);
+            let _ = write!(line, "{reset}] {bright}");
+            // Python pads the message whenever the logger name follows, which is always.
+            push_padded(line, record.message(), MESSAGE_WIDTH);
+            let _ = write!(line, "{reset} [");
             if self.color {
-                line.push_str(MAGENTA);
+                let _ = write!(line, "{RESET}{BRIGHT}{BLUE}");
             }
-            match value {
-                Value::String(s) => push_sanitized(&mut line, s),
-                other => push_sanitized(&mut line, &other.to_string()),
+            push_sanitized(line, record.logger(metadata.target()));
+            let _ = write!(line, "{reset}]{reset}");
+            let mut json = String::new();
+            for (key, value) in record.context() {
+                line.push(' ');
+                if self.color {
+                    line.push_str(CYAN);
+                }
+                push_sanitized(line, key);
+                let _ = write!(line, "{reset}=");
+                if self.color {
+                    line.push_str(MAGENTA);
+                }
+                match value {
+                    Value::Str(range) => push_sanitized(line, &record.text()[range.clone()]),
+                    other => {
+                        json.clear();
+                        other.write_json(&mut json, record.text());
+                        push_sanitized(line, &json);
+                    }
+                }
+                line.push_str(reset);
             }
-            line.push_str(reset);
-        }
-        line.push('\n');
-        writer.write_str(&line)
+            line.push('\n');
+            writer.write_str(line)
+        })
     }
 }
 

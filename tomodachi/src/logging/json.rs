@@ -3,7 +3,6 @@
 
 use std::fmt::{self, Write as _};
 
-use serde_json::Value;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -11,7 +10,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::TomodachiTime;
-use super::fields::{LogRecord, TomodachiFields};
+use super::fields::{TomodachiFields, level_name, with_record};
 
 /// The `json` format: `{"timestamp": .., "logger": .., "level": .., "message": .., <context>}`
 /// on one line, written with Python `json.dumps`'s separators and ASCII escapes.
@@ -69,74 +68,99 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let record = LogRecord::collect(ctx, event);
-        // An access log record is about 400 bytes: one allocation for most records.
-        let mut line = String::with_capacity(512);
-        line.push_str("{\"timestamp\": \"");
-        let start = line.len();
-        self.timer.format_time(&mut Writer::new(&mut line))?;
-        if line[start..].chars().any(needs_escape) {
-            let timestamp = line.split_off(start - 1);
-            write_str(&mut line, &timestamp[1..]);
-        } else {
-            line.push('"');
-        }
-        line.push_str(", \"logger\": ");
-        write_str(&mut line, &record.logger);
-        line.push_str(", \"level\": ");
-        write_str(&mut line, record.level);
-        line.push_str(", \"message\": ");
-        write_str(&mut line, &record.message);
-        for (key, value) in &record.context {
-            line.push_str(", ");
-            write_str(&mut line, key);
-            line.push_str(": ");
-            write_value(&mut line, value);
-        }
-        line.push_str("}\n");
-        writer.write_str(&line)
+        with_record(|record, line| {
+            let direct = record.collect_json(ctx, event);
+            let metadata = event.metadata();
+            line.push_str("{\"timestamp\": \"");
+            let start = line.len();
+            self.timer.format_time(&mut Writer::new(&mut *line))?;
+            if line[start..].chars().any(needs_escape) {
+                let timestamp = line.split_off(start - 1);
+                write_str(line, &timestamp[1..]);
+            } else {
+                line.push('"');
+            }
+            line.push_str(", \"logger\": ");
+            write_str(line, record.logger(metadata.target()));
+            line.push_str(", \"level\": ");
+            write_str(line, level_name(metadata.level()));
+            line.push_str(", \"message\": ");
+            write_str(line, record.message());
+            if direct {
+                line.push_str(record.tail());
+            } else {
+                for (key, value) in record.context() {
+                    write_key(line, key);
+                    value.write_json(line, record.text());
+                }
+            }
+            line.push_str("}\n");
+            writer.write_str(line)
+        })
     }
 }
 
-/// Writes `value` as Python's `json.dumps` does by default: `", "` and `": "` separators,
-/// every character outside printable ASCII escaped as `\uXXXX`.
-pub(crate) fn write_value(out: &mut String, value: &Value) {
-    match value {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => {
-            let _ = write!(out, "{n}");
-        }
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_value(out, item);
-            }
-            out.push(']');
-        }
-        Value::Object(map) => {
-            out.push('{');
-            for (i, (key, item)) in map.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_str(out, key);
-                out.push_str(": ");
-                write_value(out, item);
-            }
-            out.push('}');
+/// Writes `, "key": `.
+pub(crate) fn write_key(out: &mut String, key: &str) {
+    if plain_run(key.as_bytes()) == key.len() {
+        out.push_str(", \"");
+        out.push_str(key);
+        out.push_str("\": ");
+    } else {
+        out.push_str(", ");
+        write_str(out, key);
+        out.push_str(": ");
+    }
+}
+
+/// Writes `n` in decimal.
+pub(crate) fn write_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `n % 10` is below 10.
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
         }
     }
+    // ASCII digits only.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or_default());
 }
 
 /// Whether `write_str` writes `c` as an escape.
 fn needs_escape(c: char) -> bool {
     !matches!(c, ' '..='~') || c == '"' || c == '\\'
+}
+
+/// The length of `s`'s leading run that `write_str` copies as it is: printable ASCII
+/// other than `"` and `\\`. Eight bytes at a time while no byte of them stands out.
+fn plain_run(s: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Sets the high bit of each byte of `x` that is zero (and maybe of a later one).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = s.get(at..at + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(bytes);
+        let special = (x & HIGH)
+            | x.wrapping_sub(ONES * 0x20) & !x & HIGH
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')))
+            | zero(x ^ (ONES * 0x7f));
+        if special != 0 {
+            break;
+        }
+        at += 8;
+    }
+    at + s[at..]
+        .iter()
+        .position(|&b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+        .unwrap_or(s.len() - at)
 }
 
 /// Writes a JSON string with Python's `ensure_ascii` escapes.
@@ -145,10 +169,8 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
     let mut rest = s;
     // Runs of printable ASCII are copied at once; the byte found is the first byte of a
     // character (ASCII, or the lead byte of a multi-byte one).
-    while let Some(at) = rest
-        .bytes()
-        .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
-    {
+    loop {
+        let at = plain_run(rest.as_bytes());
         out.push_str(&rest[..at]);
         let Some(c) = rest[at..].chars().next() else {
             break;
@@ -170,7 +192,6 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
         }
         rest = &rest[at + c.len_utf8()..];
     }
-    out.push_str(rest);
     out.push('"');
 }
 
@@ -178,34 +199,44 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
-    fn py(value: &Value) -> String {
+    fn py(value: &str) -> String {
         let mut out = String::new();
-        write_value(&mut out, value);
+        write_str(&mut out, value);
         out
     }
 
     #[test]
-    fn python_json_dumps_layout() {
-        assert_eq!(
-            py(&json!({"a": [1, "b", null, true, 1.5], "c": {}})),
-            r#"{"a": [1, "b", null, true, 1.5], "c": {}}"#
-        );
-        assert_eq!(py(&json!([])), "[]");
+    fn python_ascii_escapes() {
+        assert_eq!(py("hello wörld"), r#""hello w\u00f6rld""#);
+        assert_eq!(py("🙂"), r#""\ud83d\ude42""#);
+        assert_eq!(py("a\"b\\c\n\t\r\u{8}\u{c}"), r#""a\"b\\c\n\t\r\b\f""#);
+        assert_eq!(py("\u{1}\u{7f}"), r#""\u0001\u007f""#);
+        // The output is valid JSON that decodes to the input.
+        let s = "x\u{1}ö🙂\"";
+        assert_eq!(serde_json::from_str::<String>(&py(s)).unwrap(), s);
     }
 
     #[test]
-    fn python_ascii_escapes() {
-        assert_eq!(py(&json!("hello wörld")), r#""hello w\u00f6rld""#);
-        assert_eq!(py(&json!("🙂")), r#""\ud83d\ude42""#);
-        assert_eq!(
-            py(&json!("a\"b\\c\n\t\r\u{8}\u{c}")),
-            r#""a\"b\\c\n\t\r\b\f""#
-        );
-        assert_eq!(py(&json!("\u{1}\u{7f}")), r#""\u0001\u007f""#);
-        // The output is valid JSON that decodes to the input.
-        let s = "x\u{1}ö🙂\"";
-        assert_eq!(serde_json::from_str::<String>(&py(&json!(s))).unwrap(), s);
+    fn escapes_found_at_every_offset_of_long_strings() {
+        for special in ['"', '\\', '\n', '\u{7f}', '\u{1f}', 'ö'] {
+            for at in 0..20 {
+                let mut s = "a".repeat(20);
+                s.insert(at, special);
+                let escaped = py(&s);
+                assert_eq!(serde_json::from_str::<String>(&escaped).unwrap(), s);
+                assert!(escaped.len() > s.len() + 2, "{escaped}");
+            }
+        }
+        assert_eq!(py("~ !}{0123456789abcdef"), "\"~ !}{0123456789abcdef\"");
+    }
+
+    #[test]
+    fn decimal_numbers() {
+        for n in [0, 7, 10, 499, u64::MAX] {
+            let mut out = String::new();
+            write_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
     }
 }

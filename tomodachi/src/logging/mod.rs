@@ -224,19 +224,40 @@ pub struct TomodachiTime;
 impl FormatTime for TomodachiTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
         use chrono::{Datelike, Timelike};
-        // By hand: chrono's `format` parses its pattern on every call.
-        let now = chrono::Utc::now();
-        write!(
-            w,
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-            now.year(),
-            now.month(),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second(),
-            now.timestamp_subsec_micros().min(999_999)
-        )
+        thread_local! {
+            /// The last second formatted, and its `YYYY-MM-DDTHH:MM:SS.`.
+            static SECOND: std::cell::Cell<(i64, [u8; 20])> = const { std::cell::Cell::new((i64::MIN, [0; 20])) };
+        }
+        // By hand: chrono's `format` parses its pattern on every call, `write!` pads
+        // through the formatting machinery; the date changes once a second.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let seconds = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        let put = |out: &mut [u8], mut value: u32| {
+            for byte in out.iter_mut().rev() {
+                // `value % 10` is a digit.
+                *byte = b'0' + (value % 10) as u8;
+                value /= 10;
+            }
+        };
+        let (second, mut prefix) = SECOND.get();
+        if second != seconds {
+            let date = chrono::DateTime::from_timestamp(seconds, 0).unwrap_or_default();
+            prefix = *b"0000-00-00T00:00:00.";
+            put(&mut prefix[0..4], u32::try_from(date.year()).unwrap_or(0));
+            put(&mut prefix[5..7], date.month());
+            put(&mut prefix[8..10], date.day());
+            put(&mut prefix[11..13], date.hour());
+            put(&mut prefix[14..16], date.minute());
+            put(&mut prefix[17..19], date.second());
+            SECOND.set((seconds, prefix));
+        }
+        let mut out = [0u8; 27];
+        out[..20].copy_from_slice(&prefix);
+        put(&mut out[20..26], now.subsec_micros());
+        out[26] = b'Z';
+        w.write_str(std::str::from_utf8(&out).unwrap_or_default())
     }
 }
 

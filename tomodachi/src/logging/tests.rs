@@ -376,3 +376,30 @@ fn records_inside_an_opentelemetry_span_carry_trace_and_span_ids() {
     let outside = json_capture(|| tracing::info!(target: "tomodachi.amqp.handler", "handled"));
     assert!(!outside.contains("trace_id"), "{outside}");
 }
+
+#[test]
+fn tomodachi_time_is_a_valid_utc_timestamp_with_microseconds() {
+    for _ in 0..3 {
+        let mut text = String::new();
+        TomodachiTime
+            .format_time(&mut Writer::new(&mut text))
+            .unwrap();
+        let parsed = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.6fZ")
+            .unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), text);
+    }
+}
+
+#[test]
+fn json_repeated_names_in_one_event_keep_the_first_place_and_the_last_value() {
+    let out = json_capture(|| {
+        tracing::info!(target: "t", a = 1, event_ = "x", b = 2, event = "y", a = 3, "m");
+    });
+    assert_eq!(
+        out,
+        concat!(
+            r#"{"timestamp": "2026-11-28T11:02:59.614453Z", "logger": "t", "level": "info", "message": "m", "a": 3, "event": "y", "b": 2}"#,
+            "\n"
+        )
+    );
+}

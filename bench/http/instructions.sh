@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Server instructions per keep-alive request, independent of machine load: each server of
+# run.sh runs under `valgrind --tool=callgrind`; a client sends N requests on one
+# keep-alive connection, and the count with 1 request is subtracted:
+#
+#   bash bench/http/instructions.sh [N, default 2000] [servers, default "tomodachi axum"]
+#
+# Prints, per server and path (GET /hello, POST /echo with 1 KB of JSON), the server's
+# instructions per request (all threads). Needs valgrind and python3; the callgrind
+# profiles stay in $BENCH_OUT (default /tmp/bench-http-ir) for callgrind_annotate.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+n=${1:-2000}
+servers=${2:-"tomodachi axum"}
+target=${CARGO_TARGET_DIR:-$root/target}
+out=${BENCH_OUT:-/tmp/bench-http-ir}
+port=19901
+mkdir -p "$out"
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
+  --example bench_http_tomodachi --example bench_http_axum)
+bin=$target/release/examples
+
+cat > "$out/client.py" << 'PY'
+import http.client, json, sys
+port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+items = [{"id": i, "name": "sheep-%04d" % i, "counted": i % 2 == 0} for i in range(40)]
+body = json.dumps({"flock": "bench", "items": items})
+while len(body) > 1024:
+    items.pop()
+    body = json.dumps({"flock": "bench", "items": items})
+body = json.dumps({"flock": "bench" + "x" * (1024 - len(body)), "items": items}).encode()
+conn = http.client.HTTPConnection("127.0.0.1", port)
+for _ in range(n):
+    if path == "/echo":
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+    else:
+        conn.request("GET", path)
+    response = conn.getresponse()
+    response.read()
+    assert response.status == 200, response.status
+PY
+
+# measure SERVER PATH COUNT: prints the server's total instructions.
+measure() {
+  local server=$1 path=$2 count=$3 profile
+  port=$((port + 1))
+  profile="$out/callgrind.$server.${path#/}.$count"
+  local cmd=(valgrind --tool=callgrind -q --callgrind-out-file="$profile")
+  case $server in
+    tomodachi)
+      TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=5 \
+        "${cmd[@]}" "$bin/bench_http_tomodachi" --production --logger "${LOGGER:-json}" \
+        > /dev/null 2>> "$out/$server.log" &
+      ;;
+    axum) "${cmd[@]}" "$bin/bench_http_axum" "$port" > /dev/null 2>> "$out/$server.log" & ;;
+  esac
+  local pid=$!
+  for _ in $(seq 1 600); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2> /dev/null && break
+    sleep 0.1
+  done
+  python3 "$out/client.py" "$port" "$path" "$count"
+  kill -TERM "$pid"
+  wait "$pid" 2> /dev/null || true
+  awk '/^summary:/ {print $2}' "$profile"
+}
+
+for server in $servers; do
+  for path in /hello /echo; do
+    one=$(measure "$server" "$path" 1)
+    many=$(measure "$server" "$path" "$((n + 1))")
+    printf '%-9s %-6s %8d instructions/request\n' "$server" "$path" "$(((many - one) / n))"
+  done
+done
