@@ -31,7 +31,10 @@ where
     type Rejection = Rejection;
 
     fn from_message(message: Message, _state: &S) -> Result<Self, Rejection> {
-        serde_json::from_slice(message.body())
+        // One UTF-8 check of the whole body, then the `&str` reader: serde_json's byte
+        // reader would check every string on its own, which costs more.
+        let text = std::str::from_utf8(message.body()).map_err(Rejection::invalid_data)?;
+        serde_json::from_str(text)
             .map(Data)
             .map_err(Rejection::invalid_data)
     }
@@ -77,5 +80,20 @@ impl Deref for Raw {
 
     fn deref(&self) -> &Bytes {
         &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_that_is_not_utf8_is_rejected() {
+        let message = Message::new(Bytes::from_static(b"\"\xff\""));
+        let rejection = Data::<String>::from_message(message, &()).unwrap_err();
+        assert!(
+            rejection.to_string().contains("invalid message data"),
+            "{rejection}"
+        );
     }
 }
