@@ -591,3 +591,58 @@ async fn a_response_body_longer_than_the_header_read_timeout_is_sent_whole() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_large_response_to_a_slow_reader_is_not_cut_off_by_the_idle_timer() {
+    // Far more than the socket buffers hold: hyper is handed the whole body at once and
+    // still writes it long after the handler is done.
+    const SIZE: usize = 12 * 1024 * 1024;
+    let router = HttpRouter::new().route("/big", get(|| async { vec![b'x'; SIZE] }));
+    let bound = HttpServer::new(options())
+        .header_read_timeout(Duration::from_millis(200))
+        .bind()
+        .await
+        .unwrap();
+    let addr = bound.local_addr();
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(bound.serve(router, shutdown.clone()));
+
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    // A slow but steady reader (at most 16 KB every 3 ms: about two seconds in all, ten
+    // times the idle timeout). The kernel wakes the writer only when a third of its send
+    // buffer is free again, so the server's writes come in bursts further apart than the
+    // timeout. The pauses are the behaviour under test.
+    let mut received = 0_usize;
+    let mut buf = vec![0_u8; 64 * 1024];
+    let started = std::time::Instant::now();
+    loop {
+        let n = tokio::io::AsyncReadExt::read(&mut stream, &mut buf)
+            .await
+            .unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        received += n;
+        if received >= SIZE {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    assert!(
+        received >= SIZE,
+        "the connection closed after {received} of {SIZE}+ bytes, {:?} in",
+        started.elapsed()
+    );
+    shutdown.trigger();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

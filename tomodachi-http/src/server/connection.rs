@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -47,8 +47,11 @@ struct ConnState {
     responses: AtomicU64,
     /// Requests whose response future is alive (0 or 1: HTTP/1 serves one at a time).
     in_flight: AtomicU64,
-    /// When the last response future ended, in nanoseconds since `started`.
+    /// When the last response ended or the last write went out, in nanoseconds since
+    /// `started`.
     idle_since: AtomicU64,
+    /// Whether the last write waited for the socket (the client is reading slowly).
+    writing: AtomicBool,
 }
 
 impl ConnState {
@@ -59,13 +62,21 @@ impl ConnState {
             responses: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
+            writing: AtomicBool::new(false),
         }
     }
 
+    /// Counts from now: a response ended, or bytes of one went out.
+    fn touch(&self) {
+        let since = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.idle_since.store(since, Ordering::Release);
+    }
+
     /// When the connection times out if no request head arrives first: `timeout` after
-    /// the last response (or the connection's start); `None` while a request is served.
+    /// the last response or write (or the connection's start); `None` while a request is
+    /// served or a response is still being written.
     fn idle_deadline(&self, timeout: Duration) -> Option<Instant> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
+        if self.in_flight.load(Ordering::Acquire) > 0 || self.writing.load(Ordering::Acquire) {
             return None;
         }
         let idle_since = Duration::from_nanos(self.idle_since.load(Ordering::Acquire));
@@ -87,9 +98,78 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let since = u64::try_from(self.0.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.0.idle_since.store(since, Ordering::Release);
+        self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The connection's socket. hyper lets go of a response body once its last chunk is
+/// queued, before the bytes are written: while a write waits for the socket the
+/// connection is busy, not idle, so a response still going out to a slow reader is not
+/// cut off by the idle timer (as with hyper's own header read timer, which starts only
+/// when the next request head is read).
+#[derive(Debug)]
+struct ConnIo {
+    inner: TokioIo<TcpStream>,
+    conn: Arc<ConnState>,
+}
+
+impl ConnIo {
+    fn wrote<T>(&self, written: &Poll<T>) {
+        match written {
+            Poll::Pending => self.conn.writing.store(true, Ordering::Release),
+            Poll::Ready(_) => {
+                if self.conn.writing.swap(false, Ordering::AcqRel) {
+                    self.conn.touch();
+                }
+            }
+        }
+    }
+}
+
+impl hyper::rt::Read for ConnIo {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for ConnIo {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let flushed = Pin::new(&mut self.inner).poll_flush(cx);
+        self.wrote(&flushed);
+        flushed
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
@@ -275,9 +355,11 @@ pub(crate) async fn serve<A>(
         shared,
         conn: conn.clone(),
     };
-    let connection = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
+    let io = ConnIo {
+        inner: TokioIo::new(stream),
+        conn: conn.clone(),
+    };
+    let connection = builder.serve_connection(io, service).with_upgrades();
     tokio::pin!(connection);
     let sleep = tokio::time::sleep(timeout);
     tokio::pin!(sleep);
@@ -287,9 +369,10 @@ pub(crate) async fn serve<A>(
             () = shutdown.triggered() => break,
             () = sleep.as_mut() => {
                 // A client that sends no complete request head within `timeout` of the
-                // last response (or of connecting) is cut off: slow headers and idle
-                // keep-alive connections alike (a response being written is in flight
-                // until its body has been sent).
+                // last response or write (or of connecting) is cut off: slow headers and
+                // idle keep-alive connections alike (a response is in flight until its
+                // body has been handed over, and busy while hyper still waits to write
+                // it).
                 let now = Instant::now();
                 match conn.idle_deadline(timeout) {
                     Some(deadline) if deadline <= now => return,
