@@ -18,8 +18,9 @@
 #   TOMODACHI_TEST_MOTO_URL     http://127.0.0.1:4566
 #   TOMODACHI_TEST_AMQP_URL     amqp://guest:guest@127.0.0.1:5672/%2f
 #   TOMODACHI_TEST_RABBITMQCTL  path of rabbitmqctl
-#   PROMTOOL                    path of promtool (Debian package prometheus, installed with
-#                               apt-get on CI as root when missing; tomodachi-otel's tests need it)
+#   PROMTOOL                    path of promtool (a preset PROMTOOL is kept; else the Debian
+#                               package prometheus, installed with apt-get as root when missing;
+#                               tomodachi-otel's tests need it)
 # and, for scripts/test.sh: TOMODACHI_RS_MOTO_PID, TOMODACHI_RS_MOTO_STARTED (1 if this call
 # started moto).
 #
@@ -132,15 +133,18 @@ _tmd_ensure_rabbitmq() {
 # promtool (Debian package `prometheus`) checks the Prometheus/OpenMetrics output of
 # tomodachi-otel's tests; they fail without it. Exports PROMTOOL.
 _tmd_ensure_promtool() {
+    if [[ -n ${PROMTOOL:-} && -x $PROMTOOL ]]; then
+        return 0
+    fi
     if ! command -v promtool >/dev/null 2>&1; then
-        if [[ ${CI:-} == true && $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
-            _tmd_log "installing promtool (package prometheus) with apt-get (CI)"
+        if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+            _tmd_log "installing promtool (package prometheus) with apt-get"
             { timeout 300 apt-get install -y --no-install-recommends prometheus ||
                 { timeout 300 apt-get update && timeout 600 apt-get install -y --no-install-recommends prometheus; }; } \
                 >"$TOMODACHI_RS_CACHE/promtool-install.log" 2>&1 ||
                 { _tmd_fail "apt-get install prometheus (for promtool) failed or took too long (see $TOMODACHI_RS_CACHE/promtool-install.log)"; return 1; }
         else
-            _tmd_fail "promtool is not installed; install the Debian package 'prometheus' (apt-get install prometheus) or set PROMTOOL to a promtool binary"
+            _tmd_fail "promtool is not installed and this is not root with apt-get; install the Debian package 'prometheus' (apt-get install prometheus) or set PROMTOOL to a promtool binary"
             return 1
         fi
     fi
