@@ -181,7 +181,8 @@ fn json_string(text: &str) -> String {
     serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
-/// Logs one record per request on `tomodachi.http.response` (info, message `""`) with
+/// Logs one record per request on `tomodachi.http.response` (info, no message field:
+/// the facade's formats write tomodachi's empty message) with
 /// tomodachi's fields: `status_code`, `remote_ip`, `auth_user` (Basic auth login, if
 /// any), `request_method`, `request_path`, `request_query_string` (if any),
 /// `http_version`, `response_content_length`, `request_content_length` (the

@@ -5,7 +5,8 @@
 //! A service installs its logger before it knows whether telemetry is on, so
 //! [`tracing_layer`] is added to the subscriber up front and stays idle (its filter lets
 //! nothing through) until [`Telemetry::bridge_tracing`] gives it a tracer and, if logs are
-//! exported, a logger. tomodachi's own spans and events (targets `tomodachi…`) are left out:
+//! exported, a logger. tomodachi's own spans and events (its loggers `tomodachi…` and
+//! `exception`, and its crates' module paths) are left out:
 //! the transports' spans are made by the layers already, and their log lines would repeat
 //! as span events.
 
@@ -30,7 +31,28 @@ static LOGGER: OnceLock<SdkLogger> = OnceLock::new();
 
 /// Is this callsite one of the user's (not tomodachi's own)?
 fn is_users(metadata: &Metadata<'_>) -> bool {
-    !metadata.target().starts_with("tomodachi")
+    !is_tomodachis(metadata.target())
+}
+
+/// tomodachi's own targets: its loggers (`tomodachi`, `tomodachi.…`, `exception`) and the
+/// module paths of its crates. A user crate named `tomodachi_orders` is the user's.
+fn is_tomodachis(target: &str) -> bool {
+    const CRATES: [&str; 7] = [
+        "tomodachi",
+        "tomodachi_core",
+        "tomodachi_http",
+        "tomodachi_amqp",
+        "tomodachi_sqs",
+        "tomodachi_schedule",
+        "tomodachi_otel",
+    ];
+    target == "exception"
+        || target.starts_with("tomodachi.")
+        || CRATES.iter().any(|name| {
+            target
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
 }
 
 /// The layer to add to a `tracing` subscriber: idle until [`Telemetry::bridge_tracing`],
@@ -145,5 +167,31 @@ impl Logger for BridgeLogger {
         LOGGER
             .get()
             .is_some_and(|logger| logger.event_enabled(level, target, name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_tomodachis;
+
+    #[test]
+    fn own_targets_are_tomodachis_loggers_and_crates_only() {
+        for own in [
+            "tomodachi",
+            "tomodachi.http.response",
+            "exception",
+            "tomodachi_core::handler::future",
+            "tomodachi_sqs",
+        ] {
+            assert!(is_tomodachis(own), "{own}");
+        }
+        for users in [
+            "tomodachi_orders::handlers",
+            "tomodachix",
+            "my_service",
+            "orders",
+        ] {
+            assert!(!is_tomodachis(users), "{users}");
+        }
     }
 }
