@@ -38,7 +38,8 @@ for round in $(seq 1 "$rounds"); do
       TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=5 \
         "$bin/$server" --production --logger json > /dev/null 2>> "$out/$server.log" &
       pid=$!
-      until curl -sf -o /dev/null "http://127.0.0.1:$port/hello"; do kill -0 "$pid"; done
+      trap 'kill "$pid" 2>/dev/null || true' EXIT
+      until curl -sf -o /dev/null "http://127.0.0.1:$port/hello"; do kill -0 "$pid"; sleep 0.02; done
       script=$out/report.lua
       [ "$path" = /echo ] && script=$out/post.lua
       before=$(cpu_ticks "$pid")

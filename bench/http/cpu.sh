@@ -32,6 +32,7 @@ for round in $(seq 1 "$rounds"); do
         axum) "$bin/bench_http_axum" "$port" > /dev/null 2>&1 & ;;
       esac
       pid=$!
+      trap 'kill "$pid" 2>/dev/null || true' EXIT
       for _ in $(seq 1 400); do curl -sf -o /dev/null "http://127.0.0.1:$port/hello" && break; sleep 0.05; done
       script="$out/report.lua"
       [ "$path" = /echo ] && script="$out/post.lua"
