@@ -7,7 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType};
 
-use crate::series::Exemplar;
+use crate::series::{BucketExemplars, Exemplar};
 
 /// The content type of [`encode`]'s output.
 pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -24,11 +24,11 @@ pub(crate) fn accepts(accept: Option<&str>) -> bool {
     })
 }
 
-/// Writes `families` as OpenMetrics text; `exemplar(family, metric, le)` gives the
-/// exemplar of a histogram bucket, if any.
+/// Writes `families` as OpenMetrics text; `exemplars(family, metric)` gives the exemplars
+/// of a histogram series' buckets, if any (asked once per series).
 pub(crate) fn encode(
     families: &[MetricFamily],
-    exemplar: &dyn Fn(&MetricFamily, &Metric, f64) -> Option<Exemplar>,
+    exemplars: &dyn Fn(&MetricFamily, &Metric) -> Option<BucketExemplars>,
 ) -> String {
     let mut out = String::new();
     for family in families {
@@ -65,6 +65,8 @@ pub(crate) fn encode(
                 }
                 MetricType::HISTOGRAM => {
                     let histogram = metric.get_histogram();
+                    let found = exemplars(family, metric);
+                    let exemplar = |le| found.as_ref().and_then(|all| all.bucket(le));
                     let mut inf_written = false;
                     for bucket in histogram.get_bucket() {
                         let le = bucket.upper_bound();
@@ -75,7 +77,7 @@ pub(crate) fn encode(
                             labels,
                             le,
                             bucket.cumulative_count(),
-                            exemplar(family, metric, le),
+                            exemplar(le),
                         );
                     }
                     if !inf_written {
@@ -85,7 +87,7 @@ pub(crate) fn encode(
                             labels,
                             f64::INFINITY,
                             histogram.get_sample_count(),
-                            exemplar(family, metric, f64::INFINITY),
+                            exemplar(f64::INFINITY),
                         );
                     }
                     sample(&mut out, family_name, "_count", labels, None);

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::Telemetry;
 use crate::config::{Error, PrometheusSettings};
 use crate::openmetrics;
-use crate::series::Exemplar;
+use crate::series::BucketExemplars;
 
 /// The OpenTelemetry metric reader backed by a fresh registry, configured by `settings`.
 pub(crate) fn reader(
@@ -50,8 +50,8 @@ pub(crate) fn render(
 ) -> Result<(String, Vec<u8>), prometheus::Error> {
     let families = registry.gather();
     if openmetrics::accepts(accept) {
-        let body = openmetrics::encode(&families, &|family, metric, le| {
-            telemetry.exemplar(family.name(), metric.get_label(), le)
+        let body = openmetrics::encode(&families, &|family, metric| {
+            telemetry.exemplars(family.name(), metric.get_label())
         });
         return Ok((openmetrics::CONTENT_TYPE.to_owned(), body.into_bytes()));
     }
@@ -62,9 +62,9 @@ pub(crate) fn render(
 }
 
 impl Telemetry {
-    /// The exemplar of bucket `le` of the histogram series that the Prometheus family
-    /// `family` (`{namespace}_{name}_seconds`) exposes with `labels`.
-    fn exemplar(&self, family: &str, labels: &[LabelPair], le: f64) -> Option<Exemplar> {
+    /// The exemplars of the histogram series that the Prometheus family `family`
+    /// (`{namespace}_{name}_seconds`) exposes with `labels`.
+    fn exemplars(&self, family: &str, labels: &[LabelPair]) -> Option<BucketExemplars> {
         let mut found = None;
         self.histograms(&mut |name, histogram| {
             let Some(exemplars) = &histogram.exemplars else {
@@ -85,7 +85,7 @@ impl Telemetry {
                         .any(|l| l.value() == value && is_label_of(l.name(), kv.key.as_str()))
                 });
             if matches {
-                found = exemplars.bucket(le);
+                found = Some(exemplars.all());
             }
         });
         found

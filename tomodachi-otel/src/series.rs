@@ -84,6 +84,24 @@ impl Exemplars {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)[bucket] = Some(exemplar);
     }
 
+    /// A copy of every bucket's exemplar (one lock, once per series and scrape).
+    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    pub(crate) fn all(&self) -> BucketExemplars {
+        BucketExemplars(*self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The exemplar of the bucket with upper bound `le` (`f64::INFINITY` for `+Inf`).
+    #[cfg(test)]
+    pub(crate) fn bucket(&self, le: f64) -> Option<Exemplar> {
+        self.all().bucket(le)
+    }
+}
+
+/// A copy of one histogram series' exemplars, as a scrape reads them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BucketExemplars([Option<Exemplar>; DURATION_BUCKETS.len() + 1]);
+
+impl BucketExemplars {
     /// The exemplar of the bucket with upper bound `le` (`f64::INFINITY` for `+Inf`).
     #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) fn bucket(&self, le: f64) -> Option<Exemplar> {
@@ -91,7 +109,7 @@ impl Exemplars {
             .iter()
             .position(|bound| *bound == le)
             .unwrap_or(DURATION_BUCKETS.len());
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)[index]
+        self.0[index]
     }
 }
 
