@@ -302,10 +302,8 @@ impl Record {
         if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
             let trace_id = push_text(&mut self.text, &trace_id);
             let span_id = push_text(&mut self.text, &span_id);
-            self.entries
-                .push((Name::Static("trace_id"), Value::Str(trace_id)));
-            self.entries
-                .push((Name::Static("span_id"), Value::Str(span_id)));
+            self.insert(Name::Static("trace_id"), Value::Str(trace_id));
+            self.insert(Name::Static("span_id"), Value::Str(span_id));
         }
     }
 

@@ -364,7 +364,9 @@ fn records_inside_an_opentelemetry_span_carry_trace_and_span_ids() {
         TraceState::NONE,
     );
     let inside = json_capture(|| {
-        let _guard = Context::new().with_remote_span_context(span).attach();
+        let _guard = Context::new()
+            .with_remote_span_context(span.clone())
+            .attach();
         tracing::info!(target: "tomodachi.amqp.handler", "handled");
     });
     assert!(
@@ -375,19 +377,49 @@ fn records_inside_an_opentelemetry_span_carry_trace_and_span_ids() {
     );
     let outside = json_capture(|| tracing::info!(target: "tomodachi.amqp.handler", "handled"));
     assert!(!outside.contains("trace_id"), "{outside}");
+    // A field of the same name, in a record inside a span with fields (the slower path),
+    // gives one key: the span's id.
+    let repeated = json_capture(|| {
+        let _guard = Context::new().with_remote_span_context(span).attach();
+        let scope = tracing::info_span!("scope", order = 7);
+        let _entered = scope.enter();
+        tracing::info!(target: "t", trace_id = "mine", "handled");
+    });
+    assert_eq!(repeated.matches("\"trace_id\"").count(), 1, "{repeated}");
+    assert!(
+        repeated.contains("\"trace_id\": \"4bf92f3577b34da6a3ce929d0e0e4736\""),
+        "{repeated}"
+    );
 }
 
 #[test]
 fn tomodachi_time_is_a_valid_utc_timestamp_with_microseconds() {
-    for _ in 0..3 {
+    // The current time, in tomodachi's layout: also after the second (whose date part is
+    // cached) has changed.
+    let check = || {
+        let before = chrono::Utc::now().naive_utc();
         let mut text = String::new();
         TomodachiTime
             .format_time(&mut Writer::new(&mut text))
             .unwrap();
+        let after = chrono::Utc::now().naive_utc();
         let parsed = chrono::NaiveDateTime::parse_from_str(&text, "%Y-%m-%dT%H:%M:%S%.6fZ")
             .unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(parsed.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(), text);
-    }
+        let microsecond = chrono::TimeDelta::microseconds(1);
+        assert!(
+            before - microsecond <= parsed && parsed <= after,
+            "{text} is not between {before} and {after}"
+        );
+    };
+    check();
+    check();
+    // Into the next second (a wall-clock state to reach, not an event to wait for).
+    let nanos = chrono::Utc::now().timestamp_subsec_nanos();
+    std::thread::sleep(std::time::Duration::from_nanos(
+        u64::from(1_000_000_000_u32.saturating_sub(nanos)) + 2_000_000,
+    ));
+    check();
 }
 
 #[test]
