@@ -17,8 +17,8 @@ pub mod ws;
 pub mod middleware {}
 
 pub use access_log::{
-    AccessLogFile, AccessLogFuture, AccessLogLayer, AccessLogService, IgnoreLoggingFuture,
-    IgnoreLoggingLayer, IgnoreLoggingService,
+    AccessField, AccessLogFile, AccessLogFuture, AccessLogLayer, AccessLogService, AccessLogWriter,
+    AccessRecord, IgnoreLoggingFuture, IgnoreLoggingLayer, IgnoreLoggingService,
 };
 pub use client_max_size::{ClientMaxSize, ClientMaxSizeFuture, ClientMaxSizeLayer};
 pub use error_handler::ErrorStatus;

@@ -18,7 +18,7 @@ use tomodachi_core::{Shutdown, Source, TaskTracker, Transport};
 use tower::ServiceBuilder;
 use tower_service::Service;
 
-use crate::access_log::{AccessLogFile, AccessLogLayer};
+use crate::access_log::{AccessLogFile, AccessLogLayer, AccessLogWriter};
 use crate::client_max_size::ClientMaxSizeLayer;
 use crate::guard::GuardLayer;
 use crate::options::{AccessLog, HttpOptions, OptionError};
@@ -167,6 +167,17 @@ impl Config {
 pub struct HttpServer {
     options: HttpOptions,
     header_read_timeout: Option<Duration>,
+    access_log_writer: Option<Writer>,
+}
+
+/// An [`AccessLogWriter`] that shows in `Debug`.
+#[derive(Clone)]
+struct Writer(Arc<dyn AccessLogWriter>);
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccessLogWriter")
+    }
 }
 
 impl HttpServer {
@@ -175,7 +186,17 @@ impl HttpServer {
         Self {
             options,
             header_read_timeout: None,
+            access_log_writer: None,
         }
+    }
+
+    /// Writes the access log (when the `access_log` option is on) with `writer` instead of
+    /// through `tracing` (see [`AccessLogLayer::with_writer`]). The facade's logger uses it
+    /// when it owns the process's subscriber.
+    #[must_use]
+    pub fn access_log_writer(mut self, writer: Arc<dyn AccessLogWriter>) -> Self {
+        self.access_log_writer = Some(Writer(writer));
+        self
     }
 
     /// How long a client may take to send a request's headers before the connection is
@@ -199,6 +220,12 @@ impl HttpServer {
         let mut config = Config::from_options(&self.options)?;
         if let Some(timeout) = self.header_read_timeout {
             config.header_read_timeout = timeout;
+        }
+        if let Some(Writer(writer)) = &self.access_log_writer {
+            config.access_log = config
+                .access_log
+                .take()
+                .map(|layer| layer.with_writer(writer.clone()));
         }
         let host = self.options.host.as_str();
         let port = self.options.port;

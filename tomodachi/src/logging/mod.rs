@@ -46,6 +46,8 @@ use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::{Layer, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
+#[cfg(feature = "http")]
+pub(crate) mod access;
 mod console;
 mod fields;
 mod json;
@@ -325,7 +327,13 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
     // OpenTelemetry too, once telemetry is installed (idle until then).
     #[cfg(feature = "otel")]
     let subscriber = subscriber.with(tomodachi_otel::tracing_layer());
-    tracing::subscriber::set_global_default(subscriber).map_err(InitError)
+    tracing::subscriber::set_global_default(subscriber).map_err(InitError)?;
+    // The access log of the process's HTTP servers skips `tracing` for this logger.
+    #[cfg(feature = "http")]
+    if format == LogFormat::Json {
+        access::installed_json(filter);
+    }
+    Ok(())
 }
 
 /// Whether console logs on stderr get colours: stderr is a terminal and colours are not

@@ -67,6 +67,14 @@ pub struct RecordWriter {
     buffered: bool,
 }
 
+impl RecordWriter {
+    /// A writer of a record that may wait in the buffer (a [`BUFFERED_TARGETS`] record).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(super) fn buffered() -> Self {
+        Self { buffered: true }
+    }
+}
+
 impl Write for RecordWriter {
     fn write(&mut self, record: &[u8]) -> io::Result<usize> {
         let shared = shared();

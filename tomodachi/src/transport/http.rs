@@ -43,9 +43,11 @@ where
                 ),
                 None => router,
             };
-            let work = HttpServer::new(context.options.http.clone())
-                .start(router, context.shutdown.clone())
-                .await?;
+            let mut server = HttpServer::new(context.options.http.clone());
+            if let Some(writer) = crate::logging::access::writer() {
+                server = server.access_log_writer(writer);
+            }
+            let work = server.start(router, context.shutdown.clone()).await?;
             Ok(running(work))
         })
     }

@@ -1,0 +1,306 @@
+//! [`AccessRecord`], what the access log writes for a request, and [`AccessLogWriter`],
+//! where it can go instead of `tracing`.
+
+use std::fmt::{self, Write as _};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use base64::Engine as _;
+use http::{HeaderValue, Version};
+
+/// One access log record: tomodachi's fields for one request, as [`AccessLogLayer`]
+/// logs them on `tomodachi.http.response`.
+///
+/// [`AccessRecord::for_each_field`] gives the fields that are present in tomodachi's order.
+///
+/// [`AccessLogLayer`]: super::AccessLogLayer
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct AccessRecord<'a> {
+    /// The response's status, 499 when the client went away first.
+    pub status_code: u16,
+    /// The client's address ([`RealIp`](crate::RealIp) when known, else the peer's), or
+    /// `""`.
+    pub remote_ip: &'a str,
+    /// The login of a Basic `Authorization` header.
+    pub auth_user: Option<&'a str>,
+    /// `GET`, `POST`, ...
+    pub request_method: &'a str,
+    /// The percent-decoded path.
+    pub request_path: &'a str,
+    /// The query string, if not empty.
+    pub request_query_string: Option<&'a str>,
+    /// `HTTP/1.1` and the like.
+    pub http_version: &'static str,
+    /// The response's `Content-Length` (or exact body size).
+    pub response_content_length: Option<u64>,
+    /// The request's `Content-Length`, else the bytes of the body the handler read.
+    pub request_content_length: Option<u64>,
+    /// The bytes of the body the handler read.
+    pub request_content_read_length: Option<u64>,
+    /// The `User-Agent` header, or `""`.
+    pub user_agent: &'a str,
+    /// How long the service took, as `"0.00063s"` (none for a 499 or an error).
+    pub handler_elapsed_time: Option<&'a str>,
+    /// How long the request took, as `"0.00063s"`.
+    pub request_time: &'a str,
+}
+
+/// A value of an [`AccessRecord`] field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessField<'a> {
+    /// Text (a JSON string).
+    Str(&'a str),
+    /// A count or status (a JSON number).
+    Num(u64),
+}
+
+impl<'a> AccessRecord<'a> {
+    /// Calls `f` with each field that is present, in tomodachi's order: `status_code`,
+    /// `remote_ip`, `auth_user`, `request_method`, `request_path`,
+    /// `request_query_string`, `http_version`, `response_content_length`,
+    /// `request_content_length`, `request_content_read_length`, `user_agent`,
+    /// `handler_elapsed_time`, `request_time`.
+    ///
+    /// ```
+    /// # fn show(record: &tomodachi_http::AccessRecord<'_>) {
+    /// use tomodachi_http::AccessField;
+    ///
+    /// let mut line = String::new();
+    /// record.for_each_field(|name, value| match value {
+    ///     AccessField::Str(text) => line.push_str(&format!(" {name}={text:?}")),
+    ///     AccessField::Num(n) => line.push_str(&format!(" {name}={n}")),
+    /// });
+    /// # }
+    /// ```
+    pub fn for_each_field(&self, mut f: impl FnMut(&'static str, AccessField<'a>)) {
+        use AccessField::{Num, Str};
+        f("status_code", Num(u64::from(self.status_code)));
+        f("remote_ip", Str(self.remote_ip));
+        if let Some(user) = self.auth_user {
+            f("auth_user", Str(user));
+        }
+        f("request_method", Str(self.request_method));
+        f("request_path", Str(self.request_path));
+        if let Some(query) = self.request_query_string {
+            f("request_query_string", Str(query));
+        }
+        f("http_version", Str(self.http_version));
+        if let Some(length) = self.response_content_length {
+            f("response_content_length", Num(length));
+        }
+        if let Some(length) = self.request_content_length {
+            f("request_content_length", Num(length));
+        }
+        if let Some(length) = self.request_content_read_length {
+            f("request_content_read_length", Num(length));
+        }
+        f("user_agent", Str(self.user_agent));
+        if let Some(elapsed) = self.handler_elapsed_time {
+            f("handler_elapsed_time", Str(elapsed));
+        }
+        f("request_time", Str(self.request_time));
+    }
+}
+
+/// Where [`AccessLogLayer`] writes its records instead of `tracing`
+/// ([`AccessLogLayer::with_writer`]): a logger that formats them itself, without
+/// `tracing`'s per-field dispatch, once per request.
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use tomodachi_http::{AccessLogLayer, AccessLogWriter, AccessRecord};
+///
+/// #[derive(Default)]
+/// struct Statuses(Mutex<Vec<u16>>);
+///
+/// impl AccessLogWriter for Statuses {
+///     fn write(&self, record: &AccessRecord<'_>) {
+///         self.0.lock().unwrap().push(record.status_code);
+///     }
+/// }
+///
+/// let layer = AccessLogLayer::new().with_writer(Arc::new(Statuses::default()));
+/// ```
+///
+/// [`AccessLogLayer`]: super::AccessLogLayer
+/// [`AccessLogLayer::with_writer`]: super::AccessLogLayer::with_writer
+pub trait AccessLogWriter: Send + Sync + 'static {
+    /// Whether records are written at all now (such as the logger's level allowing
+    /// `info`); a request's record is only put together when this is `true`.
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    /// Writes one record.
+    fn write(&self, record: &AccessRecord<'_>);
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Seconds(pub(crate) Duration);
+
+impl Seconds {
+    /// The text, by hand (`{:05}` goes through the padding machinery): once per request.
+    pub(crate) fn text(self) -> ShortText {
+        let tens_of_micros = self
+            .0
+            .as_secs()
+            .saturating_mul(100_000)
+            .saturating_add(u64::from(self.0.subsec_nanos() + 5_000) / 10_000);
+        let mut digits = [0u8; 20];
+        let mut at = digits.len();
+        let mut n = tens_of_micros;
+        while n > 0 || at > digits.len() - 6 {
+            at -= 1;
+            // `n % 10` is a digit.
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        let (whole, fraction) = digits[at..].split_at(digits.len() - at - 5);
+        let mut text = ShortText::default();
+        text.push(whole);
+        text.push(b".");
+        text.push(fraction);
+        text.push(b"s");
+        text
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text().as_str())
+    }
+}
+
+/// A client address as text, or `""` when it is unknown; IPv4 by hand (`Ipv4Addr`'s
+/// `Display` formats each octet through the padding machinery).
+pub(crate) fn ip_text(ip: Option<IpAddr>) -> ShortText {
+    let mut text = ShortText::default();
+    match ip {
+        Some(IpAddr::V4(ip)) => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push(b".");
+                }
+                let digits = [
+                    b'0' + octet / 100,
+                    b'0' + octet / 10 % 10,
+                    b'0' + octet % 10,
+                ];
+                let skip = match octet {
+                    0..=9 => 2,
+                    10..=99 => 1,
+                    _ => 0,
+                };
+                text.push(&digits[skip..]);
+            }
+        }
+        Some(ip) => {
+            let _ = write!(text, "{ip}");
+        }
+        None => {}
+    }
+    text
+}
+
+/// ASCII text of up to 48 bytes on the stack (an IPv6 address is at most 45).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShortText {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl ShortText {
+    /// Appends what fits of `ascii`.
+    fn push(&mut self, ascii: &[u8]) {
+        let n = ascii.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&ascii[..n]);
+        self.len += n;
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        if s.len() > self.bytes.len() - self.len {
+            return Err(fmt::Error);
+        }
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
+
+pub(crate) fn version_str(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// The login of a `Basic` `Authorization` header (tomodachi's `auth_user`).
+pub(crate) fn basic_auth_user(value: &HeaderValue) -> Option<String> {
+    let value = value.to_str().ok()?;
+    let (scheme, encoded) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (login, _) = decoded.split_once(':')?;
+    Some(login.to_owned())
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_like_tomodachi() {
+        assert_eq!(Seconds(Duration::from_micros(630)).to_string(), "0.00063s");
+        assert_eq!(
+            Seconds(Duration::from_nanos(1_234_565_001)).to_string(),
+            "1.23457s"
+        );
+        assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
+        assert_eq!(Seconds(Duration::from_secs(12)).to_string(), "12.00000s");
+        // Saturates instead of overflowing.
+        assert!(Seconds(Duration::MAX).to_string().ends_with('s'));
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+        ] {
+            assert_eq!(ip_text(Some(ip.parse().unwrap())).as_str(), ip);
+        }
+        let longest = "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255";
+        assert_eq!(
+            ip_text(Some(longest.parse().unwrap())).as_str(),
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        assert_eq!(ip_text(None).as_str(), "");
+        assert_eq!(
+            basic_auth_user(&HeaderValue::from_static("Basic dXNlcjpwYXNz")).as_deref(),
+            Some("user")
+        );
+        assert_eq!(basic_auth_user(&HeaderValue::from_static("Bearer x")), None);
+    }
+}

@@ -1,0 +1,256 @@
+//! The access log written by the process's own JSON logger: the same line the `json`
+//! format writes for a `tomodachi.http.response` record, put together from the
+//! [`AccessRecord`] without `tracing`'s per-field dispatch (the record is written once per
+//! request, and through `tracing` it cost more than the rest of a small request).
+
+use std::cell::RefCell;
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
+
+use tomodachi_http::{AccessLogWriter, AccessRecord};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+
+use super::TomodachiTime;
+use super::json::{write_str, write_u64};
+use super::writer::RecordWriter;
+
+/// The logger [`super::init`] installed, when it writes JSON.
+static JSON_LOGGER: OnceLock<Arc<JsonAccessLog>> = OnceLock::new();
+
+/// Remembers that [`super::init`] installed the `json` format at `level` as the global
+/// subscriber: the HTTP servers of the process write their access log with it.
+pub(super) fn installed_json(level: LevelFilter) {
+    let _ = JSON_LOGGER.set(Arc::new(JsonAccessLog { level }));
+}
+
+/// The access log writer of the process's logger, when [`super::init`] installed the `json`
+/// format (else records go through `tracing`, to whatever subscriber is installed).
+pub(crate) fn writer() -> Option<Arc<dyn AccessLogWriter>> {
+    JSON_LOGGER
+        .get()
+        .map(|logger| Arc::clone(logger) as Arc<dyn AccessLogWriter>)
+}
+
+/// Writes access log records as the `json` format on the buffered stderr does.
+#[derive(Debug)]
+pub(crate) struct JsonAccessLog {
+    level: LevelFilter,
+}
+
+impl AccessLogWriter for JsonAccessLog {
+    fn enabled(&self) -> bool {
+        self.level >= LevelFilter::INFO
+    }
+
+    fn write(&self, record: &AccessRecord<'_>) {
+        thread_local! {
+            static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
+        }
+        LINE.with(|line| {
+            let mut fresh = String::new();
+            let mut borrowed = line.try_borrow_mut();
+            let line = borrowed.as_deref_mut().unwrap_or(&mut fresh);
+            line.clear();
+            write_line(line, record);
+            let _ = RecordWriter::buffered().write(line.as_bytes());
+            // Don't keep a huge record's buffer for the rest of the thread's life.
+            if line.capacity() > 64 * 1024 {
+                *line = String::new();
+            }
+        });
+    }
+}
+
+/// The `json` format's line for `record` (`logger` `tomodachi.http.response`, `info`, an
+/// empty message), its fields in [`AccessRecord::for_each_field`]'s order; written field
+/// by field with the keys' JSON as constants (this runs once per request).
+pub(crate) fn write_line(line: &mut String, record: &AccessRecord<'_>) {
+    line.push_str("{\"timestamp\": \"");
+    let _ = TomodachiTime.format_time(&mut Writer::new(line));
+    line.push_str(concat!(
+        "\", \"logger\": \"tomodachi.http.response\", \"level\": \"info\", ",
+        "\"message\": \"\", \"status_code\": "
+    ));
+    write_u64(line, u64::from(record.status_code));
+    line.push_str(", \"remote_ip\": ");
+    write_str(line, record.remote_ip);
+    if let Some(user) = record.auth_user {
+        line.push_str(", \"auth_user\": ");
+        write_str(line, user);
+    }
+    line.push_str(", \"request_method\": ");
+    write_str(line, record.request_method);
+    line.push_str(", \"request_path\": ");
+    write_str(line, record.request_path);
+    if let Some(query) = record.request_query_string {
+        line.push_str(", \"request_query_string\": ");
+        write_str(line, query);
+    }
+    line.push_str(", \"http_version\": ");
+    write_str(line, record.http_version);
+    if let Some(length) = record.response_content_length {
+        line.push_str(", \"response_content_length\": ");
+        write_u64(line, length);
+    }
+    if let Some(length) = record.request_content_length {
+        line.push_str(", \"request_content_length\": ");
+        write_u64(line, length);
+    }
+    if let Some(length) = record.request_content_read_length {
+        line.push_str(", \"request_content_read_length\": ");
+        write_u64(line, length);
+    }
+    line.push_str(", \"user_agent\": ");
+    write_str(line, record.user_agent);
+    if let Some(elapsed) = record.handler_elapsed_time {
+        line.push_str(", \"handler_elapsed_time\": ");
+        write_str(line, elapsed);
+    }
+    line.push_str(", \"request_time\": ");
+    write_str(line, record.request_time);
+    // As for any record made inside an OpenTelemetry span.
+    #[cfg(feature = "otel")]
+    if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
+        line.push_str(", \"trace_id\": \"");
+        line.push_str(&trace_id);
+        line.push_str("\", \"span_id\": \"");
+        line.push_str(&span_id);
+        line.push('"');
+    }
+    line.push_str("}\n");
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::Mutex;
+
+    use tomodachi_http::AccessLogLayer;
+    use tomodachi_http::axum::Router;
+    use tomodachi_http::axum::body::{Body, Bytes};
+    use tomodachi_http::axum::http::Request;
+    use tomodachi_http::axum::routing::{get, post};
+    use tower::ServiceExt as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+    use crate::logging::tests::Capture;
+    use crate::logging::{LogFormat, layer_with_writer};
+
+    /// Keeps the lines [`write_line`] makes.
+    #[derive(Default)]
+    struct Lines(Mutex<String>);
+
+    impl AccessLogWriter for Lines {
+        fn write(&self, record: &AccessRecord<'_>) {
+            write_line(&mut self.0.lock().unwrap(), record);
+        }
+    }
+
+    /// Timestamps and durations differ between two records of one request.
+    fn without_times(lines: &str) -> Vec<String> {
+        lines
+            .lines()
+            .map(|line| {
+                let mut line = line.to_owned();
+                for key in ["timestamp", "handler_elapsed_time", "request_time"] {
+                    let field = format!("\"{key}\": \"");
+                    if let Some(at) = line.find(&field) {
+                        let start = at + field.len();
+                        let end = start + line[start..].find('"').unwrap();
+                        line.replace_range(start..end, "T");
+                    }
+                }
+                line
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_json_logger_writes_the_access_record_as_the_json_format_does() {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::registry().with(layer_with_writer(
+            LogFormat::Json,
+            capture.clone(),
+            false,
+        ));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let lines = Arc::new(Lines::default());
+        let app = Router::new()
+            .route("/hello", get(|| async { "hello" }))
+            .route("/echo", post(|body: Bytes| async move { body }))
+            // Both layers see each request: one through `tracing`, one written directly.
+            .layer(AccessLogLayer::new())
+            .layer(AccessLogLayer::new().with_writer(lines.clone()));
+        let requests = [
+            Request::get("/hello?x=1&y=%C3%B6")
+                .header("user-agent", "curl/8 \"quoted\"")
+                .header("authorization", "Basic dXNlcjpwYXNz")
+                .body(Body::empty()),
+            Request::post("/echo")
+                .header("content-length", "11")
+                .body(Body::from("hello world")),
+            Request::get("/m%C3%B6%22/missing").body(Body::empty()),
+        ];
+        for request in requests {
+            let response = app.clone().oneshot(request.unwrap()).await.unwrap();
+            assert!(response.status().is_success() || response.status() == 404);
+        }
+        let through_tracing = without_times(&capture.text());
+        let direct = without_times(&lines.0.lock().unwrap());
+        assert_eq!(direct.len(), 3, "{direct:?}");
+        assert_eq!(direct, through_tracing);
+        assert!(
+            direct[0].contains(r#""auth_user": "user""#),
+            "{}",
+            direct[0]
+        );
+        assert!(direct[0].contains(r#""request_query_string": "x=1&y=%C3%B6""#));
+        assert!(direct[0].contains(r#""user_agent": "curl/8 \"quoted\"""#));
+        assert!(
+            direct[1]
+                .contains(r#""request_content_length": 11, "request_content_read_length": 11"#)
+        );
+        assert!(direct[2].contains(r#""status_code": 404"#));
+        assert!(
+            direct[2].contains(r#""request_path": "/m\u00f6\"/missing""#),
+            "{}",
+            direct[2]
+        );
+        for line in direct {
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(parsed["logger"], "tomodachi.http.response");
+            assert_eq!(parsed["message"], "");
+        }
+    }
+
+    #[test]
+    fn the_level_decides_whether_records_are_written() {
+        assert!(
+            JsonAccessLog {
+                level: LevelFilter::INFO
+            }
+            .enabled()
+        );
+        assert!(
+            JsonAccessLog {
+                level: LevelFilter::DEBUG
+            }
+            .enabled()
+        );
+        assert!(
+            !JsonAccessLog {
+                level: LevelFilter::WARN
+            }
+            .enabled()
+        );
+        assert!(
+            !JsonAccessLog {
+                level: LevelFilter::OFF
+            }
+            .enabled()
+        );
+    }
+}
