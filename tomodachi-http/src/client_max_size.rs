@@ -36,13 +36,14 @@ impl ClientMaxSizeLayer {
     }
 }
 
-impl<S> Layer<S> for ClientMaxSizeLayer {
-    type Service = ClientMaxSize<<DefaultBodyLimit as Layer<S>>::Service>;
+impl<S: Clone> Layer<S> for ClientMaxSizeLayer {
+    type Service = ClientMaxSize<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
         let as_usize = usize::try_from(self.limit).unwrap_or(usize::MAX);
         ClientMaxSize {
-            inner: DefaultBodyLimit::max(as_usize).layer(inner),
+            limited: DefaultBodyLimit::max(as_usize).layer(inner.clone()),
+            bodyless: inner,
             limit: self.limit,
         }
     }
@@ -51,22 +52,17 @@ impl<S> Layer<S> for ClientMaxSizeLayer {
 /// The service of [`ClientMaxSizeLayer`].
 #[derive(Debug, Clone)]
 pub struct ClientMaxSize<S> {
-    inner: S,
+    /// `inner` with axum's body limit set to `limit` (for requests with a body).
+    limited: <DefaultBodyLimit as Layer<S>>::Service,
+    /// `inner` as it is (a request without a body has nothing to limit: no extension).
+    bodyless: S,
     limit: u64,
 }
 
 impl<S> ClientMaxSize<S> {
     /// The wrapped service.
     pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-    /// The wrapped service.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-    /// The wrapped service.
-    pub fn into_inner(self) -> S {
-        self.inner
+        &self.bodyless
     }
 }
 
@@ -79,10 +75,18 @@ where
     type Future = Either<Ready<Result<Response, Infallible>>, ClientMaxSizeFuture<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+        ready!(self.limited.poll_ready(cx))?;
+        self.bodyless.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
+        use http_body::Body as _;
+        if req.body().is_end_stream() {
+            return Either::Right(ClientMaxSizeFuture {
+                inner: self.bodyless.call(req),
+                limit: self.limit,
+            });
+        }
         let declared = req
             .headers()
             .get(CONTENT_LENGTH)
@@ -91,7 +95,7 @@ where
         match declared {
             Some(length) if length > self.limit => Either::Left(ready(Ok(too_large(self.limit)))),
             _ => Either::Right(ClientMaxSizeFuture {
-                inner: self.inner.call(req),
+                inner: self.limited.call(req),
                 limit: self.limit,
             }),
         }

@@ -173,16 +173,25 @@ where
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|info| info.0.ip())
         });
-        let headers = req.headers();
+        // One pass over the headers (a request has few) instead of a hashed lookup each.
+        let (mut user_agent, mut authorization, mut content_length) = (None, None, None);
+        for (name, value) in req.headers() {
+            if *name == USER_AGENT {
+                user_agent = user_agent.or(Some(value));
+            } else if *name == AUTHORIZATION {
+                authorization = authorization.or(Some(value));
+            } else if *name == CONTENT_LENGTH {
+                content_length = content_length.or(Some(value));
+            }
+        }
         let mut request = RequestInfo {
             start: Instant::now(),
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
-            user_agent: headers.get(USER_AGENT).cloned(),
-            authorization: headers.get(AUTHORIZATION).cloned(),
-            request_content_length: headers
-                .get(CONTENT_LENGTH)
+            user_agent: user_agent.cloned(),
+            authorization: authorization.cloned(),
+            request_content_length: content_length
                 .and_then(|value| value.to_str().ok()?.parse().ok())
                 .filter(|length| *length > 0),
             read: None,
@@ -344,6 +353,7 @@ impl RequestInfo {
                 .unwrap_or_else(|| self.start.elapsed()),
         )
         .text();
+        let request_time = request_time.as_str();
         let remote_ip = ip_text(self.remote_ip);
         let auth_user = self.authorization.as_ref().and_then(basic_auth_user);
         let path = decode_path(self.uri.path());
@@ -369,11 +379,8 @@ impl RequestInfo {
                 .as_ref()
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or_default(),
-            handler_elapsed_time: response
-                .handler_elapsed
-                .is_some()
-                .then_some(request_time.as_str()),
-            request_time: request_time.as_str(),
+            handler_elapsed_time: response.handler_elapsed.is_some().then_some(request_time),
+            request_time,
         };
         if to_tracing {
             tracing::info!(

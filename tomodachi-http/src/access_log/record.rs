@@ -220,11 +220,15 @@ impl Default for ShortText {
 }
 
 impl ShortText {
-    /// Appends what fits of `ascii`.
+    /// Appends what fits of `ascii`, a byte at a time (the pieces are a few bytes long:
+    /// cheaper than a `memcpy` call each).
     fn push(&mut self, ascii: &[u8]) {
-        let n = ascii.len().min(self.bytes.len() - self.len);
-        self.bytes[self.len..self.len + n].copy_from_slice(&ascii[..n]);
-        self.len += n;
+        for &byte in ascii {
+            if let Some(slot) = self.bytes.get_mut(self.len) {
+                *slot = byte;
+                self.len += 1;
+            }
+        }
     }
 
     pub(crate) fn as_str(&self) -> &str {

@@ -6,12 +6,13 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::response::Response;
+use futures_util::future::Either;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderName, HeaderValue, SERVER, UPGRADE};
 use http::{Request, StatusCode, Version};
 use hyper::body::Incoming;
@@ -185,19 +186,36 @@ where
 {
     type Response = Response<SendingBody>;
     type Error = Infallible;
-    type Future = ConnFuture<Oneshot<A, Request<Body>>, A>;
+    type Future = ConnFuture<Either<A::Future, Oneshot<A, Request<Body>>>, A>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
         let version = req.version();
-        let wants_keep_alive = wants_keep_alive(&req);
+        // One pass over the headers (a request has few) instead of a hashed lookup each.
+        let (mut connection, mut upgrade) = (None, false);
+        for (name, value) in req.headers() {
+            if *name == CONNECTION {
+                connection = connection.or(Some(value));
+            } else if *name == UPGRADE {
+                upgrade = true;
+            }
+        }
+        let wants_keep_alive = wants_keep_alive(version, connection);
         req.extensions_mut().insert(ConnectInfo(self.conn.peer));
         // Only a WebSocket upgrade needs the registry (an extension costs an allocation).
-        if req.headers().contains_key(UPGRADE) {
+        if upgrade {
             req.extensions_mut().insert(self.shared.ws.clone());
         }
+        // tomodachi's layers and axum's router are always ready: call at once, without
+        // `Oneshot` moving the service and request through its states; a stack that is
+        // not ready is waited for as tower asks.
+        let mut app = self.shared.app.clone();
+        let inner = match app.poll_ready(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(())) => Either::Left(app.call(req)),
+            Poll::Pending => Either::Right(app.oneshot(req)),
+        };
         ConnFuture {
-            inner: self.shared.app.clone().oneshot(req),
+            inner,
             shared: self.shared.clone(),
             conn: Some(InFlight::start(&self.conn)),
             version,
@@ -207,8 +225,9 @@ where
     }
 }
 
-fn wants_keep_alive<B>(req: &Request<B>) -> bool {
-    let connection = req.headers().get(CONNECTION).and_then(|v| v.to_str().ok());
+/// Whether the client asks to keep the connection open (`Connection` holds its tokens).
+fn wants_keep_alive(version: Version, connection: Option<&HeaderValue>) -> bool {
+    let connection = connection.and_then(|v| v.to_str().ok());
     let has = |token: &str| {
         connection.is_some_and(|value| {
             value
@@ -216,7 +235,7 @@ fn wants_keep_alive<B>(req: &Request<B>) -> bool {
                 .any(|item| item.trim().eq_ignore_ascii_case(token))
         })
     };
-    match req.version() {
+    match version {
         Version::HTTP_11 => !has("close"),
         Version::HTTP_10 => has("keep-alive"),
         _ => false,

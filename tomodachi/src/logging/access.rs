@@ -74,22 +74,25 @@ pub(crate) fn write_line(line: &mut String, record: &AccessRecord<'_>) {
         "\"message\": \"\", \"status_code\": "
     ));
     write_u64(line, u64::from(record.status_code));
-    line.push_str(", \"remote_ip\": ");
-    write_str(line, record.remote_ip);
+    // An address, a method (an HTTP token), a version and durations never need escapes.
+    line.push_str(", \"remote_ip\": \"");
+    line.push_str(record.remote_ip);
+    line.push('"');
     if let Some(user) = record.auth_user {
         line.push_str(", \"auth_user\": ");
         write_str(line, user);
     }
-    line.push_str(", \"request_method\": ");
-    write_str(line, record.request_method);
-    line.push_str(", \"request_path\": ");
+    line.push_str(", \"request_method\": \"");
+    line.push_str(record.request_method);
+    line.push_str("\", \"request_path\": ");
     write_str(line, record.request_path);
     if let Some(query) = record.request_query_string {
         line.push_str(", \"request_query_string\": ");
         write_str(line, query);
     }
-    line.push_str(", \"http_version\": ");
-    write_str(line, record.http_version);
+    line.push_str(", \"http_version\": \"");
+    line.push_str(record.http_version);
+    line.push('"');
     if let Some(length) = record.response_content_length {
         line.push_str(", \"response_content_length\": ");
         write_u64(line, length);
@@ -105,11 +108,13 @@ pub(crate) fn write_line(line: &mut String, record: &AccessRecord<'_>) {
     line.push_str(", \"user_agent\": ");
     write_str(line, record.user_agent);
     if let Some(elapsed) = record.handler_elapsed_time {
-        line.push_str(", \"handler_elapsed_time\": ");
-        write_str(line, elapsed);
+        line.push_str(", \"handler_elapsed_time\": \"");
+        line.push_str(elapsed);
+        line.push('"');
     }
-    line.push_str(", \"request_time\": ");
-    write_str(line, record.request_time);
+    line.push_str(", \"request_time\": \"");
+    line.push_str(record.request_time);
+    line.push('"');
     // As for any record made inside an OpenTelemetry span.
     #[cfg(feature = "otel")]
     if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
