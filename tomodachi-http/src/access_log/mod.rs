@@ -109,7 +109,8 @@ impl AccessLogLayer {
     }
 
     /// Writes the records with `writer` instead of through `tracing` (a file given with
-    /// [`with_file`](AccessLogLayer::with_file) still gets them too).
+    /// [`with_file`](AccessLogLayer::with_file) still gets them too). WebSocket
+    /// open/closed records are not request records: they stay on `tracing`.
     #[must_use]
     pub fn with_writer(mut self, writer: Arc<dyn AccessLogWriter>) -> Self {
         let outputs = Arc::make_mut(&mut self.outputs);

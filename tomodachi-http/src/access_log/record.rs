@@ -48,6 +48,7 @@ pub struct AccessRecord<'a> {
 
 /// A value of an [`AccessRecord`] field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AccessField<'a> {
     /// Text (a JSON string).
     Str(&'a str),
@@ -70,6 +71,7 @@ impl<'a> AccessRecord<'a> {
     /// record.for_each_field(|name, value| match value {
     ///     AccessField::Str(text) => line.push_str(&format!(" {name}={text:?}")),
     ///     AccessField::Num(n) => line.push_str(&format!(" {name}={n}")),
+    ///     _ => {}
     /// });
     /// # }
     /// ```
@@ -107,6 +109,10 @@ impl<'a> AccessRecord<'a> {
 /// ([`AccessLogLayer::with_writer`]): a logger that formats them itself, without
 /// `tracing`'s per-field dispatch, once per request.
 ///
+/// `write` runs inside the request's response future, on a runtime worker: it should not
+/// block (buffer, or hand the record to another thread, as the facade's logger does).
+/// WebSocket open/closed records stay on `tracing`.
+///
 /// ```
 /// use std::sync::{Arc, Mutex};
 /// use tomodachi_http::{AccessLogLayer, AccessLogWriter, AccessRecord};
@@ -127,7 +133,10 @@ impl<'a> AccessRecord<'a> {
 /// [`AccessLogLayer::with_writer`]: super::AccessLogLayer::with_writer
 pub trait AccessLogWriter: Send + Sync + 'static {
     /// Whether records are written at all now (such as the logger's level allowing
-    /// `info`); a request's record is only put together when this is `true`.
+    /// `info`); when it is `false` the record is not put together for this writer (a file
+    /// given with [`AccessLogLayer::with_file`] still gets it).
+    ///
+    /// [`AccessLogLayer::with_file`]: super::AccessLogLayer::with_file
     fn enabled(&self) -> bool {
         true
     }

@@ -186,7 +186,7 @@ where
 {
     type Response = Response<SendingBody>;
     type Error = Infallible;
-    type Future = ConnFuture<Either<A::Future, Oneshot<A, Request<Body>>>, A>;
+    type Future = ConnFuture<Either<A::Future, Pin<Box<Oneshot<A, Request<Body>>>>>, A>;
 
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         let mut req = req.map(Body::new);
@@ -212,7 +212,8 @@ where
         let mut app = self.shared.app.clone();
         let inner = match app.poll_ready(&mut Context::from_waker(Waker::noop())) {
             Poll::Ready(Ok(())) => Either::Left(app.call(req)),
-            Poll::Pending => Either::Right(app.oneshot(req)),
+            // Boxed: the response future stays small for the path always taken.
+            Poll::Pending => Either::Right(Box::pin(app.oneshot(req))),
         };
         ConnFuture {
             inner,

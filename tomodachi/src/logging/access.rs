@@ -8,6 +8,9 @@ use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use tomodachi_http::{AccessLogWriter, AccessRecord};
+use tracing::level_filters::STATIC_MAX_LEVEL;
+use tracing::{Level, Subscriber};
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
@@ -16,11 +19,12 @@ use super::TomodachiTime;
 use super::json::{write_str, write_u64};
 use super::writer::RecordWriter;
 
-/// The logger [`super::init`] installed, when it writes JSON.
+/// The writer of the logger [`super::init`] installed, when it writes JSON.
 static JSON_LOGGER: OnceLock<Arc<JsonAccessLog>> = OnceLock::new();
 
-/// Remembers that [`super::init`] installed the `json` format at `level` as the global
-/// subscriber: the HTTP servers of the process write their access log with it.
+/// Remembers that [`super::init`] installed the `json` format (with [`DirectAccessLog`])
+/// at `level` as the global subscriber: the HTTP servers of the process write their
+/// access log with it.
 pub(super) fn installed_json(level: LevelFilter) {
     let _ = JSON_LOGGER.set(Arc::new(JsonAccessLog { level }));
 }
@@ -33,22 +37,38 @@ pub(crate) fn writer() -> Option<Arc<dyn AccessLogWriter>> {
         .map(|logger| Arc::clone(logger) as Arc<dyn AccessLogWriter>)
 }
 
+/// Marks the subscriber [`super::init`] builds: the access log is written directly only
+/// while it is the current one (a scoped subscriber, such as a test's, gets the records
+/// through `tracing`).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DirectAccessLog;
+
+impl<S: Subscriber> Layer<S> for DirectAccessLog {}
+
 /// Writes access log records as the `json` format on the buffered stderr does.
 #[derive(Debug)]
 pub(crate) struct JsonAccessLog {
+    /// The level of the subscriber [`super::init`] installed.
     level: LevelFilter,
 }
 
 impl AccessLogWriter for JsonAccessLog {
+    /// Whether `tracing` would take an `info` record (the subscriber's level and the
+    /// compile-time maximum level allow it) and the current subscriber is the one
+    /// [`super::init`] installed. (Cheaper than `tracing::enabled!`, which asks every
+    /// layer's filter.)
     fn enabled(&self) -> bool {
-        self.level >= LevelFilter::INFO
+        Level::INFO <= self.level
+            && Level::INFO <= STATIC_MAX_LEVEL
+            && tracing::dispatcher::get_default(|current| current.is::<DirectAccessLog>())
     }
 
     fn write(&self, record: &AccessRecord<'_>) {
         thread_local! {
             static LINE: RefCell<String> = RefCell::new(String::with_capacity(512));
         }
-        LINE.with(|line| {
+        // `try_with`: a record written while the thread's locals are torn down is dropped.
+        let _ = LINE.try_with(|line| {
             let mut fresh = String::new();
             let mut borrowed = line.try_borrow_mut();
             let line = borrowed.as_deref_mut().unwrap_or(&mut fresh);
@@ -186,6 +206,7 @@ mod tests {
         let app = Router::new()
             .route("/hello", get(|| async { "hello" }))
             .route("/echo", post(|body: Bytes| async move { body }))
+            .route("/never", get(std::future::pending::<&'static str>))
             // Both layers see each request: one through `tracing`, one written directly.
             .layer(AccessLogLayer::new())
             .layer(AccessLogLayer::new().with_writer(lines.clone()));
@@ -203,9 +224,36 @@ mod tests {
             let response = app.clone().oneshot(request.unwrap()).await.unwrap();
             assert!(response.status().is_success() || response.status() == 404);
         }
+        // A client that goes away before the response: 499, no handler time.
+        let gone = app
+            .clone()
+            .oneshot(Request::get("/never").body(Body::empty()).unwrap());
+        assert!(futures_util::FutureExt::now_or_never(gone).is_none());
+        // Inside an OpenTelemetry span (as when a layer inside the access log attached one).
+        #[cfg(feature = "otel")]
+        {
+            use tomodachi_otel::opentelemetry::Context;
+            use tomodachi_otel::opentelemetry::trace::{
+                SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
+            };
+            let span = SpanContext::new(
+                TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+                SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                TraceFlags::SAMPLED,
+                true,
+                TraceState::NONE,
+            );
+            let _guard = Context::new().with_remote_span_context(span).attach();
+            let request = Request::get("/hello").body(Body::empty()).unwrap();
+            app.clone().oneshot(request).await.unwrap();
+        }
         let through_tracing = without_times(&capture.text());
         let direct = without_times(&lines.0.lock().unwrap());
-        assert_eq!(direct.len(), 3, "{direct:?}");
+        assert_eq!(
+            direct.len(),
+            4 + usize::from(cfg!(feature = "otel")),
+            "{direct:?}"
+        );
         assert_eq!(direct, through_tracing);
         assert!(
             direct[0].contains(r#""auth_user": "user""#),
@@ -224,6 +272,16 @@ mod tests {
             "{}",
             direct[2]
         );
+        assert!(direct[3].contains(r#""status_code": 499"#), "{}", direct[3]);
+        assert!(!direct[3].contains("handler_elapsed_time"), "{}", direct[3]);
+        #[cfg(feature = "otel")]
+        assert!(
+            direct[4].ends_with(
+                r#", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "span_id": "00f067aa0ba902b7"}"#
+            ),
+            "{}",
+            direct[4]
+        );
         for line in direct {
             let parsed: serde_json::Value = serde_json::from_str(&line).unwrap();
             assert_eq!(parsed["logger"], "tomodachi.http.response");
@@ -232,30 +290,18 @@ mod tests {
     }
 
     #[test]
-    fn the_level_decides_whether_records_are_written() {
-        assert!(
-            JsonAccessLog {
-                level: LevelFilter::INFO
-            }
-            .enabled()
-        );
-        assert!(
-            JsonAccessLog {
-                level: LevelFilter::DEBUG
-            }
-            .enabled()
-        );
-        assert!(
-            !JsonAccessLog {
-                level: LevelFilter::WARN
-            }
-            .enabled()
-        );
-        assert!(
-            !JsonAccessLog {
-                level: LevelFilter::OFF
-            }
-            .enabled()
-        );
+    fn records_are_written_directly_only_under_inits_subscriber_and_its_level() {
+        let enabled = |level: LevelFilter, subscriber: tracing::Dispatch| {
+            tracing::dispatcher::with_default(&subscriber, || JsonAccessLog { level }.enabled())
+        };
+        let marked =
+            || tracing::Dispatch::new(tracing_subscriber::registry().with(DirectAccessLog));
+        assert!(enabled(LevelFilter::INFO, marked()));
+        assert!(enabled(LevelFilter::DEBUG, marked()));
+        assert!(!enabled(LevelFilter::WARN, marked()));
+        assert!(!enabled(LevelFilter::OFF, marked()));
+        // Another subscriber (a test's, say) gets the records through `tracing`.
+        let other = tracing::Dispatch::new(tracing_subscriber::registry());
+        assert!(!enabled(LevelFilter::INFO, other));
     }
 }

@@ -323,6 +323,8 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(layer(format));
+    #[cfg(feature = "http")]
+    let subscriber = subscriber.with(access::DirectAccessLog);
     // `--opentelemetry-instrument`: the service's own `tracing` spans and events go to
     // OpenTelemetry too, once telemetry is installed (idle until then).
     #[cfg(feature = "otel")]
