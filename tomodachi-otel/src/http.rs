@@ -9,7 +9,7 @@ use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
 use http::{Extensions, Request, Response};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use tomodachi_core::telemetry::HttpRoute;
@@ -17,7 +17,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Telemetry;
+use crate::propagation::TRACEPARENT;
 use crate::series::{ActiveRequests, Histogram, RequestSeries};
+use crate::telemetry::{METHODS, Route};
 
 /// Reads the matched route of a request from its extensions.
 pub type RouteFn = fn(&Extensions) -> Option<&str>;
@@ -110,21 +112,22 @@ fn split_host(host: &str) -> (&str, Option<i64>) {
     }
 }
 
-/// `http.request.method`: the known methods as themselves, others as `_OTHER` (as the
-/// semantic conventions ask, so a client cannot grow the metrics without bound).
-fn method_name(method: &http::Method) -> &'static str {
+/// `http.request.method`, as its index in [`METHODS`]: the known methods as themselves,
+/// others as `_OTHER` (as the semantic conventions ask, so a client cannot grow the metrics
+/// without bound).
+fn method_index(method: &http::Method) -> usize {
     use http::Method;
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
     }
 }
 
@@ -147,8 +150,25 @@ where
                 record: None,
             };
         }
-        let parent = self.telemetry.extract_headers(request.headers());
-        let method = method_name(request.method());
+        // One pass over the headers instead of a lookup (a hash) for each one read; the
+        // first value of a header counts, as with `HeaderMap::get`.
+        let (mut host, mut agent, mut traceparent) = (None, None, false);
+        for (name, value) in request.headers() {
+            if *name == http::header::HOST {
+                host = host.or(Some(value));
+            } else if *name == http::header::USER_AGENT {
+                agent = agent.or(Some(value));
+            } else if *name == TRACEPARENT {
+                traceparent = true;
+            }
+        }
+        let parent = if traceparent {
+            self.telemetry.extract_headers(request.headers())
+        } else {
+            Context::current()
+        };
+        let method_index = method_index(request.method());
+        let method = METHODS[method_index];
         let route = (self.route)(request.extensions()).map(|r| self.telemetry.route(r));
         let scheme = match request.uri().scheme_str() {
             Some("https") => "https",
@@ -161,8 +181,8 @@ where
             _ => "1.1",
         };
         let name = match &route {
-            Some(route) => [method, " ", route].concat(),
-            None => method.to_owned(),
+            Some(route) => route.span_name(method_index),
+            None => method,
         };
         let mut attributes = Vec::with_capacity(10);
         attributes.extend([
@@ -176,11 +196,9 @@ where
             attributes.push(KeyValue::new("url.query", query.to_owned()));
         }
         if let Some(route) = &route {
-            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+            attributes.push(KeyValue::new("http.route", Arc::clone(&route.pattern)));
         }
-        let host = request
-            .headers()
-            .get(http::header::HOST)
+        let host = host
             .and_then(|h| h.to_str().ok())
             .or_else(|| request.uri().host());
         if let Some(host) = host {
@@ -191,23 +209,20 @@ where
                 port.unwrap_or(if scheme == "https" { 443 } else { 80 }),
             ));
         }
-        if let Some(agent) = request
-            .headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|h| h.to_str().ok())
-        {
+        if let Some(agent) = agent.and_then(|h| h.to_str().ok()) {
             attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
         }
-        let span = self.telemetry.inner.tracer.build_with_context(
+        let cx = self.telemetry.start_span(
             SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Server)
                 .with_attributes(attributes),
             &parent,
         );
-        let cx = parent.with_span(span);
-        let active = self.telemetry.inner.http.active.get_or_insert(
-            |a| a.method == method && a.scheme == scheme,
-            || ActiveRequests {
+        let active = self
+            .telemetry
+            .inner
+            .http
+            .active(method_index, scheme, || ActiveRequests {
                 method,
                 scheme,
                 attributes: Box::new([
@@ -215,8 +230,7 @@ where
                     KeyValue::new("url.scheme", scheme),
                 ]),
                 active: AtomicI64::new(0),
-            },
-        );
+            });
         active.active.fetch_add(1, Relaxed);
         let inner = {
             let _guard = cx.clone().attach();
@@ -228,6 +242,7 @@ where
                 cx,
                 telemetry: self.telemetry.clone(),
                 route,
+                method_index,
                 active,
                 version,
                 start: Instant::now(),
@@ -239,7 +254,8 @@ where
 struct Record {
     cx: Context,
     telemetry: Telemetry,
-    route: Option<Arc<str>>,
+    route: Option<Arc<Route>>,
+    method_index: usize,
     active: Arc<ActiveRequests>,
     version: &'static str,
     start: Instant,
@@ -254,8 +270,8 @@ impl Record {
             && let Some(found) = response_extensions.and_then(core_route)
         {
             let found = self.telemetry.route(found);
-            span.update_name([method, " ", &found].concat());
-            span.set_attribute(KeyValue::new("http.route", Arc::clone(&found)));
+            span.update_name(found.span_name(self.method_index));
+            span.set_attribute(KeyValue::new("http.route", Arc::clone(&found.pattern)));
             route = Some(found);
         }
         match status {
@@ -270,12 +286,16 @@ impl Record {
         let elapsed = self.start.elapsed().as_secs_f64();
         self.active.active.fetch_sub(1, Relaxed);
         let version = self.version;
+        let route = route.as_ref().map(|r| &r.pattern);
         let http = &self.telemetry.inner.http;
         let series = http.series.get_or_insert(
             |s| {
                 s.status == status
                     && s.method == method
-                    && s.route.as_deref() == route.as_deref()
+                    && match (&s.route, route) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                        (a, b) => a.is_none() && b.is_none(),
+                    }
                     && s.scheme == scheme
                     && s.version == version
             },
@@ -295,16 +315,13 @@ impl Record {
                     method,
                     scheme,
                     version,
-                    route: route.clone(),
+                    route: route.cloned(),
                     status,
-                    histogram: Histogram::new(attributes, self.telemetry.exemplars),
+                    histogram: Histogram::new(&http.duration, attributes, self.telemetry.exemplars),
                 }
             },
         );
-        http.duration.record(elapsed, &series.histogram.attributes);
-        if let Some(exemplars) = &series.histogram.exemplars {
-            exemplars.offer(elapsed, span.span_context());
-        }
+        series.histogram.record(elapsed, span.span_context());
         span.end();
     }
 }
