@@ -1,5 +1,6 @@
 //! [`HttpTraceLayer`]: a SERVER span and tomodachi's HTTP metrics around each request.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use http::{Extensions, Request, Response};
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use pin_project_lite::pin_project;
 use tomodachi_core::telemetry::HttpRoute;
 use tower_layer::Layer;
@@ -102,14 +103,62 @@ impl<S> HttpTrace<S> {
     }
 }
 
+thread_local! {
+    /// The latest `url.path`, `server.address` and `user_agent.original` made on this
+    /// thread: the requests of a keep-alive connection repeat them, so a span usually shares
+    /// them instead of copying each into a `String` of its own.
+    static LATEST: RefCell<[Option<Arc<str>>; 3]> = const { RefCell::new([None, None, None]) };
+}
+
+const PATH: usize = 0;
+const ADDRESS: usize = 1;
+const AGENT: usize = 2;
+
+/// `value` as an attribute value, shared with the previous request's on this thread if equal.
+fn latest(slot: usize, value: &str) -> StringValue {
+    LATEST
+        .try_with(|latest| {
+            let mut latest = latest.try_borrow_mut().ok()?;
+            let slot = latest.get_mut(slot)?;
+            match slot {
+                Some(found) if **found == *value => Some(StringValue::from(Arc::clone(found))),
+                _ => {
+                    let shared: Arc<str> = Arc::from(value);
+                    *slot = Some(Arc::clone(&shared));
+                    Some(StringValue::from(shared))
+                }
+            }
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| StringValue::from(value.to_owned()))
+}
+
 fn split_host(host: &str) -> (&str, Option<i64>) {
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => match port.parse() {
-            Ok(port) => (name, Some(port)),
-            Err(_) => (host, None),
-        },
+    let split = host
+        .bytes()
+        .rposition(|b| b == b':')
+        .and_then(|colon| Some((host.get(..colon)?, host.get(colon + 1..)?)));
+    match split {
+        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
+            match port_number(port) {
+                Some(port) => (name, Some(port)),
+                None => (host, None),
+            }
+        }
         _ => (host, None),
     }
+}
+
+/// `port.parse::<i64>()`, with the common case (up to five digits) done directly.
+fn port_number(port: &str) -> Option<i64> {
+    if (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            port.bytes()
+                .fold(0, |number, digit| number * 10 + i64::from(digit - b'0')),
+        );
+    }
+    port.parse().ok()
 }
 
 /// `http.request.method`, as its index in [`METHODS`]: the known methods as themselves,
@@ -188,7 +237,7 @@ where
         attributes.extend([
             KeyValue::new("http.request.method", method),
             KeyValue::new("url.scheme", scheme),
-            KeyValue::new("url.path", request.uri().path().to_owned()),
+            KeyValue::new("url.path", latest(PATH, request.uri().path())),
             KeyValue::new("network.protocol.name", "http"),
             KeyValue::new("network.protocol.version", version),
         ]);
@@ -203,14 +252,14 @@ where
             .or_else(|| request.uri().host());
         if let Some(host) = host {
             let (name, port) = split_host(host);
-            attributes.push(KeyValue::new("server.address", name.to_owned()));
+            attributes.push(KeyValue::new("server.address", latest(ADDRESS, name)));
             attributes.push(KeyValue::new(
                 "server.port",
                 port.unwrap_or(if scheme == "https" { 443 } else { 80 }),
             ));
         }
         if let Some(agent) = agent.and_then(|h| h.to_str().ok()) {
-            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+            attributes.push(KeyValue::new("user_agent.original", latest(AGENT, agent)));
         }
         let cx = self.telemetry.start_span(
             SpanBuilder::from_name(name)
@@ -372,5 +421,64 @@ where
             }
         }
         Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The implementation `split_host` replaced, as the reference.
+    fn split_host_parse(host: &str) -> (&str, Option<i64>) {
+        match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
+                match port.parse() {
+                    Ok(port) => (name, Some(port)),
+                    Err(_) => (host, None),
+                }
+            }
+            _ => (host, None),
+        }
+    }
+
+    #[test]
+    fn split_host_agrees_with_parse() {
+        let hosts = [
+            "shop.example:8080",
+            "shop.example",
+            "shop.example:",
+            "shop.example:x1",
+            "shop.example:+80",
+            "shop.example:-1",
+            "shop.example:123456",
+            "shop.example:99999999999999999999",
+            "127.0.0.1:19902",
+            "[::1]:8080",
+            "[::1]",
+            "::1",
+            "é:80",
+            ":80",
+            "",
+        ];
+        for host in hosts {
+            assert_eq!(split_host(host), split_host_parse(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn latest_values_are_shared_when_equal() {
+        let a = latest(PATH, "/items/1");
+        let b = latest(PATH, "/items/1");
+        let c = latest(PATH, "/items/2");
+        let d = latest(ADDRESS, "/items/2");
+        assert_eq!(a.as_str(), "/items/1");
+        assert_eq!(b.as_str(), "/items/1");
+        assert_eq!(c.as_str(), "/items/2");
+        assert_eq!(d.as_str(), "/items/2");
+        assert!(std::ptr::eq(a.as_str(), b.as_str()), "shared");
+        assert!(
+            !std::ptr::eq(c.as_str(), d.as_str()),
+            "one slot per attribute"
+        );
     }
 }
