@@ -5,6 +5,9 @@
 #
 #   bash bench/http/instructions.sh [N, default 2000] [servers, default "tomodachi axum"]
 #
+# Servers: tomodachi, axum, and tomodachi+otel (bench_http_tomodachi_otel: the same
+# service with traces and metrics on, spans batch-exported to a sink that drops them).
+#
 # Prints, per server and path (GET /hello, POST /echo with 1 KB of JSON), the server's
 # instructions per request (all threads). Needs valgrind and python3; the callgrind
 # profiles stay in $BENCH_OUT (default /tmp/bench-http-ir) for callgrind_annotate.
@@ -18,7 +21,7 @@ out=${BENCH_OUT:-/tmp/bench-http-ir}
 port=19901
 mkdir -p "$out"
 (cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
-  --example bench_http_tomodachi --example bench_http_axum)
+  --example bench_http_tomodachi --example bench_http_tomodachi_otel --example bench_http_axum)
 bin=$target/release/examples
 
 cat > "$out/client.py" << 'PY'
@@ -45,13 +48,15 @@ PY
 measure() {
   local server=$1 path=$2 count=$3 profile
   port=$((port + 1))
-  profile="$out/callgrind.$server.${path#/}.$count"
+  profile="$out/callgrind.${server/+/_}.${path#/}.$count"
   local cmd=(valgrind --tool=callgrind -q --callgrind-out-file="$profile")
   case $server in
-    tomodachi)
+    tomodachi | tomodachi+otel)
+      local example=bench_http_tomodachi
+      [ "$server" = tomodachi+otel ] && example=bench_http_tomodachi_otel
       TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=5 \
-        "${cmd[@]}" "$bin/bench_http_tomodachi" --production --logger "${LOGGER:-json}" \
-        > /dev/null 2>> "$out/$server.log" &
+        "${cmd[@]}" "$bin/$example" --production --logger "${LOGGER:-json}" \
+        > /dev/null 2>> "$out/${server/+/_}.log" &
       ;;
     axum) "${cmd[@]}" "$bin/bench_http_axum" "$port" > /dev/null 2>> "$out/$server.log" & ;;
   esac
@@ -70,6 +75,6 @@ for server in $servers; do
   for path in /hello /echo; do
     one=$(measure "$server" "$path" 1)
     many=$(measure "$server" "$path" "$((n + 1))")
-    printf '%-9s %-6s %8d instructions/request\n' "$server" "$path" "$(((many - one) / n))"
+    printf '%-14s %-6s %8d instructions/request\n' "$server" "$path" "$(((many - one) / n))"
   done
 done

@@ -519,6 +519,54 @@ pub fn current_trace_ids() -> Option<(String, String)> {
     })
 }
 
+/// The trace and span ids of a span as lowercase hex, in place: what
+/// [`current_hex_trace_ids`] returns, for a log formatter to copy without an allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HexTraceIds {
+    trace_id: [u8; 32],
+    span_id: [u8; 16],
+}
+
+impl HexTraceIds {
+    /// The ids of `context`, if it is valid.
+    fn of(context: &opentelemetry::trace::SpanContext) -> Option<Self> {
+        context.is_valid().then(|| {
+            let mut ids = Self {
+                trace_id: [0; 32],
+                span_id: [0; 16],
+            };
+            hex(&context.trace_id().to_bytes(), &mut ids.trace_id);
+            hex(&context.span_id().to_bytes(), &mut ids.span_id);
+            ids
+        })
+    }
+
+    /// The trace id: 32 lowercase hex digits.
+    pub fn trace_id(&self) -> &str {
+        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+    }
+
+    /// The span id: 16 lowercase hex digits.
+    pub fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.span_id).unwrap_or_default()
+    }
+}
+
+fn hex(bytes: &[u8], out: &mut [u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (byte, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+}
+
+/// [`current_trace_ids`] without its two `String`s: the ids of the current span, if one
+/// is active, as hex held in place.
+pub fn current_hex_trace_ids() -> Option<HexTraceIds> {
+    let cx = opentelemetry::Context::current();
+    HexTraceIds::of(cx.span().span_context())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,5 +684,23 @@ mod tests {
             let name = resource_value(&s.resource(), "service.name").unwrap_or_default();
             assert!(name.starts_with("unknown_service"), "{name}");
         }
+    }
+
+    #[test]
+    fn hex_trace_ids_are_the_ids_as_strings() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let context = SpanContext::new(
+            TraceId::from(0x0af7_6519_16cd_43dd_8448_eb21_1c80_319c),
+            SpanId::from(0x00b7_ad6b_7169_2033),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let ids = HexTraceIds::of(&context).unwrap();
+        assert_eq!(ids.trace_id(), context.trace_id().to_string());
+        assert_eq!(ids.span_id(), context.span_id().to_string());
+        assert_eq!(ids.span_id(), "00b7ad6b71692033");
+        assert_eq!(HexTraceIds::of(&SpanContext::empty_context()), None);
+        assert_eq!(current_hex_trace_ids(), None);
     }
 }

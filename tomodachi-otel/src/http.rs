@@ -1,5 +1,6 @@
 //! [`HttpTraceLayer`]: a SERVER span and tomodachi's HTTP metrics around each request.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,15 +10,17 @@ use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
 use http::{Extensions, Request, Response};
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
+use opentelemetry::{Context, KeyValue, StringValue};
 use pin_project_lite::pin_project;
 use tomodachi_core::telemetry::HttpRoute;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::Telemetry;
+use crate::propagation::TRACEPARENT;
 use crate::series::{ActiveRequests, Histogram, RequestSeries};
+use crate::telemetry::{METHODS, Route};
 
 /// Reads the matched route of a request from its extensions.
 pub type RouteFn = fn(&Extensions) -> Option<&str>;
@@ -100,31 +103,80 @@ impl<S> HttpTrace<S> {
     }
 }
 
+thread_local! {
+    /// The latest `url.path`, `server.address` and `user_agent.original` made on this
+    /// thread: the requests of a keep-alive connection repeat them, so a span usually shares
+    /// them instead of copying each into a `String` of its own.
+    static LATEST: RefCell<[Option<Arc<str>>; 3]> = const { RefCell::new([None, None, None]) };
+}
+
+const PATH: usize = 0;
+const ADDRESS: usize = 1;
+const AGENT: usize = 2;
+
+/// `value` as an attribute value, shared with the previous request's on this thread if equal.
+fn latest(slot: usize, value: &str) -> StringValue {
+    LATEST
+        .try_with(|latest| {
+            let mut latest = latest.try_borrow_mut().ok()?;
+            let slot = latest.get_mut(slot)?;
+            match slot {
+                Some(found) if **found == *value => Some(StringValue::from(Arc::clone(found))),
+                _ => {
+                    let shared: Arc<str> = Arc::from(value);
+                    *slot = Some(Arc::clone(&shared));
+                    Some(StringValue::from(shared))
+                }
+            }
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| StringValue::from(value.to_owned()))
+}
+
 fn split_host(host: &str) -> (&str, Option<i64>) {
-    match host.rsplit_once(':') {
-        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => match port.parse() {
-            Ok(port) => (name, Some(port)),
-            Err(_) => (host, None),
-        },
+    let split = host
+        .bytes()
+        .rposition(|b| b == b':')
+        .and_then(|colon| Some((host.get(..colon)?, host.get(colon + 1..)?)));
+    match split {
+        Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
+            match port_number(port) {
+                Some(port) => (name, Some(port)),
+                None => (host, None),
+            }
+        }
         _ => (host, None),
     }
 }
 
-/// `http.request.method`: the known methods as themselves, others as `_OTHER` (as the
-/// semantic conventions ask, so a client cannot grow the metrics without bound).
-fn method_name(method: &http::Method) -> &'static str {
+/// `port.parse::<i64>()`, with the common case (up to five digits) done directly.
+fn port_number(port: &str) -> Option<i64> {
+    if (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            port.bytes()
+                .fold(0, |number, digit| number * 10 + i64::from(digit - b'0')),
+        );
+    }
+    port.parse().ok()
+}
+
+/// `http.request.method`, as its index in [`METHODS`]: the known methods as themselves,
+/// others as `_OTHER` (as the semantic conventions ask, so a client cannot grow the metrics
+/// without bound).
+fn method_index(method: &http::Method) -> usize {
     use http::Method;
     match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
-        _ => "_OTHER",
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        Method::CONNECT => 7,
+        Method::TRACE => 8,
+        _ => 9,
     }
 }
 
@@ -147,8 +199,25 @@ where
                 record: None,
             };
         }
-        let parent = self.telemetry.extract_headers(request.headers());
-        let method = method_name(request.method());
+        // One pass over the headers instead of a lookup (a hash) for each one read; the
+        // first value of a header counts, as with `HeaderMap::get`.
+        let (mut host, mut agent, mut traceparent) = (None, None, false);
+        for (name, value) in request.headers() {
+            if *name == http::header::HOST {
+                host = host.or(Some(value));
+            } else if *name == http::header::USER_AGENT {
+                agent = agent.or(Some(value));
+            } else if *name == TRACEPARENT {
+                traceparent = true;
+            }
+        }
+        let parent = if traceparent {
+            self.telemetry.extract_headers(request.headers())
+        } else {
+            Context::current()
+        };
+        let method_index = method_index(request.method());
+        let method = METHODS[method_index];
         let route = (self.route)(request.extensions()).map(|r| self.telemetry.route(r));
         let scheme = match request.uri().scheme_str() {
             Some("https") => "https",
@@ -161,14 +230,14 @@ where
             _ => "1.1",
         };
         let name = match &route {
-            Some(route) => [method, " ", route].concat(),
-            None => method.to_owned(),
+            Some(route) => route.span_name(method_index),
+            None => method,
         };
         let mut attributes = Vec::with_capacity(10);
         attributes.extend([
             KeyValue::new("http.request.method", method),
             KeyValue::new("url.scheme", scheme),
-            KeyValue::new("url.path", request.uri().path().to_owned()),
+            KeyValue::new("url.path", latest(PATH, request.uri().path())),
             KeyValue::new("network.protocol.name", "http"),
             KeyValue::new("network.protocol.version", version),
         ]);
@@ -176,38 +245,33 @@ where
             attributes.push(KeyValue::new("url.query", query.to_owned()));
         }
         if let Some(route) = &route {
-            attributes.push(KeyValue::new("http.route", Arc::clone(route)));
+            attributes.push(KeyValue::new("http.route", Arc::clone(&route.pattern)));
         }
-        let host = request
-            .headers()
-            .get(http::header::HOST)
+        let host = host
             .and_then(|h| h.to_str().ok())
             .or_else(|| request.uri().host());
         if let Some(host) = host {
             let (name, port) = split_host(host);
-            attributes.push(KeyValue::new("server.address", name.to_owned()));
+            attributes.push(KeyValue::new("server.address", latest(ADDRESS, name)));
             attributes.push(KeyValue::new(
                 "server.port",
                 port.unwrap_or(if scheme == "https" { 443 } else { 80 }),
             ));
         }
-        if let Some(agent) = request
-            .headers()
-            .get(http::header::USER_AGENT)
-            .and_then(|h| h.to_str().ok())
-        {
-            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+        if let Some(agent) = agent.and_then(|h| h.to_str().ok()) {
+            attributes.push(KeyValue::new("user_agent.original", latest(AGENT, agent)));
         }
-        let span = self.telemetry.inner.tracer.build_with_context(
+        let cx = self.telemetry.start_span(
             SpanBuilder::from_name(name)
                 .with_kind(SpanKind::Server)
                 .with_attributes(attributes),
             &parent,
         );
-        let cx = parent.with_span(span);
-        let active = self.telemetry.inner.http.active.get_or_insert(
-            |a| a.method == method && a.scheme == scheme,
-            || ActiveRequests {
+        let active = self
+            .telemetry
+            .inner
+            .http
+            .active(method_index, scheme, || ActiveRequests {
                 method,
                 scheme,
                 attributes: Box::new([
@@ -215,8 +279,7 @@ where
                     KeyValue::new("url.scheme", scheme),
                 ]),
                 active: AtomicI64::new(0),
-            },
-        );
+            });
         active.active.fetch_add(1, Relaxed);
         let inner = {
             let _guard = cx.clone().attach();
@@ -228,6 +291,7 @@ where
                 cx,
                 telemetry: self.telemetry.clone(),
                 route,
+                method_index,
                 active,
                 version,
                 start: Instant::now(),
@@ -239,7 +303,8 @@ where
 struct Record {
     cx: Context,
     telemetry: Telemetry,
-    route: Option<Arc<str>>,
+    route: Option<Arc<Route>>,
+    method_index: usize,
     active: Arc<ActiveRequests>,
     version: &'static str,
     start: Instant,
@@ -254,8 +319,8 @@ impl Record {
             && let Some(found) = response_extensions.and_then(core_route)
         {
             let found = self.telemetry.route(found);
-            span.update_name([method, " ", &found].concat());
-            span.set_attribute(KeyValue::new("http.route", Arc::clone(&found)));
+            span.update_name(found.span_name(self.method_index));
+            span.set_attribute(KeyValue::new("http.route", Arc::clone(&found.pattern)));
             route = Some(found);
         }
         match status {
@@ -270,12 +335,16 @@ impl Record {
         let elapsed = self.start.elapsed().as_secs_f64();
         self.active.active.fetch_sub(1, Relaxed);
         let version = self.version;
+        let route = route.as_ref().map(|r| &r.pattern);
         let http = &self.telemetry.inner.http;
         let series = http.series.get_or_insert(
             |s| {
                 s.status == status
                     && s.method == method
-                    && s.route.as_deref() == route.as_deref()
+                    && match (&s.route, route) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                        (a, b) => a.is_none() && b.is_none(),
+                    }
                     && s.scheme == scheme
                     && s.version == version
             },
@@ -295,16 +364,13 @@ impl Record {
                     method,
                     scheme,
                     version,
-                    route: route.clone(),
+                    route: route.cloned(),
                     status,
-                    histogram: Histogram::new(attributes, self.telemetry.exemplars),
+                    histogram: Histogram::new(&http.duration, attributes, self.telemetry.exemplars),
                 }
             },
         );
-        http.duration.record(elapsed, &series.histogram.attributes);
-        if let Some(exemplars) = &series.histogram.exemplars {
-            exemplars.offer(elapsed, span.span_context());
-        }
+        series.histogram.record(elapsed, span.span_context());
         span.end();
     }
 }
@@ -355,5 +421,64 @@ where
             }
         }
         Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The implementation `split_host` replaced, as the reference.
+    fn split_host_parse(host: &str) -> (&str, Option<i64>) {
+        match host.rsplit_once(':') {
+            Some((name, port)) if !name.ends_with(']') || host.starts_with('[') => {
+                match port.parse() {
+                    Ok(port) => (name, Some(port)),
+                    Err(_) => (host, None),
+                }
+            }
+            _ => (host, None),
+        }
+    }
+
+    #[test]
+    fn split_host_agrees_with_parse() {
+        let hosts = [
+            "shop.example:8080",
+            "shop.example",
+            "shop.example:",
+            "shop.example:x1",
+            "shop.example:+80",
+            "shop.example:-1",
+            "shop.example:123456",
+            "shop.example:99999999999999999999",
+            "127.0.0.1:19902",
+            "[::1]:8080",
+            "[::1]",
+            "::1",
+            "é:80",
+            ":80",
+            "",
+        ];
+        for host in hosts {
+            assert_eq!(split_host(host), split_host_parse(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn latest_values_are_shared_when_equal() {
+        let a = latest(PATH, "/items/1");
+        let b = latest(PATH, "/items/1");
+        let c = latest(PATH, "/items/2");
+        let d = latest(ADDRESS, "/items/2");
+        assert_eq!(a.as_str(), "/items/1");
+        assert_eq!(b.as_str(), "/items/1");
+        assert_eq!(c.as_str(), "/items/2");
+        assert_eq!(d.as_str(), "/items/2");
+        assert!(std::ptr::eq(a.as_str(), b.as_str()), "shared");
+        assert!(
+            !std::ptr::eq(c.as_str(), d.as_str()),
+            "one slot per attribute"
+        );
     }
 }

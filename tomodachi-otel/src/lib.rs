@@ -15,7 +15,8 @@ mod telemetry;
 
 pub use bridge::tracing_layer;
 pub use config::{
-    Error, Exporter, Installed, PrometheusSettings, Settings, current_trace_ids, install,
+    Error, Exporter, HexTraceIds, Installed, PrometheusSettings, Settings, current_hex_trace_ids,
+    current_trace_ids, install,
 };
 pub use http::{HttpTrace, HttpTraceFuture, HttpTraceLayer, RouteFn};
 pub use message::{MessageTrace, MessageTraceFuture, MessageTraceLayer};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Instant;
 
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
 use tomodachi_core::telemetry::{AWS_SQS, Delivery, RABBITMQ, SCHEDULE};
@@ -165,13 +165,12 @@ where
         };
         let parent = self.telemetry.extract_carrier(&delivery.carrier);
         let (name, kind, attributes) = span_of(delivery);
-        let span = self.telemetry.inner.tracer.build_with_context(
+        let cx = self.telemetry.start_span(
             SpanBuilder::from_name(name)
                 .with_kind(kind)
                 .with_attributes(attributes),
             &parent,
         );
-        let cx = parent.with_span(span);
         let series = self
             .telemetry
             .instruments(delivery.system)
@@ -180,6 +179,7 @@ where
                     |s| s.is(delivery.system, &delivery.destination, &delivery.handler),
                     || {
                         MessageSeries::new(
+                            &instruments.duration,
                             delivery.system,
                             Arc::clone(&delivery.destination),
                             Arc::clone(&delivery.handler),
@@ -199,7 +199,6 @@ where
             inner,
             record: Some(Record {
                 cx,
-                telemetry: self.telemetry.clone(),
                 series,
                 start: Instant::now(),
             }),
@@ -209,7 +208,6 @@ where
 
 struct Record {
     cx: Context,
-    telemetry: Telemetry,
     series: Option<Arc<MessageSeries>>,
     start: Instant,
 }
@@ -229,15 +227,9 @@ impl Record {
             Err(error) => span.set_status(Status::error(error.to_string())),
         }
         let elapsed = self.start.elapsed().as_secs_f64();
-        if let Some(series) = &self.series
-            && let Some(instruments) = self.telemetry.instruments(series.system)
-        {
+        if let Some(series) = &self.series {
             series.finished(outcome);
-            let histogram = &series.duration[usize::from(outcome == 0)];
-            instruments.duration.record(elapsed, &histogram.attributes);
-            if let Some(exemplars) = &histogram.exemplars {
-                exemplars.offer(elapsed, span.span_context());
-            }
+            series.duration[usize::from(outcome == 0)].record(elapsed, span.span_context());
         }
         span.end();
     }

@@ -1,6 +1,6 @@
 //! W3C trace context in and out of carriers: message [`Carrier`]s and HTTP headers.
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use std::str::FromStr;
 
 use opentelemetry::Context;
@@ -78,6 +78,29 @@ fn traceparent_00(value: &str) -> Option<(TraceId, SpanId, TraceFlags)> {
     ))
 }
 
+/// `current` with the remote span of `traceparent` (the common form, see
+/// [`traceparent_00`]) and `tracestate` as parent; `None` to leave other forms to the
+/// propagator.
+fn remote_parent(
+    current: &Context,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) -> Option<Context> {
+    let (trace_id, span_id, flags) = traceparent_00(traceparent)?;
+    let state = tracestate
+        .and_then(|s| TraceState::from_str(s).ok())
+        .unwrap_or_default();
+    let remote = SpanContext::new(trace_id, span_id, flags, true, state);
+    Some(if remote.is_valid() {
+        current.with_remote_span_context(remote)
+    } else {
+        current.clone()
+    })
+}
+
+pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
 impl Telemetry {
     /// The parent context of a delivery: the remote span in `carrier` if it holds a valid
     /// `traceparent`, else the current context.
@@ -86,19 +109,10 @@ impl Telemetry {
         if carrier.is_empty() {
             return current;
         }
-        if let Some(parent) = carrier.traceparent.as_deref().and_then(traceparent_00) {
-            let state = carrier
-                .tracestate
-                .as_deref()
-                .and_then(|s| TraceState::from_str(s).ok())
-                .unwrap_or_default();
-            let (trace_id, span_id, flags) = parent;
-            let remote = SpanContext::new(trace_id, span_id, flags, true, state);
-            return if remote.is_valid() {
-                current.with_remote_span_context(remote)
-            } else {
-                current
-            };
+        if let Some(parent) = carrier.traceparent.as_deref().and_then(|traceparent| {
+            remote_parent(&current, traceparent, carrier.tracestate.as_deref())
+        }) {
+            return parent;
         }
         self.inner
             .propagator
@@ -109,8 +123,17 @@ impl Telemetry {
     /// else the current context.
     pub fn extract_headers(&self, headers: &HeaderMap) -> Context {
         let current = Context::current();
-        if !headers.contains_key("traceparent") {
+        let Some(traceparent) = headers.get(&TRACEPARENT) else {
             return current;
+        };
+        // As the propagator reads them: the first value of each header.
+        let tracestate = headers.get(&TRACESTATE).and_then(|v| v.to_str().ok());
+        if let Some(parent) = traceparent
+            .to_str()
+            .ok()
+            .and_then(|traceparent| remote_parent(&current, traceparent, tracestate))
+        {
+            return parent;
         }
         self.inner
             .propagator
@@ -131,7 +154,8 @@ mod tests {
     use opentelemetry_sdk::metrics::SdkMeterProvider;
     use opentelemetry_sdk::trace::SdkTracerProvider;
 
-    /// The fast path and the SDK's propagator agree on every shape of `traceparent`.
+    /// The fast path and the SDK's propagator agree on every shape of `traceparent`, from a
+    /// carrier and from headers.
     #[test]
     fn fast_traceparent_agrees_with_the_propagator() {
         let telemetry = Telemetry::new(&SdkTracerProvider::default(), &SdkMeterProvider::default());
@@ -162,6 +186,21 @@ mod tests {
                     fast.span().span_context(),
                     sdk.span().span_context(),
                     "{value} {state:?}"
+                );
+                let mut headers = HeaderMap::new();
+                headers.insert(&TRACEPARENT, value.parse().unwrap());
+                if let Some(state) = state {
+                    headers.insert(&TRACESTATE, state.parse().unwrap());
+                }
+                let fast = telemetry.extract_headers(&headers);
+                let sdk = telemetry
+                    .inner
+                    .propagator
+                    .extract_with_context(&Context::current(), &HeaderExtractor(&headers));
+                assert_eq!(
+                    fast.span().span_context(),
+                    sdk.span().span_context(),
+                    "headers {value} {state:?}"
                 );
             }
         }

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use tomodachi_core::telemetry::{FinishPublish, Publish, PublishHook, PublishSpan, RABBITMQ};
 
@@ -62,13 +62,12 @@ impl PublishHook for OtelPublishHook {
         if let Some(id) = publish.message_id {
             attributes.push(KeyValue::new("messaging.message.id", id.to_owned()));
         }
-        let span = self.telemetry.inner.tracer.build_with_context(
+        let cx = self.telemetry.start_span(
             SpanBuilder::from_name(format!("{} publish", publish.destination))
                 .with_kind(SpanKind::Producer)
                 .with_attributes(attributes),
             &parent,
         );
-        let cx = parent.with_span(span);
         self.telemetry.inject_context(&cx, inject);
         PublishSpan::new(Producer(cx))
     }

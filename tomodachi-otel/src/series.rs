@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
+use opentelemetry::metrics::{BoundHistogram, Histogram as Instrument};
 use opentelemetry::trace::{SpanContext, SpanId, TraceId};
 
 /// Bucket boundaries (seconds) of the duration histograms.
@@ -113,18 +114,34 @@ impl BucketExemplars {
     }
 }
 
-/// A histogram series: its attributes and, when enabled, its exemplars.
+/// A histogram series: its attributes, the instrument bound to them (a measurement neither
+/// sorts nor hashes the attributes again) and, when enabled, its exemplars.
 #[derive(Debug)]
 pub(crate) struct Histogram {
     pub(crate) attributes: Box<[KeyValue]>,
+    bound: BoundHistogram<f64>,
     pub(crate) exemplars: Option<Exemplars>,
 }
 
 impl Histogram {
-    pub(crate) fn new(attributes: Vec<KeyValue>, exemplars: bool) -> Self {
+    pub(crate) fn new(
+        instrument: &Instrument<f64>,
+        attributes: Vec<KeyValue>,
+        exemplars: bool,
+    ) -> Self {
         Self {
+            bound: instrument.bind(&attributes),
             attributes: attributes.into_boxed_slice(),
             exemplars: exemplars.then(Exemplars::default),
+        }
+    }
+
+    /// Records `value` in this series, and as its bucket's exemplar if `span` is sampled and
+    /// exemplars are kept.
+    pub(crate) fn record(&self, value: f64, span: &SpanContext) {
+        self.bound.record(value);
+        if let Some(exemplars) = &self.exemplars {
+            exemplars.offer(value, span);
         }
     }
 }
@@ -150,6 +167,7 @@ pub(crate) struct MessageSeries {
 
 impl MessageSeries {
     pub(crate) fn new(
+        duration: &Instrument<f64>,
         system: &'static str,
         destination: Arc<str>,
         handler: Arc<str>,
@@ -168,7 +186,11 @@ impl MessageSeries {
             outcome_attributes: OUTCOMES
                 .map(|outcome| with(KeyValue::new("tomodachi.outcome", outcome)).into()),
             duration: [false, true].map(|success| {
-                Histogram::new(with(KeyValue::new("function.success", success)), exemplars)
+                Histogram::new(
+                    duration,
+                    with(KeyValue::new("function.success", success)),
+                    exemplars,
+                )
             }),
             attributes: attributes.into_boxed_slice(),
             active: AtomicI64::new(0),

@@ -1,18 +1,22 @@
 //! The [`Telemetry`] handle: a tracer, tomodachi's instruments and the settings every layer
 //! shares.
 
+use std::any::Any;
+use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use opentelemetry::InstrumentationScope;
 use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::metrics::{
     Histogram, Meter, MeterProvider, ObservableCounter, ObservableUpDownCounter,
 };
+use opentelemetry::trace::{SpanBuilder, TraceContextExt};
 use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::{Context, InstrumentationScope};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracer;
 use regex::Regex;
 use tomodachi_core::telemetry::{AWS_SQS, RABBITMQ, SCHEDULE};
 
@@ -36,13 +40,16 @@ pub const SCOPE: &str = "tomodachi";
 #[derive(Clone)]
 pub struct Telemetry {
     pub(crate) inner: Arc<Inner>,
-    excluded_urls: Option<Regex>,
+    /// Shared: cloning a `Regex` makes it a new cache pool.
+    excluded_urls: Option<Arc<Regex>>,
     /// Keep an exemplar per histogram bucket (see [`Telemetry::with_exemplars`]).
     pub(crate) exemplars: bool,
 }
 
 pub(crate) struct Inner {
     pub(crate) tracer: Arc<BoxedTracer>,
+    /// `tracer` when it is the SDK's.
+    sdk_tracer: Option<SdkTracer>,
     pub(crate) propagator: TraceContextPropagator,
     pub(crate) http: HttpInstruments,
     pub(crate) sqs: MessageInstruments,
@@ -54,8 +61,11 @@ pub(crate) struct HttpInstruments {
     pub(crate) duration: Histogram<f64>,
     pub(crate) duration_name: &'static str,
     pub(crate) active: Arc<Registry<ActiveRequests>>,
+    /// The entries of `active` by method (index in [`METHODS`]) and scheme (http, https),
+    /// found without a lock.
+    active_by_method: [[OnceLock<Arc<ActiveRequests>>; 2]; METHODS.len()],
     pub(crate) series: Registry<RequestSeries>,
-    pub(crate) routes: Registry<Arc<str>>,
+    pub(crate) routes: Registry<Route>,
     _active: ObservableUpDownCounter<i64>,
 }
 
@@ -65,6 +75,24 @@ pub(crate) struct MessageInstruments {
     pub(crate) series: Arc<Registry<MessageSeries>>,
     _active: ObservableUpDownCounter<i64>,
     _handled: ObservableCounter<u64>,
+}
+
+impl HttpInstruments {
+    /// The in-flight count of requests with method `METHODS[method]` and `scheme`, made by
+    /// `make` the first time.
+    pub(crate) fn active(
+        &self,
+        method: usize,
+        scheme: &'static str,
+        make: impl FnOnce() -> ActiveRequests,
+    ) -> Arc<ActiveRequests> {
+        let method = method.min(METHODS.len() - 1);
+        let slot = &self.active_by_method[method][usize::from(scheme == "https")];
+        Arc::clone(slot.get_or_init(|| {
+            self.active
+                .get_or_insert(|a| a.method == METHODS[method] && a.scheme == scheme, make)
+        }))
+    }
 }
 
 impl MessageInstruments {
@@ -117,8 +145,18 @@ impl Telemetry {
         <T::Tracer as Tracer>::Span: Send + Sync + 'static,
         M: MeterProvider,
     {
-        let tracer = BoxedTracer::new(Box::new(tracer_provider.tracer_with_scope(scope())));
-        Self::from_parts(tracer, meter_provider.meter_with_scope(scope()))
+        let tracer = tracer_provider.tracer_with_scope(scope());
+        // The SDK's own tracer is kept as itself too: its spans then need no box of their
+        // own, nor a virtual call per span operation.
+        let sdk = (&tracer as &dyn Any).downcast_ref::<SdkTracer>().cloned();
+        let mut telemetry = Self::from_parts(
+            BoxedTracer::new(Box::new(tracer)),
+            meter_provider.meter_with_scope(scope()),
+        );
+        if let Some(inner) = Arc::get_mut(&mut telemetry.inner) {
+            inner.sdk_tracer = sdk;
+        }
+        telemetry
     }
 
     /// Telemetry recording to the global providers (`opentelemetry::global`).
@@ -149,12 +187,14 @@ impl Telemetry {
                 })
                 .build(),
             active,
+            active_by_method: Default::default(),
             series: Registry::default(),
             routes: Registry::default(),
         };
         Self {
             inner: Arc::new(Inner {
                 tracer: Arc::new(tracer),
+                sdk_tracer: None,
                 propagator: TraceContextPropagator::new(),
                 http,
                 sqs: MessageInstruments::new(
@@ -209,7 +249,7 @@ impl Telemetry {
         let excluded = if joined.is_empty() {
             None
         } else {
-            Some(Regex::new(&joined.join("|"))?)
+            Some(Arc::new(Regex::new(&joined.join("|"))?))
         };
         Ok(Self {
             excluded_urls: excluded,
@@ -251,15 +291,20 @@ impl Telemetry {
         OtelPublishHook::new(self.clone())
     }
 
+    /// `parent` with a new span from `builder` as its active span.
+    pub(crate) fn start_span(&self, builder: SpanBuilder, parent: &Context) -> Context {
+        match &self.inner.sdk_tracer {
+            Some(tracer) => parent.with_span(tracer.build_with_context(builder, parent)),
+            None => parent.with_span(self.inner.tracer.build_with_context(builder, parent)),
+        }
+    }
+
     /// The route pattern `route`, shared (one allocation per route for the process).
-    pub(crate) fn route(&self, route: &str) -> Arc<str> {
-        Arc::clone(
-            &self
-                .inner
-                .http
-                .routes
-                .get_or_insert(|r| **r == *route, || Arc::from(route)),
-        )
+    pub(crate) fn route(&self, route: &str) -> Arc<Route> {
+        self.inner
+            .http
+            .routes
+            .get_or_insert(|r| *r.pattern == *route, || Route::new(route))
     }
 
     /// Calls `f` with each duration histogram series and its instrument's name.
@@ -293,6 +338,48 @@ impl fmt::Debug for Telemetry {
             .field("excluded_urls", &self.excluded_urls)
             .finish_non_exhaustive()
     }
+}
+
+/// A matched route pattern and its span names, `"{METHOD} {route}"`, made once per method.
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub(crate) pattern: Arc<str>,
+    names: [OnceLock<&'static str>; METHODS.len()],
+}
+
+/// The values of `http.request.method`: the known methods, then `_OTHER`.
+pub(crate) const METHODS: [&str; 10] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE", "_OTHER",
+];
+
+impl Route {
+    fn new(pattern: &str) -> Self {
+        Self {
+            pattern: Arc::from(pattern),
+            names: Default::default(),
+        }
+    }
+
+    /// The span name of a request with method `METHODS[method]` on this route.
+    pub(crate) fn span_name(&self, method: usize) -> &'static str {
+        let method = method.min(METHODS.len() - 1);
+        self.names[method].get_or_init(|| intern([METHODS[method], " ", &self.pattern].concat()))
+    }
+}
+
+/// `name`, kept for the rest of the process: a span name must be `'static` for the SDK to
+/// take it without an allocation per span. Span names are made of route patterns, a set
+/// the service defines, and each distinct name is kept once however many [`Telemetry`]
+/// handles ask for it.
+fn intern(name: String) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(found) = names.get(name.as_str()) {
+        return found;
+    }
+    let name: &'static str = Box::leak(name.into_boxed_str());
+    names.insert(name);
+    name
 }
 
 fn scope() -> InstrumentationScope {

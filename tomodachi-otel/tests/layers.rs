@@ -534,3 +534,75 @@ fn current_trace_ids_is_none_outside_a_span() {
     let cx = opentelemetry::Context::new();
     assert!(!cx.span().span_context().is_valid());
 }
+
+/// A series' duration histogram (one instrument bound to its attributes per series) under
+/// delta temporality: each collection holds only that interval's requests, the series
+/// comes back after an idle interval, and its attributes are those of an unbound record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_duration_series_under_delta_temporality() {
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporterBuilder, Temporality};
+    let metrics = InMemoryMetricExporterBuilder::new()
+        .with_temporality(Temporality::Delta)
+        .build();
+    let meter_provider = SdkMeterProvider::builder()
+        .with_reader(PeriodicReader::builder(metrics.clone()).build())
+        .build();
+    let tracer_provider = SdkTracerProvider::builder().build();
+    let telemetry = Telemetry::new(&tracer_provider, &meter_provider);
+    let h = Harness {
+        spans: InMemorySpanExporter::default(),
+        metrics: metrics.clone(),
+        meter_provider,
+        telemetry,
+    };
+    let call = |path: &'static str| {
+        let mut request = Request::get(path).body(()).unwrap();
+        request
+            .extensions_mut()
+            .insert(HttpRoute(Arc::from("/items/{id}")));
+        request
+    };
+    let flush = || {
+        let provider = h.meter_provider.clone();
+        let metrics = metrics.clone();
+        async move {
+            tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+                .await
+                .unwrap();
+            let finished = metrics.get_finished_metrics().unwrap();
+            metrics.reset();
+            let Some(duration) = find_metric(&finished, "http.server.duration") else {
+                return Vec::new();
+            };
+            let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = duration.data() else {
+                panic!("not a histogram: {:?}", duration.data());
+            };
+            histogram
+                .data_points()
+                .map(|p| {
+                    let mut attributes: Vec<String> = p
+                        .attributes()
+                        .map(|kv| format!("{}={}", kv.key, kv.value))
+                        .collect();
+                    attributes.sort();
+                    (attributes.join(","), p.count())
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let series = "http.request.method=GET,http.response.status_code=200,http.route=/items/{id},\
+                  network.protocol.version=1.1,url.scheme=http";
+    for path in ["/items/1", "/items/2"] {
+        http_call(&h, h.telemetry.http_layer(), call(path), StatusCode::OK).await;
+    }
+    assert_eq!(flush().await, [(series.to_owned(), 2)]);
+    assert_eq!(flush().await, [], "an idle interval exports no point");
+    http_call(
+        &h,
+        h.telemetry.http_layer(),
+        call("/items/3"),
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(flush().await, [(series.to_owned(), 1)]);
+}
