@@ -137,11 +137,11 @@ pub(crate) fn write_line(line: &mut String, record: &AccessRecord<'_>) {
     line.push('"');
     // As for any record made inside an OpenTelemetry span.
     #[cfg(feature = "otel")]
-    if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
+    if let Some(ids) = tomodachi_otel::current_hex_trace_ids() {
         line.push_str(", \"trace_id\": \"");
-        line.push_str(&trace_id);
+        line.push_str(ids.trace_id());
         line.push_str("\", \"span_id\": \"");
-        line.push_str(&span_id);
+        line.push_str(ids.span_id());
         line.push('"');
     }
     line.push_str("}\n");

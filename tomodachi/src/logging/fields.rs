@@ -262,10 +262,10 @@ impl Record {
             self.direct = true;
             event.record(self);
             #[cfg(feature = "otel")]
-            if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
-                let trace_id = push_text(&mut self.text, &trace_id);
+            if let Some(ids) = tomodachi_otel::current_hex_trace_ids() {
+                let trace_id = push_text(&mut self.text, ids.trace_id());
                 self.insert(Name::Static("trace_id"), Value::Str(trace_id));
-                let span_id = push_text(&mut self.text, &span_id);
+                let span_id = push_text(&mut self.text, ids.span_id());
                 self.insert(Name::Static("span_id"), Value::Str(span_id));
             }
             if !self.direct_failed {
@@ -299,9 +299,9 @@ impl Record {
         event.record(self);
         // A record made inside an OpenTelemetry span carries its ids.
         #[cfg(feature = "otel")]
-        if let Some((trace_id, span_id)) = tomodachi_otel::current_trace_ids() {
-            let trace_id = push_text(&mut self.text, &trace_id);
-            let span_id = push_text(&mut self.text, &span_id);
+        if let Some(ids) = tomodachi_otel::current_hex_trace_ids() {
+            let trace_id = push_text(&mut self.text, ids.trace_id());
+            let span_id = push_text(&mut self.text, ids.span_id());
             self.insert(Name::Static("trace_id"), Value::Str(trace_id));
             self.insert(Name::Static("span_id"), Value::Str(span_id));
         }
