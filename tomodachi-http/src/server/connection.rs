@@ -363,7 +363,11 @@ pub(crate) async fn serve<A>(
         + 'static,
     A::Future: Send + 'static,
 {
-    let shutdown = shared.ws.shutdown.clone();
+    // The connection's own token: its future is polled on every wake of the connection,
+    // and a token's wait locks that token's waiter list each time. One shared by every
+    // connection was a lock all the workers fought over (futex calls, CPU time in the
+    // kernel); a child token is cancelled with the shutdown and locked by this task alone.
+    let stop = shared.ws.shutdown.token().child_token();
     let timeout = shared.config.header_read_timeout;
     // No hyper timer: its header read timeout arms a timer for every request. The
     // connection's own timer below fires at most once per `timeout`.
@@ -386,7 +390,7 @@ pub(crate) async fn serve<A>(
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,
-            () = shutdown.triggered() => break,
+            () = stop.cancelled() => break,
             () = sleep.as_mut() => {
                 // A client that sends no complete request head within `timeout` of the
                 // last response or write (or of connecting) is cut off: slow headers and

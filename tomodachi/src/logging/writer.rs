@@ -78,10 +78,17 @@ impl RecordWriter {
 impl Write for RecordWriter {
     fn write(&mut self, record: &[u8]) -> io::Result<usize> {
         let shared = shared();
-        let mut buffer = shared.lock();
         let buffered = self.buffered && shared.flusher_running();
-        if add(&mut buffer, record, buffered, &mut io::stderr().lock()) {
-            shared.pending.notify_one();
+        let mut buffer = shared.lock();
+        match add(&mut buffer, record, buffered) {
+            Out::Nothing { first } => {
+                drop(buffer);
+                if first {
+                    shared.pending.notify_one();
+                }
+            }
+            Out::Record(record) => write_in_order(buffer, record),
+            Out::Batch(batch) => write_in_order(buffer, &batch),
         }
         Ok(record.len())
     }
@@ -91,34 +98,47 @@ impl Write for RecordWriter {
     }
 }
 
-/// Adds `record` to `buffer` (`buffered`) or writes both out to `out`; returns whether
-/// the buffer got its first record (the flusher must be woken). Write errors are
-/// ignored: `eprintln!` could not report them either.
-fn add(buffer: &mut Vec<u8>, record: &[u8], buffered: bool, out: &mut impl Write) -> bool {
-    if buffered {
-        let was_empty = buffer.is_empty();
-        buffer.extend_from_slice(record);
-        if buffer.len() >= BUFFER_LIMIT {
-            write_out(buffer, out);
-            return false;
-        }
-        return was_empty;
-    }
-    if buffer.is_empty() {
-        let _ = out.write_all(record);
-    } else {
-        buffer.extend_from_slice(record);
-        write_out(buffer, out);
-    }
-    false
+/// What a record leaves to write now.
+#[derive(Debug, PartialEq)]
+enum Out<'a> {
+    /// It waits in the buffer (`first`: the buffer's first record, wake the flusher).
+    Nothing { first: bool },
+    /// The record alone (nothing was buffered).
+    Record(&'a [u8]),
+    /// What was buffered, the record last if it is not buffered.
+    Batch(Vec<u8>),
 }
 
-/// Writes `buffer` to `out` in one call and empties it.
-fn write_out(buffer: &mut Vec<u8>, out: &mut impl Write) {
-    if !buffer.is_empty() {
-        let _ = out.write_all(buffer);
-        buffer.clear();
+/// Adds `record` to `buffer` (`buffered`) or takes what must be written now.
+fn add<'a>(buffer: &mut Vec<u8>, record: &'a [u8], buffered: bool) -> Out<'a> {
+    if buffered {
+        let first = buffer.is_empty();
+        buffer.extend_from_slice(record);
+        if buffer.len() >= BUFFER_LIMIT {
+            return Out::Batch(take(buffer));
+        }
+        return Out::Nothing { first };
     }
+    if buffer.is_empty() {
+        return Out::Record(record);
+    }
+    buffer.extend_from_slice(record);
+    Out::Batch(take(buffer))
+}
+
+/// The buffer's bytes, leaving it empty with room for the next batch.
+fn take(buffer: &mut Vec<u8>) -> Vec<u8> {
+    std::mem::replace(buffer, Vec::with_capacity(BUFFER_LIMIT + BUFFER_LIMIT / 4))
+}
+
+/// Writes `bytes` to stderr once the buffer is released: the stderr lock is taken while
+/// the buffer is still held, so writes go out in the order they were taken, and the other
+/// threads append to the buffer meanwhile instead of waiting for the write. Write errors
+/// are ignored: `eprintln!` could not report them either.
+fn write_in_order(buffer: MutexGuard<'_, Vec<u8>>, bytes: &[u8]) {
+    let mut stderr = io::stderr().lock();
+    drop(buffer);
+    let _ = stderr.write_all(bytes);
 }
 
 struct Shared {
@@ -144,7 +164,11 @@ impl Shared {
     }
 
     fn flush_now(&self) {
-        write_out(&mut self.lock(), &mut io::stderr().lock());
+        let mut buffer = self.lock();
+        if !buffer.is_empty() {
+            let batch = take(&mut buffer);
+            write_in_order(buffer, &batch);
+        }
     }
 
     /// Starts (once) the thread that writes the buffer [`FLUSH_INTERVAL`] after its first
@@ -195,20 +219,35 @@ mod tests {
         }
     }
 
+    /// [`add`], writing what it leaves to write to `sink`; whether the flusher is woken.
+    fn add_to(buffer: &mut Vec<u8>, record: &[u8], buffered: bool, sink: &mut Sink) -> bool {
+        match add(buffer, record, buffered) {
+            Out::Nothing { first } => first,
+            Out::Record(record) => {
+                let _ = sink.write_all(record);
+                false
+            }
+            Out::Batch(batch) => {
+                let _ = sink.write_all(&batch);
+                false
+            }
+        }
+    }
+
     #[test]
     fn buffered_records_go_out_in_order_before_the_next_unbuffered_one() {
         let (mut buffer, mut sink) = (Vec::new(), Sink::default());
         assert!(
-            add(&mut buffer, b"a1\n", true, &mut sink),
+            add_to(&mut buffer, b"a1\n", true, &mut sink),
             "first record wakes the flusher"
         );
-        assert!(!add(&mut buffer, b"a2\n", true, &mut sink));
+        assert!(!add_to(&mut buffer, b"a2\n", true, &mut sink));
         assert_eq!(sink.writes, 0);
-        assert!(!add(&mut buffer, b"lifecycle\n", false, &mut sink));
+        assert!(!add_to(&mut buffer, b"lifecycle\n", false, &mut sink));
         assert_eq!(sink.data, b"a1\na2\nlifecycle\n");
         assert_eq!(sink.writes, 1, "one write for the batch");
         assert!(buffer.is_empty());
-        assert!(!add(&mut buffer, b"now\n", false, &mut sink));
+        assert!(!add_to(&mut buffer, b"now\n", false, &mut sink));
         assert_eq!(sink.writes, 2);
     }
 
@@ -217,10 +256,10 @@ mod tests {
         let (mut buffer, mut sink) = (Vec::new(), Sink::default());
         let record = [b'x'; 1000];
         for _ in 0..BUFFER_LIMIT / 1000 {
-            add(&mut buffer, &record, true, &mut sink);
+            add_to(&mut buffer, &record, true, &mut sink);
         }
         assert_eq!(sink.writes, 0);
-        add(&mut buffer, &record, true, &mut sink);
+        add_to(&mut buffer, &record, true, &mut sink);
         assert_eq!(sink.writes, 1);
         assert_eq!(sink.data.len(), (BUFFER_LIMIT / 1000 + 1) * 1000);
         assert!(buffer.is_empty());
