@@ -364,9 +364,10 @@ pub(crate) async fn serve<A>(
     A::Future: Send + 'static,
 {
     // The connection's own token: its future is polled on every wake of the connection,
-    // and a token's wait locks that token's waiter list each time. One shared by every
-    // connection was a lock all the workers fought over (futex calls, CPU time in the
-    // kernel); a child token is cancelled with the shutdown and locked by this task alone.
+    // and a token's wait locks that token's waiter list each time (tokio's `Notified`).
+    // The shared token would be one lock (and cache line) taken by every connection on
+    // every worker; a child token is cancelled with the shutdown and locked by this task
+    // alone.
     let stop = shared.ws.shutdown.token().child_token();
     let timeout = shared.config.header_read_timeout;
     // No hyper timer: its header read timeout arms a timer for every request. The
