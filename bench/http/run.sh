@@ -13,7 +13,9 @@
 #              keep-alive mode sets keepalive_timeout=5
 # Modes: close (wrk -H "Connection: close": one request per connection, tomodachi's
 # default) and keep-alive (wrk's default). Paths: GET /hello, POST /echo (1 KB JSON).
-# wrk -t2 -c50 for each case. Each server is started fresh for every (run, mode); the
+# wrk -t2 -c50 for each case. Run r starts the server list at its r-th server (the order
+# rotates: on 2 shared cores a server's place in the sequence moved its figures by up to
+# 20 % in repeated A/B runs). Each server is started fresh for every (run, mode); the
 # startup time is exec to the first 200 of GET /hello, idle RSS is read 1 s after that,
 # peak RSS (VmHWM) after the load. The tables show the median over the runs, and the
 # ratio to axum's median of the same run.
@@ -106,9 +108,12 @@ start() {
 }
 
 printf 'run\tserver\tmode\tpath\treq_s\tp50_ms\tp99_ms\terrors\trequests\tstartup_ms\tidle_kb\tpeak_kb\n' > "$out/samples.tsv"
+read -r -a server_list <<< "$servers"
 for run in $(seq 1 "$runs"); do
+  shift_by=$(((run - 1) % ${#server_list[@]}))
+  rotated=("${server_list[@]:shift_by}" "${server_list[@]:0:shift_by}")
   for mode in close keep-alive; do
-    for server in $servers; do
+    for server in "${rotated[@]}"; do
       port=$((port + 1))
       log="$out/$server-$mode-$run.log"
       t0=$(now_ns)
