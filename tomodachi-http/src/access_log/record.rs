@@ -1,6 +1,7 @@
 //! [`AccessRecord`], what the access log writes for a request, and [`AccessLogWriter`],
 //! where it can go instead of `tracing`.
 
+use std::cell::Cell;
 use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -149,27 +150,29 @@ pub trait AccessLogWriter: Send + Sync + 'static {
 pub(crate) struct Seconds(pub(crate) Duration);
 
 impl Seconds {
-    /// The text, by hand (`{:05}` goes through the padding machinery): once per request.
+    /// The text, from the count of 10 µs as digits (`{:.5}` of an `f64` goes through the
+    /// float and padding machinery): once per request.
     pub(crate) fn text(self) -> ShortText {
         let tens_of_micros = self
             .0
             .as_secs()
             .saturating_mul(100_000)
             .saturating_add(u64::from(self.0.subsec_nanos() + 5_000) / 10_000);
-        let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut n = tens_of_micros;
-        while n > 0 || at > digits.len() - 6 {
-            at -= 1;
-            // `n % 10` is a digit.
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        let (whole, fraction) = digits[at..].split_at(digits.len() - at - 5);
+        let mut digits = itoa::Buffer::new();
+        let digits = digits.format(tens_of_micros).as_bytes();
         let mut text = ShortText::default();
-        text.push(whole);
-        text.push(b".");
-        text.push(fraction);
+        match digits.len().checked_sub(5) {
+            Some(whole) if whole > 0 => {
+                text.push(&digits[..whole]);
+                text.push(b".");
+                text.push(&digits[whole..]);
+            }
+            _ => {
+                text.push(b"0.");
+                text.push(&b"00000"[digits.len()..]);
+                text.push(digits);
+            }
+        }
         text.push(b"s");
         text
     }
@@ -181,12 +184,32 @@ impl fmt::Display for Seconds {
     }
 }
 
-/// A client address as text, or `""` when it is unknown; IPv4 by hand (`Ipv4Addr`'s
-/// `Display` formats each octet through the padding machinery).
+/// A client address as text, or `""` when it is unknown. The last address a thread
+/// formatted is kept (a keep-alive connection or a proxy sends many requests from one);
+/// IPv4 by hand (`Ipv4Addr`'s `Display` formats each octet through the padding
+/// machinery).
 pub(crate) fn ip_text(ip: Option<IpAddr>) -> ShortText {
+    thread_local! {
+        static LAST: Cell<Option<(IpAddr, ShortText)>> = const { Cell::new(None) };
+    }
+    let Some(ip) = ip else {
+        return ShortText::default();
+    };
+    let last = LAST.try_with(Cell::get).ok().flatten();
+    if let Some((last, text)) = last
+        && last == ip
+    {
+        return text;
+    }
+    let text = format_ip(ip);
+    let _ = LAST.try_with(|last| last.set(Some((ip, text))));
+    text
+}
+
+fn format_ip(ip: IpAddr) -> ShortText {
     let mut text = ShortText::default();
     match ip {
-        Some(IpAddr::V4(ip)) => {
+        IpAddr::V4(ip) => {
             for (i, octet) in ip.octets().into_iter().enumerate() {
                 if i > 0 {
                     text.push(b".");
@@ -204,10 +227,9 @@ pub(crate) fn ip_text(ip: Option<IpAddr>) -> ShortText {
                 text.push(&digits[skip..]);
             }
         }
-        Some(ip) => {
+        IpAddr::V6(ip) => {
             let _ = write!(text, "{ip}");
         }
-        None => {}
     }
     text
 }
@@ -293,14 +315,23 @@ mod tests {
         );
         assert_eq!(Seconds(Duration::ZERO).to_string(), "0.00000s");
         assert_eq!(Seconds(Duration::from_secs(12)).to_string(), "12.00000s");
+        assert_eq!(Seconds(Duration::from_micros(10)).to_string(), "0.00001s");
+        assert_eq!(
+            Seconds(Duration::from_micros(99_999)).to_string(),
+            "0.10000s"
+        );
+        assert_eq!(Seconds(Duration::from_millis(999)).to_string(), "0.99900s");
+        assert_eq!(Seconds(Duration::from_secs(1)).to_string(), "1.00000s");
         // Saturates instead of overflowing.
         assert!(Seconds(Duration::MAX).to_string().ends_with('s'));
         for ip in [
             "0.0.0.0",
             "127.0.0.1",
+            "127.0.0.1",
             "10.20.255.9",
             "255.255.255.255",
             "::1",
+            "127.0.0.1",
         ] {
             assert_eq!(ip_text(Some(ip.parse().unwrap())).as_str(), ip);
         }

@@ -323,12 +323,14 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
     let subscriber = tracing_subscriber::registry()
         .with(filter)
         .with(layer(format));
-    #[cfg(feature = "http")]
-    let subscriber = subscriber.with(access::DirectAccessLog);
     // `--opentelemetry-instrument`: the service's own `tracing` spans and events go to
     // OpenTelemetry too, once telemetry is installed (idle until then).
     #[cfg(feature = "otel")]
     let subscriber = subscriber.with(tomodachi_otel::tracing_layer());
+    // Outermost: the access log asks for it on every request, and a downcast looks
+    // through the layers from the outside in.
+    #[cfg(feature = "http")]
+    let subscriber = subscriber.with(access::DirectAccessLog);
     tracing::subscriber::set_global_default(subscriber).map_err(InitError)?;
     // The access log of the process's HTTP servers skips `tracing` for this logger.
     #[cfg(feature = "http")]

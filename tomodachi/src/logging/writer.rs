@@ -1,15 +1,19 @@
-//! stderr with a small buffer for the records written once per request.
+//! stderr with small buffers for the records written once per request.
 //!
 //! An access log record per request written straight to stderr costs one `write(2)` each:
 //! at tens of thousands of requests per second that syscall is most of a request's cost.
 //! [`BufferedStderr`] keeps those records (the [`BUFFERED_TARGETS`] at `INFO` and below) in a
-//! process-wide buffer and writes it out in one call when
+//! buffer of the thread that makes them (no lock shared between threads on the way) and
+//! writes a buffer out in one call when
 //!
-//! - any other record is written (it goes out after the buffered ones, so the order on
-//!   stderr is the order of the records),
+//! - any other record is written: every thread's buffer goes out first, so a record on
+//!   stderr follows every buffered record made before it (buffered records of different
+//!   threads may appear out of time order among themselves, never after a later
+//!   unbuffered record),
 //! - the buffer holds [`BUFFER_LIMIT`] bytes, or
-//! - [`FLUSH_INTERVAL`] has passed since the first buffered record (a background thread,
-//!   started on the first buffered record, asleep while the buffer is empty).
+//! - [`FLUSH_INTERVAL`] has passed since a record went into an empty buffer (a background
+//!   thread, started on the first buffered record, parked while nothing is buffered), or
+//! - its thread ends.
 //!
 //! No record is dropped: a full buffer is written by the thread that fills it. Every
 //! lifecycle record is written at once, so a service that stops normally has written all
@@ -18,32 +22,37 @@
 //! the access log records of its last [`FLUSH_INTERVAL`].
 
 use std::io::{self, Write};
-use std::sync::{Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::Thread;
 use std::time::Duration;
 
 use tracing::{Level, Metadata};
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Targets whose `INFO`/`DEBUG`/`TRACE` records may wait in the buffer: the ones written
+/// Targets whose `INFO`/`DEBUG`/`TRACE` records may wait in a buffer: the ones written
 /// once per request.
 pub const BUFFERED_TARGETS: &[&str] = &["tomodachi.http.response"];
 
 /// The longest a buffered record waits before it is written.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The buffer is written out once it holds this many bytes.
+/// A thread's buffer is written out once it holds this many bytes.
 pub const BUFFER_LIMIT: usize = 32 * 1024;
 
 /// The process's stderr, buffering the [`BUFFERED_TARGETS`] (see the [module docs](self)).
 ///
-/// Every `BufferedStderr` shares one buffer, so records from several layers stay in order.
+/// Every `BufferedStderr` shares the same buffers, so records from several layers stay in
+/// order.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BufferedStderr;
 
 impl BufferedStderr {
-    /// Writes out what is buffered.
+    /// Writes out what every thread has buffered.
     pub fn flush() {
-        shared().flush_now();
+        let mut stderr = io::stderr().lock();
+        let batch = shared().take_all();
+        let _ = stderr.write_all(&batch);
     }
 }
 
@@ -78,17 +87,13 @@ impl RecordWriter {
 impl Write for RecordWriter {
     fn write(&mut self, record: &[u8]) -> io::Result<usize> {
         let shared = shared();
-        let buffered = self.buffered && shared.flusher_running();
-        let mut buffer = shared.lock();
-        match add(&mut buffer, record, buffered) {
-            Out::Nothing { first } => {
-                drop(buffer);
-                if first {
-                    shared.pending.notify_one();
-                }
-            }
-            Out::Record(record) => write_in_order(buffer, record),
-            Out::Batch(batch) => write_in_order(buffer, &batch),
+        let buffered = self.buffered
+            && shared.flusher().is_some()
+            && LOCAL
+                .try_with(|local| local.add(record, || io::stderr().lock()))
+                .is_ok();
+        if !buffered {
+            shared.write_unbuffered(record, &mut io::stderr().lock());
         }
         Ok(record.len())
     }
@@ -98,102 +103,153 @@ impl Write for RecordWriter {
     }
 }
 
-/// What a record leaves to write now.
-#[derive(Debug, PartialEq)]
-enum Out<'a> {
-    /// It waits in the buffer (`first`: the buffer's first record, wake the flusher).
-    Nothing { first: bool },
-    /// The record alone (nothing was buffered).
-    Record(&'a [u8]),
-    /// What was buffered, the record last if it is not buffered.
-    Batch(Vec<u8>),
+/// The buffer of one thread, registered with [`Shared`] while the thread lives.
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+fn lock(buffer: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
+    buffer.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Adds `record` to `buffer` (`buffered`) or takes what must be written now.
-fn add<'a>(buffer: &mut Vec<u8>, record: &'a [u8], buffered: bool) -> Out<'a> {
-    if buffered {
+thread_local! {
+    static LOCAL: Local = Local::register(shared());
+}
+
+/// A thread's buffer; written out when the thread ends. The locks are always taken in
+/// the order stderr, registry, thread buffer; a thread adding a record holds its own
+/// buffer's lock alone.
+struct Local {
+    buffer: Buffer,
+    shared: &'static Shared,
+}
+
+impl Local {
+    fn register(shared: &'static Shared) -> Self {
+        let buffer = Buffer::default();
+        lock_registry(&shared.buffers).push(buffer.clone());
+        Self { buffer, shared }
+    }
+
+    /// Adds `record`; writes the buffer to `out` (the locked stderr) once it is full.
+    fn add<W: Write>(&self, record: &[u8], out: impl FnOnce() -> W) {
+        let mut buffer = lock(&self.buffer);
         let first = buffer.is_empty();
         buffer.extend_from_slice(record);
-        if buffer.len() >= BUFFER_LIMIT {
-            return Out::Batch(take(buffer));
+        let full = buffer.len() >= BUFFER_LIMIT;
+        drop(buffer);
+        if full {
+            let mut out = out();
+            let mut buffer = lock(&self.buffer);
+            let _ = out.write_all(&buffer);
+            buffer.clear();
+        } else if first {
+            self.shared.schedule_flush();
         }
-        return Out::Nothing { first };
     }
-    if buffer.is_empty() {
-        return Out::Record(record);
+
+    /// Leaves the registry, writing what is left to `out` (the locked stderr).
+    fn close(&self, out: &mut impl Write) {
+        lock_registry(&self.shared.buffers).retain(|buffer| !Arc::ptr_eq(buffer, &self.buffer));
+        let mut buffer = lock(&self.buffer);
+        let _ = out.write_all(&buffer);
+        buffer.clear();
     }
-    buffer.extend_from_slice(record);
-    Out::Batch(take(buffer))
 }
 
-/// The buffer's bytes, leaving it empty with room for the next batch.
-fn take(buffer: &mut Vec<u8>) -> Vec<u8> {
-    std::mem::replace(buffer, Vec::with_capacity(BUFFER_LIMIT + BUFFER_LIMIT / 4))
+impl Drop for Local {
+    fn drop(&mut self) {
+        self.close(&mut io::stderr().lock());
+    }
 }
 
-/// Writes `bytes` to stderr once the buffer is released: the stderr lock is taken while
-/// the buffer is still held, so writes go out in the order they were taken, and the other
-/// threads append to the buffer meanwhile instead of waiting for the write. Write errors
-/// are ignored: `eprintln!` could not report them either.
-fn write_in_order(buffer: MutexGuard<'_, Vec<u8>>, bytes: &[u8]) {
-    let mut stderr = io::stderr().lock();
-    drop(buffer);
-    let _ = stderr.write_all(bytes);
+fn lock_registry(buffers: &Mutex<Vec<Buffer>>) -> MutexGuard<'_, Vec<Buffer>> {
+    buffers.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Shared {
-    buffer: Mutex<Vec<u8>>,
-    /// Signalled when the buffer gets its first record.
-    pending: Condvar,
-    /// Whether the flusher thread runs (started with the first buffered record).
-    flusher: OnceLock<bool>,
+    /// Every living thread's buffer.
+    buffers: Mutex<Vec<Buffer>>,
+    /// Whether the flusher will write the buffers out (set when a record goes into an
+    /// empty buffer, cleared by the flusher before it writes them).
+    scheduled: AtomicBool,
+    /// The flusher thread (started with the first buffered record; `None` if it could not
+    /// be started: then nothing is buffered).
+    flusher: OnceLock<Option<Thread>>,
 }
 
 fn shared() -> &'static Shared {
-    static SHARED: OnceLock<Shared> = OnceLock::new();
-    SHARED.get_or_init(|| Shared {
-        buffer: Mutex::new(Vec::new()),
-        pending: Condvar::new(),
-        flusher: OnceLock::new(),
-    })
+    static SHARED: Shared = Shared::new();
+    &SHARED
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn flush_now(&self) {
-        let mut buffer = self.lock();
-        if !buffer.is_empty() {
-            let batch = take(&mut buffer);
-            write_in_order(buffer, &batch);
+    const fn new() -> Self {
+        Self {
+            buffers: Mutex::new(Vec::new()),
+            scheduled: AtomicBool::new(false),
+            flusher: OnceLock::new(),
         }
     }
 
-    /// Starts (once) the thread that writes the buffer [`FLUSH_INTERVAL`] after its first
-    /// record. `false` if it cannot be started: then nothing is buffered.
-    fn flusher_running(&'static self) -> bool {
-        *self.flusher.get_or_init(|| {
-            std::thread::Builder::new()
-                .name("tomodachi-log".into())
-                .stack_size(64 * 1024)
-                .spawn(move || {
-                    loop {
-                        let mut buffer = self.lock();
-                        while buffer.is_empty() {
-                            buffer = self
-                                .pending
-                                .wait(buffer)
-                                .unwrap_or_else(PoisonError::into_inner);
+    /// Writes `record` to `out` (the locked stderr) after what every thread has buffered,
+    /// in one call.
+    fn write_unbuffered(&self, record: &[u8], out: &mut impl Write) {
+        let mut batch = self.take_all();
+        if batch.is_empty() {
+            let _ = out.write_all(record);
+        } else {
+            batch.extend_from_slice(record);
+            let _ = out.write_all(&batch);
+        }
+    }
+
+    /// What every thread has buffered, in the order the threads first buffered a record,
+    /// leaving the buffers empty (and their room for the next records). The caller holds
+    /// the stderr lock.
+    fn take_all(&self) -> Vec<u8> {
+        let mut batch = Vec::new();
+        for buffer in lock_registry(&self.buffers).iter() {
+            let mut buffer = lock(buffer);
+            batch.extend_from_slice(&buffer);
+            buffer.clear();
+        }
+        batch
+    }
+
+    /// Makes sure the flusher writes the buffers within [`FLUSH_INTERVAL`]: wakes it
+    /// unless it is already due to.
+    fn schedule_flush(&self) {
+        if !self.scheduled.swap(true, Ordering::AcqRel)
+            && let Some(Some(flusher)) = self.flusher.get()
+        {
+            flusher.unpark();
+        }
+    }
+
+    /// The thread that writes the buffers [`FLUSH_INTERVAL`] after a record went into an
+    /// empty one (started once).
+    fn flusher(&'static self) -> Option<&'static Thread> {
+        self.flusher
+            .get_or_init(|| {
+                std::thread::Builder::new()
+                    .name("tomodachi-log".into())
+                    .stack_size(64 * 1024)
+                    .spawn(move || {
+                        loop {
+                            // `park` returns at once if `schedule_flush` came first.
+                            while !self.scheduled.load(Ordering::Acquire) {
+                                std::thread::park();
+                            }
+                            std::thread::sleep(FLUSH_INTERVAL);
+                            // Cleared first: a record that finds its buffer emptied by the
+                            // flush below schedules the next one.
+                            self.scheduled.store(false, Ordering::Release);
+                            BufferedStderr::flush();
                         }
-                        drop(buffer);
-                        std::thread::sleep(FLUSH_INTERVAL);
-                        self.flush_now();
-                    }
-                })
-                .is_ok()
-        })
+                    })
+                    .ok()
+                    .map(|handle| handle.thread().clone())
+            })
+            .as_ref()
     }
 }
 
@@ -208,7 +264,7 @@ mod tests {
         writes: usize,
     }
 
-    impl Write for Sink {
+    impl Write for &mut Sink {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.writes += 1;
             self.data.extend_from_slice(buf);
@@ -219,50 +275,75 @@ mod tests {
         }
     }
 
-    /// [`add`], writing what it leaves to write to `sink`; whether the flusher is woken.
-    fn add_to(buffer: &mut Vec<u8>, record: &[u8], buffered: bool, sink: &mut Sink) -> bool {
-        match add(buffer, record, buffered) {
-            Out::Nothing { first } => first,
-            Out::Record(record) => {
-                let _ = sink.write_all(record);
-                false
-            }
-            Out::Batch(batch) => {
-                let _ = sink.write_all(&batch);
-                false
-            }
-        }
+    /// A registry of its own (no flusher thread, nothing written to the real stderr).
+    fn shared() -> &'static Shared {
+        Box::leak(Box::new(Shared::new()))
     }
 
     #[test]
-    fn buffered_records_go_out_in_order_before_the_next_unbuffered_one() {
-        let (mut buffer, mut sink) = (Vec::new(), Sink::default());
-        assert!(
-            add_to(&mut buffer, b"a1\n", true, &mut sink),
-            "first record wakes the flusher"
-        );
-        assert!(!add_to(&mut buffer, b"a2\n", true, &mut sink));
+    fn every_threads_buffered_records_go_out_before_the_next_unbuffered_one() {
+        let shared = shared();
+        let (one, two) = (Local::register(shared), Local::register(shared));
+        let mut sink = Sink::default();
+        one.add(b"a1\n", || &mut sink);
+        two.add(b"b1\n", || &mut sink);
+        one.add(b"a2\n", || &mut sink);
         assert_eq!(sink.writes, 0);
-        assert!(!add_to(&mut buffer, b"lifecycle\n", false, &mut sink));
-        assert_eq!(sink.data, b"a1\na2\nlifecycle\n");
+        shared.write_unbuffered(b"lifecycle\n", &mut &mut sink);
+        assert_eq!(sink.data, b"a1\na2\nb1\nlifecycle\n");
         assert_eq!(sink.writes, 1, "one write for the batch");
-        assert!(buffer.is_empty());
-        assert!(!add_to(&mut buffer, b"now\n", false, &mut sink));
-        assert_eq!(sink.writes, 2);
+        shared.write_unbuffered(b"now\n", &mut &mut sink);
+        assert_eq!(sink.writes, 2, "nothing was left buffered");
+        assert_eq!(sink.data, b"a1\na2\nb1\nlifecycle\nnow\n");
     }
 
     #[test]
-    fn a_full_buffer_is_written_by_the_writer() {
-        let (mut buffer, mut sink) = (Vec::new(), Sink::default());
+    fn a_full_buffer_is_written_by_its_thread() {
+        let shared = shared();
+        let (local, mut sink) = (Local::register(shared), Sink::default());
         let record = [b'x'; 1000];
         for _ in 0..BUFFER_LIMIT / 1000 {
-            add_to(&mut buffer, &record, true, &mut sink);
+            local.add(&record, || &mut sink);
         }
         assert_eq!(sink.writes, 0);
-        add_to(&mut buffer, &record, true, &mut sink);
+        local.add(&record, || &mut sink);
         assert_eq!(sink.writes, 1);
         assert_eq!(sink.data.len(), (BUFFER_LIMIT / 1000 + 1) * 1000);
-        assert!(buffer.is_empty());
+        assert!(shared.take_all().is_empty());
+    }
+
+    #[test]
+    fn a_record_into_an_empty_buffer_schedules_a_flush() {
+        let shared = shared();
+        let (local, mut sink) = (Local::register(shared), Sink::default());
+        local.add(b"a1\n", || &mut sink);
+        assert!(
+            shared.scheduled.swap(false, Ordering::AcqRel),
+            "first record"
+        );
+        local.add(b"a2\n", || &mut sink);
+        assert!(
+            !shared.scheduled.load(Ordering::Acquire),
+            "the buffer was not empty"
+        );
+        assert_eq!(shared.take_all(), b"a1\na2\n");
+        local.add(b"a3\n", || &mut sink);
+        assert!(
+            shared.scheduled.load(Ordering::Acquire),
+            "emptied by the flush"
+        );
+        local.close(&mut &mut sink);
+        assert_eq!(sink.data, b"a3\n");
+    }
+
+    #[test]
+    fn a_thread_that_ends_writes_its_buffer() {
+        let shared = shared();
+        let (local, mut sink) = (Local::register(shared), Sink::default());
+        local.add(b"a1\n", || &mut sink);
+        local.close(&mut &mut sink);
+        assert_eq!(sink.data, b"a1\n");
+        assert!(lock_registry(&shared.buffers).is_empty(), "unregistered");
     }
 
     #[test]
