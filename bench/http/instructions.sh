@@ -5,8 +5,9 @@
 #
 #   bash bench/http/instructions.sh [N, default 2000] [servers, default "tomodachi axum"]
 #
-# Servers: tomodachi, axum, and tomodachi+otel (bench_http_tomodachi_otel: the same
-# service with traces and metrics on, spans batch-exported to a sink that drops them).
+# Servers: tomodachi, axum, tomodachi+otel (bench_http_tomodachi_otel: the same
+# service with traces and metrics on, spans batch-exported to a sink that drops them) and
+# axum+headers (bare axum adding tomodachi's Server/Connection/Keep-Alive headers).
 #
 # Prints, per server and path (GET /hello, POST /echo with 1 KB of JSON), the server's
 # instructions per request (all threads). Needs valgrind and python3; the callgrind
@@ -59,6 +60,9 @@ measure() {
         > /dev/null 2>> "$out/${server/+/_}.log" &
       ;;
     axum) "${cmd[@]}" "$bin/bench_http_axum" "$port" > /dev/null 2>> "$out/$server.log" & ;;
+    axum+headers)
+      BENCH_TOMODACHI_HEADERS=1 "${cmd[@]}" "$bin/bench_http_axum" "$port" > /dev/null 2>> "$out/axum_headers.log" &
+      ;;
   esac
   local pid=$!
   for _ in $(seq 1 600); do

@@ -9,6 +9,9 @@
 #              access log on) appended to a file; keep-alive mode sets
 #              TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=5
 #   axum       bench_http_axum: axum::serve, same handlers, no logging
+#   axum+headers  the same with tomodachi's keep-alive response headers (Server,
+#              Connection, Keep-Alive; keep-alive mode only): the cost of that wire
+#              behaviour alone (not in the default list)
 #   python     tomodachi run --production --logger json python_service.py, stderr to a file;
 #              keep-alive mode sets keepalive_timeout=5
 # Modes: close (wrk -H "Connection: close": one request per connection, tomodachi's
@@ -98,6 +101,9 @@ start() {
         "$bin/bench_http_tomodachi_otel" --production --logger json > /dev/null 2>> "$log" &
       ;;
     axum) "$bin/bench_http_axum" "$port" > /dev/null 2>> "$log" & ;;
+    axum+headers) # BENCH_SERVERS="tomodachi axum+headers axum": tomodachi's 3 response headers
+      BENCH_TOMODACHI_HEADERS=1 "$bin/bench_http_axum" "$port" > /dev/null 2>> "$log" &
+      ;;
     python)
       # tomodachi resolves the service file against the working directory.
       (cd "$here" && PORT=$port KEEPALIVE=$keepalive exec "$venv/bin/tomodachi" run --production \
@@ -114,6 +120,8 @@ for run in $(seq 1 "$runs"); do
   rotated=("${server_list[@]:shift_by}" "${server_list[@]:0:shift_by}")
   for mode in close keep-alive; do
     for server in "${rotated[@]}"; do
+      # Its headers are those of a keep-alive response.
+      [ "$server" = axum+headers ] && [ "$mode" = close ] && continue
       port=$((port + 1))
       log="$out/$server-$mode-$run.log"
       t0=$(now_ns)
@@ -169,7 +177,7 @@ baseline = {}
 for r in rows:
     if r["server"] == "axum":
         baseline[(r["run"], r["mode"], r["path"])] = float(r["req_s"])
-order = [s for s in ("tomodachi", "tomodachi+otel", "axum", "python") if any(k[0] == s for k in cases)]
+order = [s for s in ("tomodachi", "tomodachi+otel", "axum+headers", "axum", "python") if any(k[0] == s for k in cases)]
 print("| server | mode | path | req/s | × axum | p50 ms | p99 ms | errors | startup ms | idle RSS MB | peak RSS MB |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for mode in ("close", "keep-alive"):
