@@ -320,17 +320,7 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
         LogFormat::Disabled => LevelFilter::OFF,
         _ => LevelFilter::from(level.into()),
     };
-    let subscriber = tracing_subscriber::registry()
-        .with(filter)
-        .with(layer(format));
-    // `--opentelemetry-instrument`: the service's own `tracing` spans and events go to
-    // OpenTelemetry too, once telemetry is installed (idle until then).
-    #[cfg(feature = "otel")]
-    let subscriber = subscriber.with(tomodachi_otel::tracing_layer());
-    // Outermost: the access log asks for it on every request, and a downcast looks
-    // through the layers from the outside in.
-    #[cfg(feature = "http")]
-    let subscriber = subscriber.with(access::DirectAccessLog);
+    let subscriber = process_subscriber(format, filter);
     tracing::subscriber::set_global_default(subscriber).map_err(InitError)?;
     // The access log of the process's HTTP servers skips `tracing` for this logger.
     #[cfg(feature = "http")]
@@ -338,6 +328,26 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
         access::installed_json(filter);
     }
     Ok(())
+}
+
+/// The subscriber [`init`] installs: `format` on stderr at `filter`.
+fn process_subscriber(
+    format: LogFormat,
+    filter: LevelFilter,
+) -> impl Subscriber + Send + Sync + 'static {
+    let subscriber = tracing_subscriber::registry()
+        .with(filter)
+        .with(layer(format));
+    // Below the OpenTelemetry layer: outside it, a layer without a level hint would lift
+    // the subscriber's level limit (the otel layer filters per layer), and every disabled
+    // `debug!` would ask the whole stack.
+    #[cfg(feature = "http")]
+    let subscriber = subscriber.with(access::DirectAccessLog);
+    // `--opentelemetry-instrument`: the service's own `tracing` spans and events go to
+    // OpenTelemetry too, once telemetry is installed (idle until then).
+    #[cfg(feature = "otel")]
+    let subscriber = subscriber.with(tomodachi_otel::tracing_layer());
+    subscriber
 }
 
 /// Whether console logs on stderr get colours: stderr is a terminal and colours are not

@@ -435,3 +435,16 @@ fn json_repeated_names_in_one_event_keep_the_first_place_and_the_last_value() {
         )
     );
 }
+
+#[test]
+fn the_process_subscriber_keeps_its_level_limit() {
+    use tracing::Subscriber as _;
+    // A layer without a level hint outside one that filters per layer (OpenTelemetry's)
+    // would lift the limit to TRACE: every disabled `debug!` would then ask every layer.
+    for level in [LevelFilter::INFO, LevelFilter::WARN, LevelFilter::OFF] {
+        let subscriber = process_subscriber(LogFormat::Json, level);
+        assert_eq!(subscriber.max_level_hint(), Some(level));
+        #[cfg(feature = "http")]
+        assert!(tracing::Dispatch::new(subscriber).is::<access::DirectAccessLog>());
+    }
+}
