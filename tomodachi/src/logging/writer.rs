@@ -106,8 +106,9 @@ impl Write for RecordWriter {
 /// The buffer of one thread, registered with [`Shared`] while the thread lives.
 type Buffer = Arc<Mutex<Vec<u8>>>;
 
-fn lock(buffer: &Mutex<Vec<u8>>) -> MutexGuard<'_, Vec<u8>> {
-    buffer.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks `mutex`; a poisoned one is used as it is (its buffers hold whole records).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 thread_local! {
@@ -125,7 +126,7 @@ struct Local {
 impl Local {
     fn register(shared: &'static Shared) -> Self {
         let buffer = Buffer::default();
-        lock_registry(&shared.buffers).push(buffer.clone());
+        lock(&shared.buffers).push(buffer.clone());
         Self { buffer, shared }
     }
 
@@ -148,7 +149,7 @@ impl Local {
 
     /// Leaves the registry, writing what is left to `out` (the locked stderr).
     fn close(&self, out: &mut impl Write) {
-        lock_registry(&self.shared.buffers).retain(|buffer| !Arc::ptr_eq(buffer, &self.buffer));
+        lock(&self.shared.buffers).retain(|buffer| !Arc::ptr_eq(buffer, &self.buffer));
         let mut buffer = lock(&self.buffer);
         let _ = out.write_all(&buffer);
         buffer.clear();
@@ -159,10 +160,6 @@ impl Drop for Local {
     fn drop(&mut self) {
         self.close(&mut io::stderr().lock());
     }
-}
-
-fn lock_registry(buffers: &Mutex<Vec<Buffer>>) -> MutexGuard<'_, Vec<Buffer>> {
-    buffers.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 struct Shared {
@@ -207,7 +204,7 @@ impl Shared {
     /// the stderr lock.
     fn take_all(&self) -> Vec<u8> {
         let mut batch = Vec::new();
-        for buffer in lock_registry(&self.buffers).iter() {
+        for buffer in lock(&self.buffers).iter() {
             let mut buffer = lock(buffer);
             batch.extend_from_slice(&buffer);
             buffer.clear();
@@ -343,7 +340,7 @@ mod tests {
         local.add(b"a1\n", || &mut sink);
         local.close(&mut &mut sink);
         assert_eq!(sink.data, b"a1\n");
-        assert!(lock_registry(&shared.buffers).is_empty(), "unregistered");
+        assert!(lock(&shared.buffers).is_empty(), "unregistered");
     }
 
     #[test]
