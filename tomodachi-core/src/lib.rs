@@ -8,6 +8,7 @@ pub mod handler;
 pub mod layer;
 mod message;
 mod outcome;
+pub mod publish;
 pub mod shutdown;
 mod source;
 pub mod stats;
