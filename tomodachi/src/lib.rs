@@ -9,6 +9,7 @@ mod lifecycle;
 pub mod logging;
 pub mod options;
 mod process;
+mod publishers;
 mod service;
 mod transport;
 

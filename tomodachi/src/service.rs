@@ -94,8 +94,9 @@ impl RunContext {
         }
     }
 
-    /// `service` wrapped in the service's message layers (first added = outermost), and
-    /// then in the envelope (outermost of all), if one is given.
+    /// `service` wrapped in the service's message layers (first added = outermost), then
+    /// in the layer that hands it the service's publishers, and in the envelope (outermost
+    /// of all), if one is given.
     #[cfg_attr(
         not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
         allow(dead_code)
@@ -109,11 +110,13 @@ impl RunContext {
         for layer in self.layers.iter().rev() {
             service = layer(service);
         }
+        let publishers = crate::publishers::Publishers::of(self).message_layer();
         let service = match envelope {
             Some(envelope) => BoxCloneSyncService::new(
-                tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
+                tomodachi_core::EnvelopeLayer::new(envelope.clone())
+                    .layer(publishers.layer(service)),
             ),
-            None => service,
+            None => BoxCloneSyncService::new(publishers.layer(service)),
         };
         // `--opentelemetry-instrument`: the span is outermost, around the envelope.
         #[cfg(feature = "otel")]

@@ -1,6 +1,6 @@
 //! AMQP handlers on the service builder.
 
-use tomodachi_amqp::{AmqpConnection, AmqpPublisher, Binding, Consumer};
+use tomodachi_amqp::{Binding, Consumer};
 use tomodachi_core::{Handler, Source, Transport};
 
 use crate::Service;
@@ -14,7 +14,7 @@ where
     ///
     /// The service's handlers share one connection (from `options.amqp`). Messages are
     /// opened with the binding's envelope, else the service's; handlers may take the
-    /// AMQP context extractors and an `AmqpPublisher`.
+    /// AMQP context extractors and the service's publishers (`AmqpPublisher`, ...).
     ///
     /// ```no_run
     /// use tomodachi::amqp::{Binding, RoutingKey};
@@ -49,13 +49,7 @@ where
             {
                 binding = binding.envelope(envelope.clone());
             }
-            let options = context.options.amqp.clone();
-            let connection = context.shared(|| AmqpConnection::new(options));
-            let mut publisher =
-                AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
-            if let Some(envelope) = &context.envelope {
-                publisher = publisher.envelope(envelope.clone());
-            }
+            let connection = crate::publishers::amqp_connection(&context);
             #[cfg(feature = "otel")]
             let envelope = crate::instrument::envelope_in_span(binding.get_envelope());
             #[cfg(not(feature = "otel"))]
@@ -65,7 +59,6 @@ where
             }
             let service = context.wrap(service, envelope.as_ref());
             let work = Consumer::with_connection(connection, binding, context.identity.clone())
-                .publisher(publisher)
                 .start(service, context.shutdown.clone())
                 .await?;
             Ok(running(work))
