@@ -18,6 +18,7 @@ use tomodachi_core::{
     BoxError, Envelope, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity,
     SharedEnvelope, to_python_json,
 };
+use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::context::{AmqpTable, AmqpValue, table_to_lapin};
@@ -196,6 +197,12 @@ impl PublishRequest for AmqpPublish {
 /// ```
 #[derive(Clone)]
 pub struct AmqpPublisher {
+    inner: Arc<Inner>,
+}
+
+/// What a publisher's clones share (one `Arc`: a clone per handler call is cheap).
+#[derive(Clone)]
+struct Inner {
     broker: Broker,
     layers: PublishLayers<AmqpPublish, (), AmqpError>,
     service: BoxPublishService<AmqpPublish, (), AmqpError>,
@@ -208,13 +215,13 @@ pub struct AmqpPublisher {
 impl fmt::Debug for AmqpPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpPublisher")
-            .field("connection", &self.broker.connection)
-            .field("identity", &self.identity)
-            .field("envelope", &self.envelope)
-            .field("exchange", &self.exchange)
-            .field("persistent", &self.persistent)
-            .field("publish_timeout", &self.broker.publish_timeout)
-            .field("layers", &self.layers)
+            .field("connection", &self.inner.broker.connection)
+            .field("identity", &self.inner.identity)
+            .field("envelope", &self.inner.envelope)
+            .field("exchange", &self.inner.exchange)
+            .field("persistent", &self.inner.persistent)
+            .field("publish_timeout", &self.inner.broker.publish_timeout)
+            .field("layers", &self.inner.layers)
             .finish_non_exhaustive()
     }
 }
@@ -239,13 +246,15 @@ impl AmqpPublisher {
         };
         let layers = PublishLayers::new(AmqpError::Layer);
         Self {
-            service: layers.apply(broker.clone()),
-            broker,
-            layers,
-            identity,
-            envelope: Arc::new(JsonEnvelope),
-            exchange,
-            persistent: false,
+            inner: Arc::new(Inner {
+                service: layers.apply(broker.clone()),
+                broker,
+                layers,
+                identity,
+                envelope: Arc::new(JsonEnvelope),
+                exchange,
+                persistent: false,
+            }),
         }
     }
 
@@ -272,8 +281,9 @@ impl AmqpPublisher {
         <L::Service as Service<AmqpPublish>>::Error: Into<BoxError>,
         <L::Service as Service<AmqpPublish>>::Future: Send + 'static,
     {
-        self.layers.push(layer);
-        self.service = self.layers.apply(self.broker.clone());
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.layers.push(layer);
+        inner.service = inner.layers.apply(inner.broker.clone());
         self
     }
 
@@ -283,47 +293,48 @@ impl AmqpPublisher {
     /// [`RawEnvelope`]: tomodachi_core::RawEnvelope
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = Arc::new(envelope);
+        Arc::make_mut(&mut self.inner).envelope = Arc::new(envelope);
         self
     }
 
     /// Seals with a shared envelope (the service's).
     #[must_use]
     pub fn shared_envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = envelope;
+        Arc::make_mut(&mut self.inner).envelope = envelope;
         self
     }
 
     /// Publishes to this exchange by default (instead of `options.amqp.exchange_name`).
     #[must_use]
     pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
-        self.exchange = exchange.into();
+        Arc::make_mut(&mut self.inner).exchange = exchange.into();
         self
     }
 
     /// Sends persistent messages (delivery mode 2) by default. tomodachi does not.
     #[must_use]
     pub fn persistent(mut self, persistent: bool) -> Self {
-        self.persistent = persistent;
+        Arc::make_mut(&mut self.inner).persistent = persistent;
         self
     }
 
     /// How long a publish may wait for the broker (outage, recovery, confirm).
     #[must_use]
     pub fn publish_timeout(mut self, timeout: Duration) -> Self {
-        self.broker.publish_timeout = timeout;
-        self.service = self.layers.apply(self.broker.clone());
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.broker.publish_timeout = timeout;
+        inner.service = inner.layers.apply(inner.broker.clone());
         self
     }
 
     /// The identity messages are sealed with.
     pub fn identity(&self) -> &ServiceIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// The connection the publisher uses.
     pub fn connection(&self) -> &AmqpConnection {
-        &self.broker.connection
+        &self.inner.broker.connection
     }
 
     /// Seals `data` and publishes it with `routing_key` (prefixed with
@@ -361,8 +372,9 @@ impl AmqpPublisher {
         };
         let raw = to_python_json(data).map_err(|e| seal_error(e.to_string()))?;
         let payload = self
+            .inner
             .envelope
-            .seal(&self.identity, routing_key, &raw)
+            .seal(&self.inner.identity, routing_key, &raw)
             .map_err(|e| seal_error(e.to_string()))?;
         self.publish_payload(payload.into_bytes(), routing_key, options)
             .await
@@ -381,32 +393,34 @@ impl AmqpPublisher {
     ) -> Result<(), AmqpError> {
         let exchange = match options.exchange.take() {
             Some(name) if !name.is_empty() => name,
-            _ => self.exchange.clone(),
+            _ => self.inner.exchange.clone(),
         };
-        options.persistent = Some(options.persistent.unwrap_or(self.persistent));
+        options.persistent = Some(options.persistent.unwrap_or(self.inner.persistent));
         let request = AmqpPublish::new(exchange, routing_key, payload, options);
-        self.service.clone().oneshot(request).await
+        self.inner.service.clone().oneshot(request).await
     }
 
     /// Closes the publisher's channel (and nothing else). A later publish reopens it.
     pub async fn close(&self) {
-        self.broker.close().await;
+        self.inner.broker.close().await;
     }
 }
 
 /// The publisher as the `tower::Service` it wraps: a request is one [`AmqpPublish`], sent
 /// through the publisher's layers.
+/// It is always ready: each call awaits the layers' readiness (a concurrency limit) on
+/// its own clone of the stack.
 impl Service<AmqpPublish> for AmqpPublisher {
     type Response = ();
     type Error = AmqpError;
-    type Future = BoxFuture<'static, Result<(), AmqpError>>;
+    type Future = Oneshot<BoxPublishService<AmqpPublish, (), AmqpError>, AmqpPublish>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AmqpError>> {
-        self.service.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AmqpError>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: AmqpPublish) -> Self::Future {
-        self.service.call(request)
+        self.inner.service.clone().oneshot(request)
     }
 }
 

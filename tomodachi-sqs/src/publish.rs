@@ -13,6 +13,7 @@ use tomodachi_core::{
     AttributeValue, BoxError, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity,
     SharedEnvelope, to_python_json,
 };
+use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::attributes::{inject, to_sns};
@@ -173,6 +174,12 @@ impl PublishRequest for SnsPublish {
 /// ```
 #[derive(Clone)]
 pub struct SnsPublisher {
+    inner: Arc<Inner>,
+}
+
+/// What a publisher's clones share (one `Arc`: a clone per handler call is cheap).
+#[derive(Clone)]
+struct Inner {
     topics: Topics,
     layers: PublishLayers<SnsPublish, String, Error>,
     service: BoxPublishService<SnsPublish, String, Error>,
@@ -183,11 +190,11 @@ pub struct SnsPublisher {
 impl fmt::Debug for SnsPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SnsPublisher")
-            .field("clients", &self.topics.clients)
-            .field("identity", &self.identity)
-            .field("envelope", &self.envelope)
-            .field("mode", &self.topics.mode)
-            .field("layers", &self.layers)
+            .field("clients", &self.inner.topics.clients)
+            .field("identity", &self.inner.identity)
+            .field("envelope", &self.inner.envelope)
+            .field("mode", &self.inner.topics.mode)
+            .field("layers", &self.inner.layers)
             .finish_non_exhaustive()
     }
 }
@@ -207,11 +214,13 @@ impl SnsPublisher {
         };
         let layers = PublishLayers::new(Error::Layer);
         Self {
-            service: layers.apply(topics.clone()),
-            topics,
-            layers,
-            identity,
-            envelope: Arc::new(JsonEnvelope),
+            inner: Arc::new(Inner {
+                service: layers.apply(topics.clone()),
+                topics,
+                layers,
+                identity,
+                envelope: Arc::new(JsonEnvelope),
+            }),
         }
     }
 
@@ -226,29 +235,31 @@ impl SnsPublisher {
         <L::Service as Service<SnsPublish>>::Error: Into<BoxError>,
         <L::Service as Service<SnsPublish>>::Future: Send + 'static,
     {
-        self.layers.push(layer);
-        self.service = self.layers.apply(self.topics.clone());
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.layers.push(layer);
+        inner.service = inner.layers.apply(inner.topics.clone());
         self
     }
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
     pub fn envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = envelope;
+        Arc::make_mut(&mut self.inner).envelope = envelope;
         self
     }
 
     /// Whether missing topics are created.
     #[must_use]
     pub fn topic_mode(mut self, mode: TopicMode) -> Self {
-        self.topics.mode = mode;
-        self.service = self.layers.apply(self.topics.clone());
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.topics.mode = mode;
+        inner.service = inner.layers.apply(inner.topics.clone());
         self
     }
 
     /// The identity messages are sealed with.
     pub fn identity(&self) -> &ServiceIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// Publishes `data` to `topic`; returns the SNS message id.
@@ -269,8 +280,12 @@ impl SnsPublisher {
         options: PublishOptions,
     ) -> Result<String, Error> {
         let data = to_python_json(data)?;
-        let message = self.envelope.seal(&self.identity, topic, &data)?;
-        self.service
+        let message = self
+            .inner
+            .envelope
+            .seal(&self.inner.identity, topic, &data)?;
+        self.inner
+            .service
             .clone()
             .oneshot(SnsPublish::new(topic, message, options))
             .await
@@ -279,7 +294,7 @@ impl SnsPublisher {
     /// The topic's ARN: cached, else looked up, else created (in
     /// [`TopicMode::CreateIfMissing`]).
     pub async fn topic_arn(&self, topic: &str, fifo: bool) -> Result<String, Error> {
-        self.topics.arn(topic, fifo).await
+        self.inner.topics.arn(topic, fifo).await
     }
 }
 
@@ -300,17 +315,19 @@ impl<S> FromMessageParts<S> for SnsPublisher {
 
 /// The publisher as the `tower::Service` it wraps: a request is one [`SnsPublish`], sent
 /// through the publisher's layers; the response is the SNS message id.
+/// It is always ready: each call awaits the layers' readiness (a concurrency limit) on
+/// its own clone of the stack.
 impl Service<SnsPublish> for SnsPublisher {
     type Response = String;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<String, Error>>;
+    type Future = Oneshot<BoxPublishService<SnsPublish, String, Error>, SnsPublish>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.service.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: SnsPublish) -> Self::Future {
-        self.service.call(request)
+        self.inner.service.clone().oneshot(request)
     }
 }
 

@@ -15,6 +15,7 @@ use tomodachi_core::{
     AttributeValue, BoxError, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity,
     SharedEnvelope, to_python_json,
 };
+use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::attributes::{BodyAttribute, inject, to_body, to_sqs};
@@ -158,6 +159,12 @@ impl PublishRequest for SqsSend {
 /// [`SqsSender::layer`] wraps it in any tower layer while `send` stays one line.
 #[derive(Clone)]
 pub struct SqsSender {
+    inner: Arc<Inner>,
+}
+
+/// What a sender's clones share (one `Arc`: a clone per handler call is cheap).
+#[derive(Clone)]
+struct Inner {
     queues: Queues,
     layers: PublishLayers<SqsSend, String, Error>,
     service: BoxPublishService<SqsSend, String, Error>,
@@ -168,10 +175,10 @@ pub struct SqsSender {
 impl fmt::Debug for SqsSender {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SqsSender")
-            .field("clients", &self.queues.clients)
-            .field("identity", &self.identity)
-            .field("envelope", &self.envelope)
-            .field("layers", &self.layers)
+            .field("clients", &self.inner.queues.clients)
+            .field("identity", &self.inner.identity)
+            .field("envelope", &self.inner.envelope)
+            .field("layers", &self.inner.layers)
             .finish_non_exhaustive()
     }
 }
@@ -219,11 +226,13 @@ impl SqsSender {
         };
         let layers = PublishLayers::new(Error::Layer);
         Self {
-            service: layers.apply(queues.clone()),
-            queues,
-            layers,
-            identity,
-            envelope: Arc::new(JsonEnvelope),
+            inner: Arc::new(Inner {
+                service: layers.apply(queues.clone()),
+                queues,
+                layers,
+                identity,
+                envelope: Arc::new(JsonEnvelope),
+            }),
         }
     }
 
@@ -238,21 +247,22 @@ impl SqsSender {
         <L::Service as Service<SqsSend>>::Error: Into<BoxError>,
         <L::Service as Service<SqsSend>>::Future: Send + 'static,
     {
-        self.layers.push(layer);
-        self.service = self.layers.apply(self.queues.clone());
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.layers.push(layer);
+        inner.service = inner.layers.apply(inner.queues.clone());
         self
     }
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
     pub fn envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = envelope;
+        Arc::make_mut(&mut self.inner).envelope = envelope;
         self
     }
 
     /// The identity messages are sealed with.
     pub fn identity(&self) -> &ServiceIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// Sends `data` to `queue` (a name, a queue URL or an `arn:aws:sqs:` ARN); returns the
@@ -286,9 +296,10 @@ impl SqsSender {
         let message = if options.raw_body {
             raw_text(&data)?
         } else {
-            self.envelope.seal(&self.identity, "", &data)?
+            self.inner.envelope.seal(&self.inner.identity, "", &data)?
         };
-        self.service
+        self.inner
+            .service
             .clone()
             .oneshot(SqsSend::new(queue, message, options))
             .await
@@ -296,7 +307,8 @@ impl SqsSender {
 
     /// The queue's URL: verbatim for a URL, `GetQueueUrl` (cached) for a name or ARN.
     pub async fn queue_url(&self, queue: &str, options: &SendOptions) -> Result<String, Error> {
-        self.queues
+        self.inner
+            .queues
             .url(queue, options.queue_name_prefix.as_ref())
             .await
     }
@@ -319,17 +331,19 @@ impl<S> FromMessageParts<S> for SqsSender {
 
 /// The sender as the `tower::Service` it wraps: a request is one [`SqsSend`], sent through
 /// the sender's layers; the response is the SQS message id.
+/// It is always ready: each call awaits the layers' readiness (a concurrency limit) on
+/// its own clone of the stack.
 impl Service<SqsSend> for SqsSender {
     type Response = String;
     type Error = Error;
-    type Future = BoxFuture<'static, Result<String, Error>>;
+    type Future = Oneshot<BoxPublishService<SqsSend, String, Error>, SqsSend>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        self.service.poll_ready(cx)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: SqsSend) -> Self::Future {
-        self.service.call(request)
+        self.inner.service.clone().oneshot(request)
     }
 }
 
