@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::task::{Id, JoinError, JoinSet};
-use tomodachi_core::{BoxError, Message, Outcome, Shutdown, Source, Transport};
+use tomodachi_core::{BoxError, Message, Outcome, Shutdown, Source};
 use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Instrument;
@@ -138,7 +138,7 @@ where
     /// Checks the schedule (an invalid interval, timestamp or time zone fails startup).
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, ScheduleError> {
         self.schedule.validate()?;
-        Transport::Schedule.stats().enable();
+        crate::TRANSPORT.enable();
         #[cfg(any(test, feature = "test-util"))]
         let clock = match self.start_time {
             Some(wall) => Clock::Virtual {
@@ -365,7 +365,7 @@ impl Runner {
             "type" = "tomodachi.schedule",
             invocation_time = %invocation_time,
         );
-        let guard = Transport::Schedule.stats().task();
+        let guard = crate::TRANSPORT.stats().task();
         let call = span.in_scope(|| service.call(message));
         let name = self.name.clone();
         let run = async move {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use support::{Logs, Record, start_wall};
 use tokio::task::JoinHandle;
-use tomodachi_core::{Handler, Message, Outcome, Shutdown, Source, State, Transport};
+use tomodachi_core::{Handler, Message, Outcome, Shutdown, Source, State};
 use tomodachi_schedule::{
     Interval, InvocationTime, Overlap, Schedule, ScheduleContext, ScheduleError, ScheduleSource,
 };
@@ -342,7 +342,7 @@ async fn handler_records_carry_handler_and_type_fields() {
 
 #[tokio::test(start_paused = true)]
 async fn runs_count_in_the_execution_context() {
-    let stats = Transport::Schedule.stats();
+    let stats = tomodachi_schedule::TRANSPORT.stats();
     let before = stats.total();
     let (_record, shutdown, running) = start(Schedule::heartbeat(), Duration::ZERO).await;
     assert!(stats.enabled());

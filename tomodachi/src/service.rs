@@ -349,8 +349,6 @@ where
     {
         let service = handler.with_state(self.state.clone());
         let name = service.name();
-        let service =
-            tower::ServiceExt::map_err(service, |never: std::convert::Infallible| match never {});
         (BoxCloneSyncService::new(service), name)
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::task::TaskTracker;
 use tomodachi_core::{
-    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source, Transport,
+    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source,
 };
 use tower::util::Either;
 use tower::{Layer, Service, ServiceExt};
@@ -135,7 +135,7 @@ where
 
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, AmqpError> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
-        Transport::Amqp.stats().enable();
+        crate::TRANSPORT.enable();
         tracing::info!(
             target: "tomodachi.amqp",
             queue_name = %self.resolved.queue_name,
@@ -214,7 +214,7 @@ where
                     consumer.binding.get_handler_name(),
                 );
                 let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(message)));
-                let task = Transport::Amqp.stats().task();
+                let task = crate::TRANSPORT.stats().task();
                 let shutdown = shutdown.clone();
                 tracker.spawn(async move {
                     let outcome = delivery::outcome(call).await;

@@ -3,8 +3,9 @@
 //! Any `async fn` (or closure returning a future) of 0..=16 extractors, the last of which
 //! may be a body extractor, is a [`Handler`]. [`Handler::with_state`] (or
 //! [`HandlerWithoutStateExt::into_service`]) turns it into a [`HandlerService`], a
-//! `tower::Service<Message>` that never fails: errors, panics and rejections become an
-//! [`Outcome`](crate::Outcome).
+//! `tower::Service<Message>`: an extractor's rejection is an [`Outcome`](crate::Outcome),
+//! the handler's `Err` is the service's error, and the source's
+//! [driver](crate::driver) classifies errors and panics into an outcome.
 //!
 //! ```
 //! use serde::Deserialize;

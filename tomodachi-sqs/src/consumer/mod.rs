@@ -159,7 +159,7 @@ where
                 return Err(error);
             }
         };
-        tomodachi_core::Transport::AwsSnsSqs.stats().enable();
+        crate::TRANSPORT.enable();
         Ok(Box::pin(run(self, queue, service, shutdown)))
     }
 }
@@ -426,7 +426,7 @@ fn dispatch<S>(
     let shared = shared.clone();
     let task = async move {
         let _permit = permit;
-        let _task = tomodachi_core::Transport::AwsSnsSqs.stats().task();
+        let _task = crate::TRANSPORT.stats().task();
         let outcome = match handler {
             Err(()) => Outcome::Reject,
             Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {

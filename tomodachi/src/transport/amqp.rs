@@ -1,7 +1,7 @@
 //! AMQP handlers on the service builder.
 
 use tomodachi_amqp::{AmqpConnection, AmqpPublisher, Binding, Consumer};
-use tomodachi_core::{Handler, Source, Transport};
+use tomodachi_core::{Handler, Source};
 
 use crate::Service;
 use crate::service::running;
@@ -39,7 +39,7 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        self.register(Transport::Amqp, move |context| async move {
+        self.register(tomodachi_amqp::TRANSPORT, move |context| async move {
             let mut binding = binding;
             if binding.get_handler_name().is_empty() {
                 binding = binding.handler_name(name);

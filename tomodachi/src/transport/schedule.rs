@@ -1,6 +1,6 @@
 //! Scheduled handlers on the service builder.
 
-use tomodachi_core::{Handler, Source, Transport};
+use tomodachi_core::{Handler, Source};
 use tomodachi_schedule::{Schedule, ScheduleSource};
 
 use crate::Service;
@@ -36,7 +36,7 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        self.register(Transport::Schedule, move |context| async move {
+        self.register(tomodachi_schedule::TRANSPORT, move |context| async move {
             schedule.validate()?;
             let service = context.wrap(service, None);
             let work = ScheduleSource::new(schedule)

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use tomodachi_core::{Handler, Source, Transport};
+use tomodachi_core::{Handler, Source};
 use tomodachi_sqs::{AwsClients, SqsConsumer, Subscription};
 
 use crate::Service;
@@ -43,7 +43,7 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        self.register(Transport::AwsSnsSqs, move |context| async move {
+        self.register(tomodachi_sqs::TRANSPORT, move |context| async move {
             let mut subscription = subscription;
             if subscription.get_handler_name() == "handler" {
                 subscription = subscription.handler_name(name);
