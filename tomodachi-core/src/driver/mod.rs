@@ -69,8 +69,8 @@
 //! ```
 
 mod future;
-mod settle;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,7 +80,6 @@ use tower_service::Service;
 use tracing::Instrument as _;
 
 pub use future::{OutcomeFuture, panic_text};
-pub use settle::Settle;
 
 use crate::stats::Transport;
 use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown};
@@ -254,7 +253,7 @@ where
     /// Settles a message the source decided about without calling the service (an SQS
     /// body that is not a notification, say), tracked in flight like the others.
     pub fn settle<T: Settle>(&self, settler: T, outcome: Outcome) {
-        self.tracker.spawn(settle::settle(settler, outcome));
+        self.tracker.spawn(settle(settler, outcome));
     }
 
     /// Stops taking work and waits for the messages in flight to be handled and settled,
@@ -307,6 +306,15 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
+    /// Calls the service with `message` and returns its outcome (errors and panics
+    /// classified and logged), without settling or tracking it: [`dispatch`](Ready::dispatch)
+    /// less the task and the settler, for test harnesses and benchmarks.
+    pub fn call(self, message: Message) -> OutcomeFuture<S::Future> {
+        let driver = self.driver;
+        let service = &mut driver.service;
+        OutcomeFuture::new(|| service.call(message), driver.shared.clone())
+    }
+
     /// Calls the service with `message` (inside `span`) and runs the rest as a task: the
     /// outcome (errors and panics classified), then `settler` with it.
     pub fn dispatch<T: Settle>(self, message: Message, settler: T, span: tracing::Span) {
@@ -318,7 +326,7 @@ where
         driver.tracker.spawn(
             async move {
                 let outcome = future.await;
-                settle::settle(settler, outcome).await;
+                settle(settler, outcome).await;
                 drop(task);
             }
             .instrument(span),
@@ -352,6 +360,49 @@ impl DrainNotice {
         } else {
             tracing::warn!(target: "tomodachi.shutdown", transport, task_count = self.task_count, "still awaiting running tasks");
         }
+    }
+}
+
+/// Carries out an [`Outcome`] on the broker, the broker's way: the only thing a message
+/// source tells the [`Driver`](Driver) about its broker.
+///
+/// A source builds one settler per message (usually the receipt handle or delivery tag and
+/// a client), hands it to [`Ready::dispatch`](Ready::dispatch) with the message, and
+/// the driver calls exactly one of these methods once the service has answered. A settle
+/// that fails is the transport's to log: the broker then redelivers the message.
+///
+/// ```
+/// use std::time::Duration;
+/// use tomodachi_core::driver::Settle;
+///
+/// /// Settles nothing: a timer has no broker.
+/// struct Tick;
+///
+/// impl Settle for Tick {
+///     async fn ack(self) {}
+///     async fn retry(self, _delay: Option<Duration>) {}
+///     async fn reject(self) {}
+/// }
+/// ```
+pub trait Settle: Send + 'static {
+    /// The message was handled: remove it (SQS delete, AMQP ack).
+    fn ack(self) -> impl Future<Output = ()> + Send;
+
+    /// Deliver it again, after `delay` where the broker can (SQS visibility, AMQP nack
+    /// with requeue).
+    fn retry(self, delay: Option<Duration>) -> impl Future<Output = ()> + Send;
+
+    /// Never deliver it again: dead-letter it (SQS dead-letter queue, AMQP nack without
+    /// requeue).
+    fn reject(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Calls the method of `settler` that `outcome` asks for.
+async fn settle<T: Settle>(settler: T, outcome: Outcome) {
+    match outcome {
+        Outcome::Ack => settler.ack().await,
+        Outcome::Retry { delay } => settler.retry(delay).await,
+        Outcome::Reject => settler.reject().await,
     }
 }
 
