@@ -18,7 +18,7 @@ use tomodachi_core::{
     Shutdown, to_python_json,
 };
 use tomodachi_sqs::{ApproximateReceiveCount, MessageAttributes, Topic, message_from_sqs};
-use tower::{Layer as _, Service};
+use tower::Layer as _;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Order {

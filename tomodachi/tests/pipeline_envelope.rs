@@ -1,7 +1,8 @@
 //! One message pipeline on every transport. A message whose envelope does not open gets
 //! the same record (Python's `uncaught exception: …` on logger `exception`, ERROR) and the
 //! same outcome (reject) on AMQP and on SNS+SQS, with and without OpenTelemetry, and the
-//! good message after it is handled. A handler that panics is one record, a retry, and the
+//! good message after it is handled; instrumented, it also has its CONSUMER span (status
+//! ERROR, outcome `reject`): the span wraps the envelope. A handler that panics is one record, a retry, and the
 //! process goes on. Needs RabbitMQ at 127.0.0.1:5672 and moto at
 //! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`). (Own test binary: it installs a global
 //! `tracing` subscriber, and OpenTelemetry is installed once per process.)
@@ -16,8 +17,11 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tomodachi::amqp::{AmqpOptions, AmqpPublisher, Binding};
 use tomodachi::otel::Telemetry;
+use tomodachi::otel::opentelemetry::Value;
+use tomodachi::otel::opentelemetry::trace::{SpanKind, Status};
+use tomodachi::otel::opentelemetry_sdk::error::OTelSdkResult;
 use tomodachi::otel::opentelemetry_sdk::metrics::SdkMeterProvider;
-use tomodachi::otel::opentelemetry_sdk::trace::SdkTracerProvider;
+use tomodachi::otel::opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
 use tomodachi::sqs::{
     AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, Subscription,
 };
@@ -90,6 +94,17 @@ where
     }
 }
 
+/// Keeps every span it is given.
+#[derive(Debug, Clone, Default)]
+struct Spans(Arc<Mutex<Vec<SpanData>>>);
+
+impl SpanExporter for Spans {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
 /// The records of this test binary (one global subscriber).
 fn records() -> &'static Records {
     static RECORDS: OnceLock<Records> = OnceLock::new();
@@ -132,12 +147,14 @@ fn aws() -> (AwsSnsSqsOptions, AwsEndpointUrlsOptions) {
 }
 
 /// Runs a service with an AMQP and an SQS handler, sends each a message that does not open
-/// and then a good one, waits for the good ones and stops.
-async fn bad_then_good(run: &str, telemetry: Option<Telemetry>) {
+/// and then a good one, waits for the good ones and stops. Returns the names of the AMQP
+/// and the SQS consumer spans.
+async fn bad_then_good(run: &str, telemetry: Option<Telemetry>) -> [String; 2] {
     let id = format!("{}-{run}", std::process::id());
     let exchange = format!("pipeline-envelope-{id}");
     let routing_key = "pipeline.envelope.order";
     let topic = format!("pipeline-envelope-{id}");
+    let span_names = [format!("{routing_key} process"), format!("{topic} process")];
     let (aws_options, endpoints) = aws();
     let clients = AwsClients::from_options(&aws_options, &endpoints)
         .await
@@ -222,6 +239,7 @@ async fn bad_then_good(run: &str, telemetry: Option<Telemetry>) {
     })
     .await
     .expect("process stopped");
+    span_names
 }
 
 /// The records of messages that did not open, by the span they were logged in.
@@ -242,14 +260,51 @@ fn envelope_records(records: &Records, since: usize) -> Vec<Record> {
 async fn a_bad_envelope_has_one_record_and_outcome_on_every_transport_with_or_without_telemetry() {
     let records = records();
     let since = records.0.lock().unwrap().len();
-    bad_then_good("plain", None).await;
+    let _ = bad_then_good("plain", None).await;
     let plain = envelope_records(records, since);
     let since = records.0.lock().unwrap().len();
 
-    let tracer_provider = SdkTracerProvider::builder().build();
+    let spans = Spans::default();
+    let tracer_provider = SdkTracerProvider::builder()
+        .with_simple_exporter(spans.clone())
+        .build();
     let telemetry = Telemetry::new(&tracer_provider, &SdkMeterProvider::default());
-    bad_then_good("instrumented", Some(telemetry)).await;
+    let span_names = bad_then_good("instrumented", Some(telemetry)).await;
     let instrumented = envelope_records(records, since);
+
+    // Instrumented, the consumer's span wraps the envelope: the message that did not open
+    // has its CONSUMER span too, status ERROR and outcome reject.
+    let spans = spans.0.lock().unwrap().clone();
+    let outcome = |span: &SpanData| {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "tomodachi.outcome")
+            .map(|kv| kv.value.clone())
+    };
+    for name in span_names {
+        let consumer: Vec<&SpanData> = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Consumer && s.name == name)
+            .collect();
+        assert_eq!(
+            consumer.len(),
+            2,
+            "one {name:?} span per message: {spans:#?}"
+        );
+        let rejected = consumer
+            .iter()
+            .find(|s| outcome(s) == Some(Value::from("reject")))
+            .unwrap_or_else(|| panic!("no span for the message that did not open: {consumer:#?}"));
+        assert!(
+            matches!(rejected.status, Status::Error { .. }),
+            "{rejected:#?}"
+        );
+        let acked = consumer
+            .iter()
+            .find(|s| outcome(s) == Some(Value::from("ack")))
+            .unwrap();
+        assert_eq!(acked.status, Status::Unset);
+    }
     let _ = tracer_provider.shutdown();
 
     for (run, found) in [("plain", &plain), ("instrumented", &instrumented)] {

@@ -91,17 +91,10 @@ use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown};
 pub struct ServiceFailed(#[source] pub BoxError);
 
 /// What every message task of one driver shares.
+#[derive(Debug, Clone)]
 pub(crate) struct Shared {
-    classifier: Box<dyn Classify>,
+    classifier: Arc<dyn Classify>,
     handler: Arc<str>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("handler", &self.handler)
-            .finish_non_exhaustive()
-    }
 }
 
 type Notice = Box<dyn Fn(DrainNotice) + Send + Sync>;
@@ -139,7 +132,7 @@ impl<S> Driver<S> {
             shutdown,
             transport,
             shared: Arc::new(Shared {
-                classifier: Box::new(RetryOnFailure),
+                classifier: Arc::new(RetryOnFailure),
                 handler: Arc::from("handler"),
             }),
             tracker: TaskTracker::new(),
@@ -158,7 +151,7 @@ impl<S> Driver<S> {
     /// Decides the outcome of a failed call (default [`RetryOnFailure`]).
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.shared_mut().classifier = Box::new(classifier);
+        self.shared_mut().classifier = Arc::new(classifier);
         self
     }
 
@@ -180,11 +173,7 @@ impl<S> Driver<S> {
     }
 
     fn shared_mut(&mut self) -> &mut Shared {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => shared,
-            // Only the builder methods, before any dispatch, change it.
-            None => unreachable!("the driver is configured before it dispatches"),
-        }
+        Arc::make_mut(&mut self.shared)
     }
 
     /// The handler's name.
@@ -433,7 +422,7 @@ where
     S::Error: Into<BoxError>,
 {
     let shared = Arc::new(Shared {
-        classifier: Box::new(classifier),
+        classifier: Arc::new(classifier),
         handler: Arc::from("handler"),
     });
     std::future::poll_fn(|cx| service.poll_ready(cx))

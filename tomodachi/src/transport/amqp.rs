@@ -104,7 +104,7 @@ fn named(binding: Binding, function: &str) -> Binding {
 #[cfg(test)]
 mod tests {
     use tomodachi_amqp::{AmqpOptions, Binding, auto_queue_name};
-    use tomodachi_core::{Handler as _, HandlerService, ServiceIdentity};
+    use tomodachi_core::{HandlerService, ServiceIdentity};
 
     async fn on_event() {}
 
