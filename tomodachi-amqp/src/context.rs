@@ -244,6 +244,115 @@ impl AmqpContext {
     }
 }
 
+/// Builds an [`AmqpContext`] for a handler's unit test (the `test-util` feature): every
+/// field starts as a first delivery on `amq.topic` would have it.
+///
+/// ```
+/// use tomodachi_amqp::{AmqpContext, RoutingKey};
+///
+/// let message = AmqpContext::builder()
+///     .routing_key("order.paid")
+///     .header("event", "paid")
+///     .message(r#"{"order": 7}"#);
+/// assert_eq!(message.context::<AmqpContext>().unwrap().routing_key, "order.paid");
+/// ```
+#[cfg(feature = "test-util")]
+#[derive(Debug, Clone)]
+pub struct AmqpContextBuilder {
+    context: AmqpContext,
+}
+
+#[cfg(feature = "test-util")]
+impl AmqpContext {
+    /// A builder of a context (see [`AmqpContextBuilder`]).
+    pub fn builder() -> AmqpContextBuilder {
+        AmqpContextBuilder {
+            context: AmqpContext {
+                routing_key: String::new(),
+                bound_routing_key: String::new(),
+                exchange: "amq.topic".into(),
+                queue_name: "queue".into(),
+                delivery_tag: 1,
+                redelivered: false,
+                headers: AmqpTable::new(),
+                properties: AmqpProperties::default(),
+            },
+        }
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl AmqpContextBuilder {
+    /// The routing key as delivered; also the bound routing key unless that is set.
+    #[must_use]
+    pub fn routing_key(mut self, routing_key: impl Into<String>) -> Self {
+        self.context.routing_key = routing_key.into();
+        if self.context.bound_routing_key.is_empty() {
+            self.context.bound_routing_key = self.context.routing_key.clone();
+        }
+        self
+    }
+
+    /// The binding's routing key (tomodachi's `routing_key` keyword).
+    #[must_use]
+    pub fn bound_routing_key(mut self, routing_key: impl Into<String>) -> Self {
+        self.context.bound_routing_key = routing_key.into();
+        self
+    }
+
+    /// The exchange.
+    #[must_use]
+    pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
+        self.context.exchange = exchange.into();
+        self
+    }
+
+    /// The queue's name.
+    #[must_use]
+    pub fn queue_name(mut self, queue_name: impl Into<String>) -> Self {
+        self.context.queue_name = queue_name.into();
+        self
+    }
+
+    /// The delivery tag.
+    #[must_use]
+    pub fn delivery_tag(mut self, delivery_tag: u64) -> Self {
+        self.context.delivery_tag = delivery_tag;
+        self
+    }
+
+    /// Whether the message was delivered before.
+    #[must_use]
+    pub fn redelivered(mut self, redelivered: bool) -> Self {
+        self.context.redelivered = redelivered;
+        self
+    }
+
+    /// Adds a message header.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<AmqpValue>) -> Self {
+        self.context.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// The other message properties.
+    #[must_use]
+    pub fn properties(mut self, properties: AmqpProperties) -> Self {
+        self.context.properties = properties;
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> AmqpContext {
+        self.context
+    }
+
+    /// A message with this body and context, as the consumer builds it.
+    pub fn message(self, body: impl Into<bytes::Bytes>) -> tomodachi_core::Message {
+        tomodachi_core::Message::new(body).with_context(self.context)
+    }
+}
+
 impl<S> FromMessageParts<S> for AmqpContext {
     type Rejection = Rejection;
 
