@@ -28,7 +28,7 @@ pub use extract::{
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
-    RetryOnFailure, classify_fn,
+    RetryOnFailure, SharedClassifier, classify_fn,
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;

@@ -222,20 +222,24 @@ where
         if self.shutdown.is_triggered() {
             return Ok(None);
         }
-        let ready = {
-            let service = &mut self.service;
-            let poll_ready =
-                std::future::poll_fn(|cx: &mut Context<'_>| -> Poll<_> { service.poll_ready(cx) });
-            tokio::select! {
+        let service = &mut self.service;
+        // Errors boxed at once: nothing of `S::Error` lives across an await.
+        let mut poll_ready = std::future::poll_fn(|cx: &mut Context<'_>| {
+            service.poll_ready(cx).map_err(Into::<BoxError>::into)
+        });
+        // Ready at once (the usual case): no shutdown future to set up.
+        let now = futures_util::poll!(&mut poll_ready);
+        let ready = match now {
+            Poll::Ready(ready) => ready,
+            Poll::Pending => tokio::select! {
                 biased;
                 () = self.shutdown.triggered() => return Ok(None),
-                ready = poll_ready => ready,
-            }
+                ready = &mut poll_ready => ready,
+            },
         };
         match ready {
             Ok(()) => Ok(Some(Ready { driver: self })),
             Err(error) => {
-                let error: BoxError = error.into();
                 tracing::error!(
                     target: "exception",
                     handler = &*self.shared.handler,
@@ -245,6 +249,12 @@ where
                 Err(ServiceFailed(error))
             }
         }
+    }
+
+    /// Settles a message the source decided about without calling the service (an SQS
+    /// body that is not a notification, say), tracked in flight like the others.
+    pub fn settle<T: Settle>(&self, settler: T, outcome: Outcome) {
+        self.tracker.spawn(settle::settle(settler, outcome));
     }
 
     /// Stops taking work and waits for the messages in flight to be handled and settled,

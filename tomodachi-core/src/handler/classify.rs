@@ -36,10 +36,25 @@ impl fmt::Display for HandlerFailure<'_> {
 /// });
 /// assert_eq!(classifier.classify(&HandlerFailure::Panic("boom")), Outcome::Reject);
 /// ```
-pub trait Classify: Send + Sync + 'static {
+pub trait Classify: fmt::Debug + Send + Sync + 'static {
     /// The outcome of a message whose handler failed.
     fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome;
 }
+
+impl<C: Classify + ?Sized> Classify for std::sync::Arc<C> {
+    fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome {
+        (**self).classify(failure)
+    }
+}
+
+impl<C: Classify + ?Sized> Classify for Box<C> {
+    fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome {
+        (**self).classify(failure)
+    }
+}
+
+/// A classifier chosen at run time (what sources keep in their configuration).
+pub type SharedClassifier = std::sync::Arc<dyn Classify>;
 
 /// Every failure is retried (the default).
 #[derive(Debug, Clone, Copy, Default)]

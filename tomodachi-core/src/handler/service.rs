@@ -20,12 +20,12 @@ pub struct HandlerService<H, T, S> {
     _marker: PhantomData<fn() -> T>,
 }
 
-impl<H, T, S> HandlerService<H, T, S> {
+impl<H: Handler<T, S>, T, S> HandlerService<H, T, S> {
     pub(crate) fn new(handler: H, state: S) -> Self {
         Self {
             handler,
             state,
-            name: short_name(std::any::type_name::<H>()),
+            name: H::name(),
             _marker: PhantomData,
         }
     }
@@ -49,7 +49,7 @@ impl<H, T, S> HandlerService<H, T, S> {
 }
 
 /// `path::to::handler` → `handler`; closures keep their parent: `parent::{{closure}}`.
-fn short_name(full: &'static str) -> &'static str {
+pub(crate) fn short_name(full: &'static str) -> &'static str {
     let path = full.split('<').next().unwrap_or(full);
     let mut segments = path.rsplit("::");
     let last = segments.next().unwrap_or(path);
