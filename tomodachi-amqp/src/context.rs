@@ -154,6 +154,47 @@ pub(crate) fn table_to_lapin(table: &AmqpTable) -> FieldTable {
     out
 }
 
+/// The headers as core's [`Attributes`](tomodachi_core::Attributes), so handlers read
+/// them with the same extractor on every transport: strings, bytes and numbers as such,
+/// the rest as JSON.
+pub(crate) fn attributes_from_headers(headers: &AmqpTable) -> tomodachi_core::Attributes {
+    use tomodachi_core::AttributeValue;
+    fn json(value: &AmqpValue) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            AmqpValue::Bool(b) => Value::Bool(*b),
+            AmqpValue::Int(i) => Value::from(*i),
+            AmqpValue::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+            }
+            AmqpValue::String(s) => Value::from(s.as_str()),
+            AmqpValue::Bytes(b) => Value::from(String::from_utf8_lossy(b).into_owned()),
+            AmqpValue::Timestamp(t) => Value::from(*t),
+            AmqpValue::Decimal { scale, value } => {
+                let value = f64::from(*value) / 10_f64.powi(i32::from(*scale));
+                serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
+            }
+            AmqpValue::Array(items) => items.iter().map(json).collect(),
+            AmqpValue::Table(table) => table.iter().map(|(k, v)| (k.clone(), json(v))).collect(),
+            AmqpValue::Void => Value::Null,
+        }
+    }
+    let attribute = |value: &AmqpValue| match value {
+        AmqpValue::String(s) => AttributeValue::String(s.clone()),
+        AmqpValue::Bytes(b) => AttributeValue::Binary(b.clone().into()),
+        other => match json(other) {
+            serde_json::Value::Number(n) => AttributeValue::Number(n),
+            value => AttributeValue::Json(value),
+        },
+    };
+    tomodachi_core::Attributes(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), attribute(value)))
+            .collect(),
+    )
+}
+
 /// The AMQP basic properties of a delivery (headers are in [`AmqpContext::headers`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -347,9 +388,13 @@ impl AmqpContextBuilder {
         self.context
     }
 
-    /// A message with this body and context, as the consumer builds it.
+    /// A message with this body and context, as the consumer builds it (the headers are
+    /// its `Attributes` too).
     pub fn message(self, body: impl Into<bytes::Bytes>) -> tomodachi_core::Message {
-        tomodachi_core::Message::new(body).with_context(self.context)
+        let attributes = attributes_from_headers(&self.context.headers);
+        tomodachi_core::Message::new(body)
+            .with_context(self.context)
+            .with_context(attributes)
     }
 }
 
@@ -442,6 +487,35 @@ mod tests {
             headers: [("traceparent".to_owned(), AmqpValue::from("00-abc"))].into(),
             properties: AmqpProperties::default(),
         })
+    }
+
+    #[test]
+    fn headers_are_attributes() {
+        let headers: AmqpTable = [
+            ("s".to_owned(), AmqpValue::from("text")),
+            ("i".to_owned(), AmqpValue::Int(7)),
+            ("b".to_owned(), AmqpValue::Bool(true)),
+            (
+                "a".to_owned(),
+                AmqpValue::Array(vec![AmqpValue::Int(1), AmqpValue::Void]),
+            ),
+        ]
+        .into();
+        let attributes = attributes_from_headers(&headers);
+        assert_eq!(attributes.get("s"), Some(&"text".into()));
+        assert_eq!(attributes.get("i"), Some(&7_i64.into()));
+        assert_eq!(
+            attributes.get("b"),
+            Some(&tomodachi_core::AttributeValue::Json(serde_json::json!(
+                true
+            )))
+        );
+        assert_eq!(
+            attributes.get("a"),
+            Some(&tomodachi_core::AttributeValue::Json(serde_json::json!([
+                1, null
+            ])))
+        );
     }
 
     #[test]
