@@ -2,7 +2,7 @@
 //! feature).
 
 use serde::Serialize;
-use tomodachi_core::{Handler, Message, Outcome, RetryOnFailure, ServiceIdentity};
+use tomodachi_core::{Classify, Handler, Message, Outcome, RetryOnFailure, ServiceIdentity};
 
 use crate::Service;
 
@@ -36,9 +36,38 @@ where
         H: Handler<T, S>,
         T: 'static,
     {
+        self.handle_with(RetryOnFailure, handler, message).await
+    }
+
+    /// [`handle`](Service::handle) for a handler whose binding or subscription decides its
+    /// failures with `classifier` (`.on_failure(DropOnFailure)`, say).
+    ///
+    /// ```
+    /// use tomodachi::{DropOnFailure, Message, Outcome, Service};
+    ///
+    /// async fn fails() -> Result<(), std::io::Error> {
+    ///     Err(std::io::Error::other("database unavailable"))
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let outcome = Service::new("orders").handle_with(DropOnFailure, fails, Message::new("")).await;
+    /// assert_eq!(outcome, Outcome::Ack);
+    /// # }
+    /// ```
+    pub async fn handle_with<H, T>(
+        &self,
+        classifier: impl Classify,
+        handler: H,
+        message: Message,
+    ) -> Outcome
+    where
+        H: Handler<T, S>,
+        T: 'static,
+    {
         let (service, _name) = self.message_handler(handler);
         let service = crate::service::wrap(&self.layers, service, self.envelope.as_ref());
-        match tomodachi_core::driver::oneshot(service, message, RetryOnFailure).await {
+        match tomodachi_core::driver::oneshot(service, message, classifier).await {
             Ok(outcome) => outcome,
             // A service that can take no work leaves the message with the broker.
             Err(_failed) => Outcome::retry(),

@@ -117,9 +117,9 @@ impl RunContext {
     }
 }
 
-/// `service` wrapped in `layers` (first = outermost), then in the envelope (outermost of
-/// all), if one is given, then in the telemetry span when `--opentelemetry-instrument` is on:
-/// a message handler as production runs it.
+/// `service` wrapped in `layers` (first = outermost), then in the envelope, if one is given,
+/// then (instrumented) in the telemetry layer: a message handler as every source, and
+/// [`Service::handle`](crate::Service) in tests, run it.
 #[cfg_attr(
     not(any(
         feature = "amqp",

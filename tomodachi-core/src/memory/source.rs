@@ -9,7 +9,9 @@ use tower_service::Service;
 use super::{Delivery, Queue};
 use crate::driver::{Driver, ServiceFailed, Settle};
 use crate::stats::{TaskStats, Transport};
-use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown, Source};
+use crate::{
+    BoxError, Classify, Message, Outcome, RetryOnFailure, SharedClassifier, Shutdown, Source,
+};
 
 static STATS: TaskStats = TaskStats::new();
 
@@ -22,21 +24,12 @@ pub static TRANSPORT: Transport = Transport::new("memory", &STATS);
 /// [`Driver`] and settles the outcome (see the [module docs](super)). On shutdown it
 /// stops taking messages at once, lets the ones in flight finish and settle (within the
 /// [grace](MemorySource::drain_grace)), and leaves the rest on the queue.
+#[derive(Debug)]
 pub struct MemorySource {
     queue: Queue,
     handler: Arc<str>,
-    classifier: Option<Arc<dyn Classify>>,
+    classifier: SharedClassifier,
     grace: Option<Duration>,
-}
-
-impl std::fmt::Debug for MemorySource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemorySource")
-            .field("queue", &self.queue.name())
-            .field("handler", &self.handler)
-            .field("grace", &self.grace)
-            .finish_non_exhaustive()
-    }
 }
 
 impl MemorySource {
@@ -45,7 +38,7 @@ impl MemorySource {
         Self {
             queue: queue.clone(),
             handler: Arc::from("handler"),
-            classifier: None,
+            classifier: Arc::new(RetryOnFailure),
             grace: None,
         }
     }
@@ -60,7 +53,7 @@ impl MemorySource {
     /// Decides the outcome of a failed call (default [`RetryOnFailure`]).
     #[must_use]
     pub fn on_failure(mut self, classifier: impl Classify) -> Self {
-        self.classifier = Some(Arc::new(classifier));
+        self.classifier = Arc::new(classifier);
         self
     }
 
@@ -84,11 +77,8 @@ where
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Self::Running, ServiceFailed> {
         let mut driver = Driver::new(TRANSPORT, service, shutdown.clone())
             .handler(self.handler)
+            .classifier(self.classifier)
             .drain_grace(self.grace);
-        driver = match self.classifier {
-            Some(classifier) => driver.classifier(ClassifyArc(classifier)),
-            None => driver.classifier(RetryOnFailure),
-        };
         let queue = self.queue;
         Ok(Box::pin(async move {
             let result = consume(&mut driver, &queue, &shutdown).await;
@@ -135,14 +125,5 @@ impl Settle for Settler {
 
     async fn reject(self) {
         self.0.reject();
-    }
-}
-
-/// A shared classifier (the driver takes one by value).
-struct ClassifyArc(Arc<dyn Classify>);
-
-impl Classify for ClassifyArc {
-    fn classify(&self, failure: &crate::HandlerFailure<'_>) -> Outcome {
-        self.0.classify(failure)
     }
 }
