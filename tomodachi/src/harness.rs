@@ -1,5 +1,22 @@
 //! Handlers' unit tests: one message through the layers production uses (the `test-util`
 //! feature).
+//!
+//! For a test of a whole service without a broker, its handlers can consume an in-memory
+//! queue ([`tomodachi::memory`](crate::memory)) through [`Service::source`]:
+//!
+//! ```
+//! use tomodachi::core::HandlerWithoutStateExt as _;
+//! use tomodachi::memory::{Broker, MemorySource, TRANSPORT};
+//! use tomodachi::Service;
+//!
+//! async fn on_paid() {}
+//!
+//! let broker = Broker::new();
+//! let orders = broker.queue("orders");
+//! broker.subscribe("order-paid", &orders);
+//! let service = Service::new("orders").source(TRANSPORT, MemorySource::new(&orders), on_paid.into_service());
+//! # let _ = service;
+//! ```
 
 use serde::Serialize;
 use tomodachi_core::{Classify, Handler, Message, Outcome, RetryOnFailure, ServiceIdentity};
