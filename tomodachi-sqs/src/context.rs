@@ -113,8 +113,6 @@ impl SqsContextBuilder {
         queue_url: Arc<str>;
         /// `receipt_handle`.
         receipt_handle: String;
-        /// `approximate_receive_count`.
-        approximate_receive_count: u32 => Some;
         /// `topic` (a notification's topic, without prefix).
         topic: String;
         /// `sns_message_id`.
@@ -131,6 +129,13 @@ impl SqsContextBuilder {
         message_deduplication_id: String => Some;
         /// `message_group_id` (FIFO).
         message_group_id: String => Some;
+    }
+
+    /// `approximate_receive_count` (1 on the first delivery).
+    #[must_use]
+    pub fn approximate_receive_count(mut self, count: u32) -> Self {
+        self.context.approximate_receive_count = Some(count);
+        self
     }
 
     /// Adds a message attribute (`message_attributes`, and core's `Attributes`).
