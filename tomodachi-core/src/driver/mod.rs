@@ -69,8 +69,8 @@
 //! ```
 
 mod future;
-mod settle;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -80,7 +80,6 @@ use tower_service::Service;
 use tracing::Instrument as _;
 
 pub use future::{OutcomeFuture, panic_text};
-pub use settle::Settle;
 
 use crate::stats::Transport;
 use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown};
@@ -92,17 +91,10 @@ use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown};
 pub struct ServiceFailed(#[source] pub BoxError);
 
 /// What every message task of one driver shares.
+#[derive(Debug, Clone)]
 pub(crate) struct Shared {
-    classifier: Box<dyn Classify>,
+    classifier: Arc<dyn Classify>,
     handler: Arc<str>,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("handler", &self.handler)
-            .finish_non_exhaustive()
-    }
 }
 
 type Notice = Box<dyn Fn(DrainNotice) + Send + Sync>;
@@ -140,7 +132,7 @@ impl<S> Driver<S> {
             shutdown,
             transport,
             shared: Arc::new(Shared {
-                classifier: Box::new(RetryOnFailure),
+                classifier: Arc::new(RetryOnFailure),
                 handler: Arc::from("handler"),
             }),
             tracker: TaskTracker::new(),
@@ -159,7 +151,7 @@ impl<S> Driver<S> {
     /// Decides the outcome of a failed call (default [`RetryOnFailure`]).
     #[must_use]
     pub fn classifier(mut self, classifier: impl Classify) -> Self {
-        self.shared_mut().classifier = Box::new(classifier);
+        self.shared_mut().classifier = Arc::new(classifier);
         self
     }
 
@@ -181,11 +173,7 @@ impl<S> Driver<S> {
     }
 
     fn shared_mut(&mut self) -> &mut Shared {
-        match Arc::get_mut(&mut self.shared) {
-            Some(shared) => shared,
-            // Only the builder methods, before any dispatch, change it.
-            None => unreachable!("the driver is configured before it dispatches"),
-        }
+        Arc::make_mut(&mut self.shared)
     }
 
     /// The handler's name.
@@ -254,7 +242,7 @@ where
     /// Settles a message the source decided about without calling the service (an SQS
     /// body that is not a notification, say), tracked in flight like the others.
     pub fn settle<T: Settle>(&self, settler: T, outcome: Outcome) {
-        self.tracker.spawn(settle::settle(settler, outcome));
+        self.tracker.spawn(settle(settler, outcome));
     }
 
     /// Stops taking work and waits for the messages in flight to be handled and settled,
@@ -307,6 +295,15 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
+    /// Calls the service with `message` and returns its outcome (errors and panics
+    /// classified and logged), without settling or tracking it: [`dispatch`](Ready::dispatch)
+    /// less the task and the settler, for test harnesses and benchmarks.
+    pub fn call(self, message: Message) -> OutcomeFuture<S::Future> {
+        let driver = self.driver;
+        let service = &mut driver.service;
+        OutcomeFuture::new(|| service.call(message), driver.shared.clone())
+    }
+
     /// Calls the service with `message` (inside `span`) and runs the rest as a task: the
     /// outcome (errors and panics classified), then `settler` with it.
     pub fn dispatch<T: Settle>(self, message: Message, settler: T, span: tracing::Span) {
@@ -318,7 +315,7 @@ where
         driver.tracker.spawn(
             async move {
                 let outcome = future.await;
-                settle::settle(settler, outcome).await;
+                settle(settler, outcome).await;
                 drop(task);
             }
             .instrument(span),
@@ -355,6 +352,49 @@ impl DrainNotice {
     }
 }
 
+/// Carries out an [`Outcome`] on the broker, the broker's way: the only thing a message
+/// source tells the [`Driver`](Driver) about its broker.
+///
+/// A source builds one settler per message (usually the receipt handle or delivery tag and
+/// a client), hands it to [`Ready::dispatch`](Ready::dispatch) with the message, and
+/// the driver calls exactly one of these methods once the service has answered. A settle
+/// that fails is the transport's to log: the broker then redelivers the message.
+///
+/// ```
+/// use std::time::Duration;
+/// use tomodachi_core::driver::Settle;
+///
+/// /// Settles nothing: a timer has no broker.
+/// struct Tick;
+///
+/// impl Settle for Tick {
+///     async fn ack(self) {}
+///     async fn retry(self, _delay: Option<Duration>) {}
+///     async fn reject(self) {}
+/// }
+/// ```
+pub trait Settle: Send + 'static {
+    /// The message was handled: remove it (SQS delete, AMQP ack).
+    fn ack(self) -> impl Future<Output = ()> + Send;
+
+    /// Deliver it again, after `delay` where the broker can (SQS visibility, AMQP nack
+    /// with requeue).
+    fn retry(self, delay: Option<Duration>) -> impl Future<Output = ()> + Send;
+
+    /// Never deliver it again: dead-letter it (SQS dead-letter queue, AMQP nack without
+    /// requeue).
+    fn reject(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Calls the method of `settler` that `outcome` asks for.
+async fn settle<T: Settle>(settler: T, outcome: Outcome) {
+    match outcome {
+        Outcome::Ack => settler.ack().await,
+        Outcome::Retry { delay } => settler.retry(delay).await,
+        Outcome::Reject => settler.reject().await,
+    }
+}
+
 /// Runs one message through `service` as a driver would (readiness, the call, errors and
 /// panics classified by `classifier` and logged) and returns its outcome, without a
 /// source or a settler: for tests and harnesses.
@@ -382,7 +422,7 @@ where
     S::Error: Into<BoxError>,
 {
     let shared = Arc::new(Shared {
-        classifier: Box::new(classifier),
+        classifier: Arc::new(classifier),
         handler: Arc::from("handler"),
     });
     std::future::poll_fn(|cx| service.poll_ready(cx))

@@ -39,13 +39,7 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        // The function's name: tomodachi's non-competing queue name hashes it.
-        let binding = if binding.get_handler_name() == "handler" {
-            binding.handler_name(name)
-        } else {
-            binding
-        };
-        self.amqp_service(binding, service)
+        self.amqp_service(named(binding, name), service)
     }
 
     /// Drives `service` (any `tower::Service<Message, Response = Outcome>`) with each
@@ -94,5 +88,55 @@ where
                 .await?;
             Ok(running(work))
         })
+    }
+}
+
+/// `binding` named after the handler function unless named already: tomodachi's
+/// non-competing queue name hashes the function's name.
+fn named(binding: Binding, function: &str) -> Binding {
+    if binding.get_handler_name() == "handler" {
+        binding.handler_name(function)
+    } else {
+        binding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tomodachi_amqp::{AmqpOptions, Binding, auto_queue_name};
+    use tomodachi_core::{HandlerService, ServiceIdentity};
+
+    async fn on_event() {}
+
+    /// The name `.amqp()` gives a binding of `on_event`, as `Service::amqp` takes it.
+    fn function_name<H: tomodachi_core::Handler<T, ()>, T>(handler: H) -> &'static str {
+        let service: HandlerService<H, T, ()> = handler.with_state(());
+        service.name()
+    }
+
+    #[test]
+    fn a_non_competing_queue_hashes_the_function_name() {
+        let identity = ServiceIdentity::new("svc", "0c7d2f5e-9b1a-4c3e-8f00-1a2b3c4d5e6f");
+        let binding = Binding::routing_key("example.topic").competing(false);
+        let name = function_name(on_event);
+        assert_eq!(name, "on_event");
+        let resolved = super::named(binding, name).resolve(&AmqpOptions::default(), &identity);
+        // tomodachi: sha256(encode_routing_key(rk) + function name + service uuid), the
+        // digest from Python's hashlib
+        assert_eq!(
+            resolved.queue_name,
+            auto_queue_name("example.topic", false, "on_event", &identity.uuid, "")
+        );
+        assert_eq!(
+            resolved.queue_name,
+            "469877debc64f420c5d47599317d5c9fccba57fb1ec53814acfa625646c89c6e"
+        );
+        let named_by_user = super::named(
+            Binding::routing_key("example.topic")
+                .competing(false)
+                .handler_name("mine"),
+            name,
+        );
+        assert_eq!(named_by_user.get_handler_name(), "mine");
     }
 }
