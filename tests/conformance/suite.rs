@@ -153,8 +153,11 @@ struct Probe {
     answered: watch::Sender<usize>,
     running: Arc<Mutex<(usize, usize)>>,
     gate: Arc<Semaphore>,
-    seen: Arc<Mutex<Vec<(Attributes, Option<Metadata>)>>>,
+    seen: Arc<Mutex<Vec<Seen>>>,
 }
+
+/// What a handler read from a message: its attributes and, if opened, the envelope's metadata.
+type Seen = (Attributes, Option<Metadata>);
 
 impl Probe {
     fn new() -> Self {
