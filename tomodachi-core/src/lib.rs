@@ -7,6 +7,8 @@ pub mod envelope;
 pub mod extract;
 pub mod handler;
 pub mod layer;
+#[cfg(feature = "test-util")]
+pub mod memory;
 mod message;
 mod outcome;
 pub mod shutdown;

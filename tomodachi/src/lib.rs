@@ -3,6 +3,8 @@
 pub mod banner;
 pub mod cli;
 mod context;
+#[cfg(feature = "test-util")]
+mod harness;
 #[cfg(feature = "otel")]
 mod instrument;
 mod lifecycle;
@@ -31,6 +33,9 @@ pub use tomodachi_core::{
     Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport, classify_fn,
     to_python_json,
 };
+
+#[cfg(feature = "test-util")]
+pub use tomodachi_core::memory;
 
 #[cfg(feature = "schedule")]
 pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};
