@@ -5,6 +5,7 @@ mod attributes;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
+pub mod health;
 pub mod layer;
 mod message;
 mod outcome;
@@ -26,6 +27,7 @@ pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
     RetryOnFailure, classify_fn,
 };
+pub use health::{Health, HealthReporter};
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
 pub use message::Message;

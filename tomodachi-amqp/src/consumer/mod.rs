@@ -11,7 +11,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tokio_util::task::TaskTracker;
 use tomodachi_core::{
-    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source, Transport,
+    BoxError, EnvelopeLayer, HealthReporter, Message, Outcome, ServiceIdentity, Shutdown, Source,
+    Transport,
 };
 use tower::util::Either;
 use tower::{Layer, Service, ServiceExt};
@@ -64,6 +65,7 @@ pub struct Consumer {
     resolved: ResolvedBinding,
     publisher: Option<AmqpPublisher>,
     drain_timeout: Option<Duration>,
+    health: HealthReporter,
 }
 
 impl Consumer {
@@ -90,6 +92,7 @@ impl Consumer {
             resolved,
             publisher: None,
             drain_timeout: None,
+            health: HealthReporter::default(),
         }
     }
 
@@ -107,6 +110,15 @@ impl Consumer {
     #[must_use]
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// Reports the consumer's health to `reporter`: ready once it consumes, degraded
+    /// (with the reason) while the connection is lost or it is subscribing again,
+    /// draining on shutdown, stopped once drained.
+    #[must_use]
+    pub fn health(mut self, reporter: HealthReporter) -> Self {
+        self.health = reporter;
         self
     }
 
@@ -136,6 +148,7 @@ where
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, AmqpError> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
         Transport::Amqp.stats().enable();
+        self.health.ready();
         tracing::info!(
             target: "tomodachi.amqp",
             queue_name = %self.resolved.queue_name,
@@ -229,15 +242,21 @@ where
                     queue_name = %consumer.resolved.queue_name,
                     "consumer interrupted [amqp]: waiting for the connection to recover"
                 );
+                consumer
+                    .health
+                    .degraded(format!("connection lost, recovering: {error}"));
                 let recovered =
                     unless_shutdown(&shutdown, current.channel.wait_for_recovery(error)).await;
                 match recovered {
                     None => break,
-                    Some(Ok(())) => tracing::info!(
-                        target: "tomodachi.amqp",
-                        queue_name = %consumer.resolved.queue_name,
-                        "consumer recovered [amqp]"
-                    ),
+                    Some(Ok(())) => {
+                        tracing::info!(
+                            target: "tomodachi.amqp",
+                            queue_name = %consumer.resolved.queue_name,
+                            "consumer recovered [amqp]"
+                        );
+                        consumer.health.ready();
+                    }
                     Some(Err(error)) => {
                         tracing::warn!(target: "tomodachi.amqp", %error, "recovery failed [amqp]: reconnecting");
                         current.close().await;
@@ -254,6 +273,9 @@ where
                     queue_name = %consumer.resolved.queue_name,
                     "consumer cancelled by the broker [amqp]: subscribing again"
                 );
+                consumer
+                    .health
+                    .degraded("consumer cancelled by the broker: subscribing again");
                 current.close().await;
                 session = reconnect(&consumer, &shutdown).await;
             }
@@ -261,6 +283,7 @@ where
     }
 
     tracing::debug!(target: "tomodachi.amqp", queue_name = %consumer.resolved.queue_name, "draining amqp consumer");
+    consumer.health.draining();
     if let Some(session) = &session {
         session.cancel().await;
     }
@@ -278,6 +301,7 @@ where
     if consumer.owns_connection {
         consumer.connection.close().await;
     }
+    consumer.health.stopped();
     Ok(())
 }
 
@@ -298,10 +322,14 @@ async fn reconnect(consumer: &Consumer, shutdown: &Shutdown) -> Option<Session> 
                     "consuming from queue [amqp] \"{}\" again",
                     consumer.resolved.queue_name
                 );
+                consumer.health.ready();
                 return Some(session);
             }
             Err(error) => {
                 tracing::warn!(target: "tomodachi.amqp", %error, retry_in = ?backoff, "unable to subscribe again [amqp]");
+                consumer
+                    .health
+                    .degraded(format!("unable to subscribe again: {error}"));
                 unless_shutdown(shutdown, tokio::time::sleep(backoff)).await?;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }

@@ -4,7 +4,6 @@ use tomodachi_amqp::{AmqpConnection, AmqpPublisher, Binding, Consumer};
 use tomodachi_core::{Handler, Source, Transport};
 
 use crate::Service;
-use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -50,7 +49,11 @@ where
                 binding = binding.envelope(envelope.clone());
             }
             let options = context.options.amqp.clone();
-            let connection = context.shared(|| AmqpConnection::new(options));
+            // Named after the service, so that it can be found in `rabbitmqctl
+            // list_connections client_properties` and the management UI.
+            let connection_name = format!("{}:{}", context.identity.name, context.identity.uuid);
+            let connection =
+                context.shared(|| AmqpConnection::new(options).with_name(connection_name));
             let mut publisher =
                 AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
             if let Some(envelope) = &context.envelope {
@@ -64,11 +67,14 @@ where
                 binding = binding.envelope(tomodachi_core::RawEnvelope);
             }
             let service = context.wrap(service, envelope.as_ref());
-            let work = Consumer::with_connection(connection, binding, context.identity.clone())
+            let consumer = Consumer::with_connection(connection, binding, context.identity.clone());
+            let health = context.reporter(format!("amqp:{}", consumer.resolved().queue_name));
+            let work = consumer
                 .publisher(publisher)
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

@@ -4,7 +4,6 @@ use tomodachi_core::{Handler, Source, Transport};
 use tomodachi_schedule::{Schedule, ScheduleSource};
 
 use crate::Service;
-use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -39,11 +38,12 @@ where
         self.register(Transport::Schedule, move |context| async move {
             schedule.validate()?;
             let service = context.wrap(service, None);
+            let health = context.reporter(format!("schedule:{name}"));
             let work = ScheduleSource::new(schedule)
                 .named(name)
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

@@ -7,7 +7,6 @@ use tomodachi_core::{Handler, Source, Transport};
 use tomodachi_sqs::{AwsClients, SqsConsumer, Subscription};
 
 use crate::Service;
-use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -69,10 +68,17 @@ where
                 subscription = subscription.envelope(tomodachi_core::RawEnvelope);
             }
             let service = context.wrap(service, envelope.as_ref());
+            let health = context.reporter(format!(
+                "sqs:{}",
+                subscription
+                    .topic_name()
+                    .unwrap_or(subscription.get_handler_name())
+            ));
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }
