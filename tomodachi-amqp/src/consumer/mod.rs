@@ -188,6 +188,10 @@ where
 {
     let tracker = TaskTracker::new();
     let mut session = Some(session);
+    consumer
+        .connection
+        .report_health(consumer.health.clone(), shutdown.clone())
+        .await;
     while let Some(current) = session.as_mut() {
         let ready = match unless_shutdown(&shutdown, service.ready()).await {
             None => break,
@@ -323,6 +327,10 @@ async fn reconnect(consumer: &Consumer, shutdown: &Shutdown) -> Option<Session> 
                     consumer.resolved.queue_name
                 );
                 consumer.health.ready();
+                consumer
+                    .connection
+                    .report_health(consumer.health.clone(), shutdown.clone())
+                    .await;
                 return Some(session);
             }
             Err(error) => {
