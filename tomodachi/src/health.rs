@@ -288,3 +288,41 @@ mod endpoints {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn live_until_the_heartbeat_is_older_than_the_timeout() {
+        let health = Health::new();
+        let probes = Probes::new(health.clone(), Shutdown::new(), Vec::new());
+        health.beat();
+        let live = probes.live(Duration::from_secs(10));
+        assert!(live.ready);
+        assert_eq!(live.body["status"], "live");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let wedged = probes.live(Duration::from_secs(10));
+        assert!(!wedged.ready);
+        assert_eq!(wedged.body["status"], "wedged");
+        assert_eq!(wedged.body["heartbeat_seconds"], 11.0);
+    }
+
+    #[tokio::test]
+    async fn ready_only_while_running_and_not_stopping() {
+        let health = Health::new();
+        let stop = Shutdown::new();
+        let probes = Probes::new(health.clone(), stop.clone(), Vec::new());
+        health.reporter("http").ready();
+        let starting = probes.ready().await;
+        assert!(!starting.ready);
+        assert_eq!(starting.body["phase"], "starting");
+        health.set_phase(Phase::Running);
+        assert!(probes.ready().await.ready);
+        stop.trigger();
+        let stopping = probes.ready().await;
+        assert!(!stopping.ready, "503 the moment shutdown starts");
+        assert_eq!(stopping.body["phase"], "stopping");
+        assert_eq!(stopping.body["status"], "not_ready");
+    }
+}
