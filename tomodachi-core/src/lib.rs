@@ -8,6 +8,8 @@ pub mod extract;
 pub mod handler;
 pub mod health;
 pub mod layer;
+#[cfg(feature = "test-util")]
+pub mod memory;
 mod message;
 mod outcome;
 pub mod shutdown;

@@ -9,6 +9,8 @@ pub mod docs {
     #[doc = include_str!("docs/shutdown.md")]
     pub mod shutdown {}
 }
+#[cfg(feature = "test-util")]
+mod harness;
 mod health;
 #[cfg(feature = "otel")]
 mod instrument;
@@ -38,6 +40,9 @@ pub use tomodachi_core::{
     Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport, classify_fn,
     to_python_json,
 };
+
+#[cfg(feature = "test-util")]
+pub use tomodachi_core::memory;
 
 #[cfg(feature = "schedule")]
 pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};
