@@ -6,6 +6,7 @@ pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
+pub mod health;
 pub mod layer;
 #[cfg(feature = "test-util")]
 pub mod memory;
@@ -31,6 +32,7 @@ pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
     RetryOnFailure, SharedClassifier, classify_fn,
 };
+pub use health::{Health, HealthReporter};
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
 pub use message::Message;

@@ -116,7 +116,10 @@ impl Publishers {
 /// The service's one AMQP connection (opened when first used).
 #[cfg(feature = "amqp")]
 pub(crate) fn amqp_connection(context: &RunContext) -> AmqpConnection {
-    context.shared(|| AmqpConnection::new(context.options.amqp.clone()))
+    // Named after the service, so that an operator finds it in `rabbitmqctl
+    // list_connections name client_properties` and the management UI.
+    let name = format!("{}:{}", context.identity.name, context.identity.uuid);
+    context.shared(|| AmqpConnection::new(context.options.amqp.clone()).with_name(name))
 }
 
 /// The service's one set of AWS clients (made when first used).

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tomodachi_core::{
-    BoxError, Message, Outcome, ServiceIdentity, SharedEnvelope, Shutdown, Transport,
+    BoxError, Health, HealthReporter, Message, Outcome, ServiceIdentity, SharedEnvelope, Shutdown,
+    Transport,
 };
 use tower::Layer;
 use tower::util::BoxCloneSyncService;
 
 use crate::Options;
+use crate::health::{CheckFn, Probes};
 
 /// A message handler after type erasure: what sources drive.
 pub type BoxMessageService = BoxCloneSyncService<Message, Outcome, BoxError>;
@@ -55,6 +57,7 @@ pub struct Service<S = ()> {
     pub(crate) layers: Vec<LayerFn>,
     pub(crate) registrations: Vec<Registration>,
     pub(crate) hooks: Hooks,
+    pub(crate) checks: Vec<(String, CheckFn)>,
 }
 
 pub(crate) type LayerFn = Arc<dyn Fn(BoxMessageService) -> BoxMessageService + Send + Sync>;
@@ -81,6 +84,8 @@ pub(crate) struct RunContext {
     pub(crate) layers: Arc<[LayerFn]>,
     pub(crate) envelope: Option<SharedEnvelope>,
     pub(crate) resources: Arc<std::sync::Mutex<Resources>>,
+    pub(crate) health: Health,
+    pub(crate) probes: Probes,
 }
 
 /// Values the handlers of one service share (one AMQP connection, one set of AWS clients).
@@ -165,13 +170,44 @@ pub(crate) fn wrap(
 /// The work a source does after its setup; resolves once drained.
 pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
 
-/// A source's running future as [`Running`].
-pub(crate) fn running<F, E>(work: F) -> Running
-where
-    F: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError>,
-{
-    Box::pin(async move { work.await.map_err(Into::into) })
+#[cfg_attr(
+    not(any(
+        feature = "amqp",
+        feature = "sqs",
+        feature = "schedule",
+        feature = "http"
+    )),
+    allow(dead_code)
+)]
+impl RunContext {
+    /// Registers a source called `name` with the health registry (starting).
+    pub(crate) fn reporter(&self, name: impl Into<String>) -> HealthReporter {
+        self.health.reporter(name)
+    }
+
+    /// A started source's work as [`Running`], reported to `health`: ready now,
+    /// draining from the moment shutdown reaches the sources, stopped once drained.
+    pub(crate) fn running<F, E>(&self, health: HealthReporter, work: F) -> Running
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        health.ready();
+        let shutdown = self.shutdown.clone();
+        Box::pin(async move {
+            let work = async move { work.await.map_err(Into::<BoxError>::into) };
+            tokio::pin!(work);
+            let result = tokio::select! {
+                result = &mut work => result,
+                () = shutdown.triggered() => {
+                    health.draining();
+                    work.await
+                }
+            };
+            health.stopped();
+            result
+        })
+    }
 }
 
 /// A transport handler waiting for the service to start.
@@ -193,6 +229,7 @@ impl Service<()> {
             layers: Vec::new(),
             registrations: Vec::new(),
             hooks: Hooks::default(),
+            checks: Vec::new(),
         }
     }
 }
@@ -216,6 +253,7 @@ where
             layers: self.layers,
             registrations: self.registrations,
             hooks: self.hooks,
+            checks: self.checks,
         }
     }
 
@@ -335,6 +373,44 @@ where
         self
     }
 
+    /// Adds a readiness check called `name` (a database ping, say): the readiness probe
+    /// runs it on every request while the service is running, and answers 503 while it
+    /// fails (the error is the reason in the probe's JSON). It gets the service's state.
+    ///
+    /// ```no_run
+    /// use tomodachi::Service;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db;
+    ///
+    /// impl Db {
+    ///     async fn ping(&self) -> Result<(), std::io::Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # async fn tick() {}
+    /// # async fn run() -> tomodachi::Exit {
+    /// Service::new("orders")
+    ///     .state(Db)
+    ///     .health_check("database", |db: Db| async move { db.ping().await })
+    ///     # .schedule(tomodachi::Schedule::heartbeat(), tick)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn health_check<F, Fut, R>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let check = crate::health::check_fn(self.state.clone(), check);
+        self.checks.push((name.into(), check));
+        self
+    }
+
     fn hook<F, Fut, R>(&self, hook: F) -> HookFn
     where
         F: FnOnce(S) -> Fut + Send + 'static,
@@ -390,11 +466,12 @@ where
         self.register(transport, move |context| async move {
             let envelope = context.envelope.clone();
             let service = context.wrap(service, envelope.as_ref());
+            let health = context.reporter(transport.as_str());
             let work = source
                 .start(service, context.shutdown.clone())
                 .await
                 .map_err(Into::into)?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 
@@ -477,6 +554,7 @@ pub(crate) struct Plan {
     pub(crate) layers: Arc<[LayerFn]>,
     pub(crate) registrations: Vec<Registration>,
     pub(crate) hooks: Hooks,
+    pub(crate) checks: Vec<(String, CheckFn)>,
 }
 
 impl<S> From<Service<S>> for Plan {
@@ -492,6 +570,7 @@ impl<S> From<Service<S>> for Plan {
             layers: service.layers.into(),
             registrations: service.registrations,
             hooks: service.hooks,
+            checks: service.checks,
         }
     }
 }

@@ -4,7 +4,7 @@ use tomodachi_amqp::{Binding, Consumer};
 use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 
 use crate::Service;
-use crate::service::{boxed, running};
+use crate::service::boxed;
 
 impl<S> Service<S>
 where
@@ -76,10 +76,13 @@ where
             let envelope = binding.take_envelope().or_else(|| context.envelope.clone());
             let connection = crate::publishers::amqp_connection(&context);
             let service = context.wrap(service, envelope.as_ref());
-            let work = Consumer::with_connection(connection, binding, context.identity.clone())
+            let consumer = Consumer::with_connection(connection, binding, context.identity.clone());
+            let health = context.reporter(format!("amqp:{}", consumer.resolved().queue_name));
+            let work = consumer
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

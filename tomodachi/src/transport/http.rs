@@ -4,7 +4,6 @@ use tomodachi_core::Source;
 use tomodachi_http::{HttpRouter, HttpServer};
 
 use crate::Service;
-use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -46,12 +45,21 @@ where
                 ),
                 None => router,
             };
+            let health = context.reporter("http");
+            let options = &context.options.health;
+            let router = if options.enabled && options.port.is_none() {
+                context
+                    .probes
+                    .add_to(router, options, &context.identity.name)
+            } else {
+                router
+            };
             let mut server = HttpServer::new(context.options.http.clone());
             if let Some(writer) = crate::logging::access::writer() {
                 server = server.access_log_writer(writer);
             }
             let work = server.start(router, context.shutdown.clone()).await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

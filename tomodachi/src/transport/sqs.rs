@@ -4,7 +4,7 @@ use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_sqs::{SqsConsumer, Subscription};
 
 use crate::Service;
-use crate::service::{boxed, running};
+use crate::service::boxed;
 
 impl<S> Service<S>
 where
@@ -86,10 +86,17 @@ where
                 .await?
                 .clone();
             let service = context.wrap(service, envelope.as_ref());
+            let health = context.reporter(format!(
+                "sqs:{}",
+                subscription
+                    .topic_name()
+                    .unwrap_or(subscription.get_handler_name())
+            ));
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }
