@@ -27,6 +27,9 @@ use parse::{Parsed, parse};
 
 const LOG: &str = "tomodachi.awssnssqs";
 
+/// How long past its wait time a receive in flight at shutdown is awaited.
+const RECEIVE_SLACK: Duration = Duration::from_secs(10);
+
 /// The SNS+SQS source of one handler: sets its queue up, then long-polls it and drives a
 /// `tower::Service<Message, Response = Outcome>` with every message.
 ///
@@ -37,8 +40,10 @@ const LOG: &str = "tomodachi.awssnssqs";
 ///   the message (with a delay, its visibility changes); [`Outcome::Reject`] sends it to the
 ///   subscription's dead-letter queue, or leaves it for the queue's redrive policy.
 /// - A service error or panic is a retry.
-/// - On shutdown the long poll stops at once, received messages not yet started become
-///   visible again, in-flight handlers finish and their deletes are flushed.
+/// - On shutdown no new receive starts; the one in flight completes (within its wait
+///   time) and its messages start, in-flight handlers finish and their deletes are
+///   flushed. Received messages that cannot start (a service that is not ready) become
+///   visible again at once.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
@@ -215,6 +220,7 @@ where
     let permits = Arc::new(Semaphore::new(room));
     let tracker = TaskTracker::new();
     let mut failures: u32 = 0;
+    let mut failing_since: Option<tokio::time::Instant> = None;
     let mut result = Ok(());
 
     'receive: while !shutdown.is_triggered() {
@@ -264,15 +270,28 @@ where
             .attribute_names(QueueAttributeName::from("MessageGroupId"))
             .message_attribute_names("All")
             .send();
+        tokio::pin!(receive);
         let response = tokio::select! {
             biased;
-            () = shutdown.triggered() => break,
-            response = receive => response,
+            response = &mut receive => response,
+            () = shutdown.triggered() => {
+                // A receive cannot be cut short on the wire: dropped, its messages would
+                // stay invisible until their visibility timeout, with their receive count
+                // raised. Let it complete (it returns within its wait time) and start
+                // what it brought, as the work in flight it is.
+                match tokio::time::timeout(subscription.wait_time + RECEIVE_SLACK, &mut receive).await {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::warn!(target: LOG, queue_name = %queue.queue_name, "the receive in flight at shutdown did not complete: its messages (if any) come back after their visibility timeout");
+                        break;
+                    }
+                }
+            }
         };
         let messages = match response {
             Ok(output) => {
-                if failures > 0 {
-                    tracing::warn!(target: LOG, "Reconnected - receiving messages");
+                if let Some(since) = failing_since.take() {
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, failures, after = ?since.elapsed(), "Reconnected - receiving messages");
                 }
                 failures = 0;
                 output.messages.unwrap_or_default()
@@ -280,6 +299,9 @@ where
             Err(error) => {
                 let error = aws("ReceiveMessage", error);
                 failures += 1;
+                failing_since.get_or_insert_with(tokio::time::Instant::now);
+                let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
+                    .min(Duration::from_secs(20));
                 if error.is_queue_missing() {
                     tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({}) - setting the queue up again", error.short());
                     match consumer.run_setup().await {
@@ -307,11 +329,11 @@ where
                             tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to set the queue up again ({})", error.short());
                         }
                     }
-                } else if failures == 1 || !error.is_transient() {
-                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
+                } else {
+                    // Every failed receive is logged with its back-off: a broker that
+                    // cannot be reached shows in the log, and so does its recovery.
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, failures, retry_in = ?backoff, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
                 }
-                let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
-                    .min(Duration::from_secs(20));
                 drop(room);
                 tokio::select! {
                     biased;
@@ -364,10 +386,12 @@ where
                 }
             };
             if !first_message {
+                // Ready at once, the message starts even during shutdown (it was received);
+                // a service that is not ready by then releases the rest.
                 let ready = tokio::select! {
                     biased;
-                    () = shutdown.triggered() => None,
                     ready = service.ready() => Some(ready.map(|_| ()).map_err(Into::<BoxError>::into)),
+                    () = shutdown.triggered() => None,
                 };
                 match ready {
                     Some(Ok(())) => {}
