@@ -17,7 +17,7 @@ pub use context::{
     ExecutionContext, TOMODACHI_COMPATIBLE_VERSION, TransportContext, execution_context,
 };
 pub use logging::{LogFormat, LogLevel};
-pub use options::{Options, OptionsError, WatcherOptions};
+pub use options::{EnvelopeOptions, Options, OptionsError, WatcherOptions};
 pub use process::{Exit, Process, exit};
 pub use service::{BoxMessageService, HookResult, Service};
 

@@ -164,6 +164,28 @@ fn keys_list_every_leaf() {
     assert!(keys.contains(&"watcher.ignored_dirs".to_owned()));
     assert!(keys.contains(&"watcher.watched_file_endings".to_owned()));
     assert!(!keys.contains(&"watcher".to_owned()));
+    assert!(keys.contains(&"envelope.max_inflated_size".to_owned()));
+}
+
+#[test]
+fn envelope_inflate_cap_from_env_and_key() {
+    let mut options = Options::default();
+    assert_eq!(
+        options.get("envelope.max_inflated_size").unwrap(),
+        json!(64 * 1024 * 1024)
+    );
+    assert_eq!(
+        Options::env_var("envelope.max_inflated_size"),
+        "TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE"
+    );
+    options
+        .apply_env([("TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE", "1048576")])
+        .unwrap();
+    assert_eq!(options.envelope.max_inflated_size, 1 << 20);
+    let err = options
+        .apply_env([("TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE", "-1")])
+        .unwrap_err();
+    assert!(err.to_string().contains("an integer"), "{err}");
 }
 
 #[cfg(feature = "http")]
