@@ -12,7 +12,8 @@ where
 {
     /// Calls `handler` for each message on `binding` (tomodachi's `@amqp`).
     ///
-    /// The service's handlers share one connection (from `options.amqp`). Messages are
+    /// The service's handlers share one connection (from `options.amqp`), named
+    /// `"<service name> (<uuid>)"` (the `connection_name` client property). Messages are
     /// opened with the binding's envelope, else the service's; handlers may take the
     /// AMQP context extractors and an `AmqpPublisher`.
     ///
@@ -50,7 +51,11 @@ where
                 binding = binding.envelope(envelope.clone());
             }
             let options = context.options.amqp.clone();
-            let connection = context.shared(|| AmqpConnection::new(options));
+            // Named after the service and its instance, so an operator finds it in
+            // `rabbitmqctl list_connections client_properties` (`connection_name`).
+            let connection_name = format!("{} ({})", context.identity.name, context.identity.uuid);
+            let connection =
+                context.shared(|| AmqpConnection::new(options).with_name(connection_name));
             let mut publisher =
                 AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
             if let Some(envelope) = &context.envelope {
