@@ -40,10 +40,10 @@ const RECEIVE_SLACK: Duration = Duration::from_secs(10);
 ///   the message (with a delay, its visibility changes); [`Outcome::Reject`] sends it to the
 ///   subscription's dead-letter queue, or leaves it for the queue's redrive policy.
 /// - A service error or panic is a retry.
-/// - On shutdown no new receive starts; the one in flight completes (within its wait
-///   time) and its messages start, in-flight handlers finish and their deletes are
-///   flushed. Received messages that cannot start (a service that is not ready) become
-///   visible again at once.
+/// - On shutdown no new receive starts; the one in flight completes (woken at once by
+///   tomodachi's drain marker, sent to the queue) and its messages start, in-flight
+///   handlers finish and their deletes are flushed. Received messages that cannot start
+///   (a service that is not ready) become visible again at once.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
@@ -277,9 +277,12 @@ where
             () = shutdown.triggered() => {
                 // A receive cannot be cut short on the wire: dropped, its messages would
                 // stay invisible until their visibility timeout, with their receive count
-                // raised. Let it complete (it returns within its wait time) and start
-                // what it brought, as the work in flight it is.
-                match tokio::time::timeout(subscription.wait_time + RECEIVE_SLACK, &mut receive).await {
+                // raised. Let it complete (it returns within its wait time, at once when
+                // the drain marker wakes it) and start what it brought, as the work in
+                // flight it is.
+                let wait = tokio::time::timeout(subscription.wait_time + RECEIVE_SLACK, &mut receive);
+                let ((), response) = tokio::join!(wake(&shared, fifo_queue), wait);
+                match response {
                     Ok(response) => response,
                     Err(_) => {
                         tracing::warn!(target: LOG, queue_name = %queue.queue_name, "the receive in flight at shutdown did not complete: its messages (if any) come back after their visibility timeout");
@@ -541,6 +544,27 @@ async fn dead_letter(
             tracing::warn!(target: LOG, "Unable to send message to the dead-letter queue [sqs] on AWS ({})", error.short());
             false
         }
+    }
+}
+
+/// Wakes the long poll in flight at shutdown: sends tomodachi's drain marker to the queue,
+/// which any tomodachi consumer (Rust or Python) deletes without handling. Whoever
+/// receives it, a poll waiting on an idle queue returns at once instead of after its wait.
+async fn wake(shared: &Shared, fifo_queue: bool) {
+    let body = serde_json::json!({ "Message": parse::DRAIN_MESSAGE_PAYLOAD }).to_string();
+    let mut request = shared
+        .sqs
+        .send_message()
+        .queue_url(&*shared.queue_url)
+        .message_body(body);
+    if fifo_queue {
+        request = request
+            .message_group_id("tomodachi-drain")
+            .message_deduplication_id(uuid::Uuid::new_v4().to_string());
+    }
+    if let Err(error) = request.send().await {
+        let error = aws("SendMessage", error);
+        tracing::debug!(target: LOG, "Unable to wake the receive in flight [sqs] ({})", error.short());
     }
 }
 

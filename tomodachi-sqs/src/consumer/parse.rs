@@ -18,7 +18,8 @@ use crate::naming::topic_from_arn;
 use super::scan::Members;
 
 /// tomodachi's drain marker payload: deleted, never handled.
-const DRAIN_MESSAGE_PAYLOAD: &str = "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
+pub(super) const DRAIN_MESSAGE_PAYLOAD: &str =
+    "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
 
 /// What one received SQS message turned out to be.
 #[derive(Debug)]
