@@ -255,9 +255,12 @@ async fn watch(
         } else if status.reconnecting() || status.connecting() {
             match outage.as_mut() {
                 None => {
-                    let reason = reason
-                        .take()
-                        .unwrap_or_else(|| "closed by the broker or the network".to_owned());
+                    // lapin reports the cause of a drop it recovers from only in its own
+                    // record (`lapin::channel`, "Connection closed", ERROR, with the
+                    // broker's close reason); errors it cannot recover from come as events.
+                    let reason = reason.take().unwrap_or_else(|| {
+                        "closed by the broker or the network (cause in lapin's record)".to_owned()
+                    });
                     tracing::warn!(
                         target: "tomodachi.amqp",
                         connection_name = %name,
