@@ -440,7 +440,8 @@ fn legacy_targets_exist() {
     }
 }
 
-/// Every key of Python tomodachi's `Options` (`options/definitions.py`), in its order.
+/// Every key of Python tomodachi's `Options` (`options/definitions.py`), in its order,
+/// and tomodachi-rs's own.
 #[cfg(all(feature = "http", feature = "amqp", feature = "sqs"))]
 #[test]
 fn keys_are_python_tomodachis() {
@@ -488,6 +489,8 @@ fn keys_are_python_tomodachis() {
         "amqp.qos.global_prefetch_count",
         "watcher.ignored_dirs",
         "watcher.watched_file_endings",
+        // tomodachi-rs's own: the inflate cap of compressed envelope data.
+        "envelope.max_inflated_size",
     ];
     let keys = Options::keys();
     let mut expected: Vec<String> = expected.iter().map(|k| (*k).to_owned()).collect();
