@@ -10,8 +10,8 @@
 //! cargo test -p tomodachi-tests --test drills -- --nocapture --test-threads 1
 //! ```
 //!
-//! `DRILLS=sigterm,kill` runs only those drills (names: errors, drop, sigterm, kill,
-//! poison, bomb). Each transport's drill prints its table (and writes it to `$CARGO_TARGET_TMPDIR`);
+//! `DRILLS=sigterm,kill` runs only those drills (names: errors, drop, outage, sigterm,
+//! kill, poison, bomb). Each transport's drill prints its table (and writes it to `$CARGO_TARGET_TMPDIR`);
 //! RELIABILITY.md at the repository root holds the latest one.
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -57,6 +57,8 @@ struct Drill {
     dlq: Option<String>,
     work_ms: u64,
     visibility: u32,
+    /// More variables for the service.
+    env: Vec<(&'static str, String)>,
 }
 
 impl Drill {
@@ -67,6 +69,7 @@ impl Drill {
             dlq: None,
             work_ms: 0,
             visibility: 30,
+            env: Vec::new(),
         }
     }
 
@@ -85,6 +88,7 @@ impl Drill {
         if let Some(dlq) = &self.dlq {
             command.env("DRILL_DLQ", dlq);
         }
+        command.envs(self.env.iter().map(|(k, v)| (k, v)));
         match self.transport {
             Transport::Amqp => {
                 command.env("DRILL_TRANSPORT", "amqp");
@@ -112,7 +116,7 @@ impl Drill {
 }
 
 /// Whether the drill `name` runs: all of them unless `DRILLS` (comma-separated names:
-/// errors, drop, sigterm, kill, poison, bomb) picks some.
+/// errors, drop, outage, sigterm, kill, poison, bomb) picks some.
 fn selected(name: &str) -> bool {
     std::env::var("DRILLS").map_or(true, |names| names.split(',').any(|n| n.trim() == name))
 }
@@ -272,6 +276,9 @@ mod amqp {
     use super::*;
     use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
     use lapin::types::FieldTable;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::net::{TcpListener, TcpStream};
     use tomodachi::amqp::{AmqpOptions, AmqpPublisher};
 
     fn publisher() -> AmqpPublisher {
@@ -397,6 +404,101 @@ mod amqp {
         )
         .note(format!(
             "drop logged: {lost}; broker's reason logged: {reason}; recovery logged with its time: {recovered}"
+        ))
+    }
+
+    /// A TCP proxy to RabbitMQ whose connections can be cut and new ones refused: a broker
+    /// outage for one service only (RabbitMQ is shared; it is never stopped).
+    struct Proxy {
+        port: u16,
+        down: Arc<AtomicBool>,
+        open: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    }
+
+    impl Proxy {
+        async fn start() -> Self {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let down = Arc::new(AtomicBool::new(false));
+            let open: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+            let (down_, open_) = (down.clone(), open.clone());
+            tokio::spawn(async move {
+                while let Ok((mut client, _)) = listener.accept().await {
+                    if down_.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection closes at once
+                    }
+                    let task = tokio::spawn(async move {
+                        if let Ok(mut broker) = TcpStream::connect("127.0.0.1:5672").await {
+                            let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
+                        }
+                    });
+                    open_.lock().unwrap().push(task.abort_handle());
+                }
+            });
+            Self { port, down, open }
+        }
+
+        fn cut(&self) {
+            self.down.store(true, Ordering::SeqCst);
+            for connection in self.open.lock().unwrap().drain(..) {
+                connection.abort();
+            }
+        }
+
+        fn restore(&self) {
+            self.down.store(false, Ordering::SeqCst);
+        }
+    }
+
+    pub(super) async fn outage(checks: &mut Vec<(String, bool)>) -> Row {
+        let proxy = Proxy::start().await;
+        let mut drill = Drill::new(Transport::Amqp, "drill-amqp-outage");
+        drill
+            .env
+            .push(("TOMODACHI_AMQP_PORT", proxy.port.to_string()));
+        let mut children = vec![drill.start().await];
+        let sent = publish(&drill, 0..3000, |_| "").await;
+        more(&mut children, 500).await;
+        proxy.cut();
+        // The outage itself: how long the broker stays out of reach.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        proxy.restore();
+        all(&mut children, &sent).await;
+        stop(&mut children[0]).await;
+        println!("\nAMQP outage drill (3 s), the connection's records:");
+        for line in children.iter().flat_map(Child::lines) {
+            if line.logger() == Some("tomodachi.amqp")
+                && line.message().is_some_and(|m| m.contains("the broker"))
+            {
+                println!("  {}", line.text);
+            }
+        }
+        let lost = logged(&children, "connection to the broker lost [amqp]");
+        let retries = children
+            .iter()
+            .flat_map(Child::lines)
+            .filter(|line| {
+                line.message()
+                    .is_some_and(|m| m.starts_with("reconnecting to the broker [amqp]"))
+            })
+            .count();
+        let recovered = logged(&children, "connection to the broker recovered [amqp] after")
+            || logged(&children, "consuming from queue [amqp]");
+        checks.push(("the outage's drop is logged".into(), lost));
+        checks.push((
+            format!("the outage's retries are logged: {retries}"),
+            retries >= 1,
+        ));
+        checks.push(("the recovery after the outage is logged".into(), recovered));
+        let handled = tally(&children);
+        Row::new(
+            "broker out of reach for 3 s (proxy cut)",
+            &sent,
+            &handled,
+            Some(PREFETCH),
+        )
+        .note(format!(
+            "drop logged: {lost}; retries logged: {retries}; recovery logged: {recovered}"
         ))
     }
 
@@ -571,6 +673,9 @@ async fn amqp_drills() {
     }
     if selected("drop") {
         rows.push(amqp::connection_closed(&mut checks).await);
+    }
+    if selected("outage") {
+        rows.push(amqp::outage(&mut checks).await);
     }
     if selected("sigterm") {
         rows.push(amqp::sigterm_restarts().await);
