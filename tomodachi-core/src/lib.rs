@@ -2,10 +2,13 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attributes;
+pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
 pub mod layer;
+#[cfg(feature = "test-util")]
+pub mod memory;
 mod message;
 mod outcome;
 pub mod shutdown;
@@ -14,6 +17,7 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+pub use driver::panic_text;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
     ServiceIdentity, SharedEnvelope, to_python_json,
@@ -24,7 +28,7 @@ pub use extract::{
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
-    RetryOnFailure, classify_fn,
+    RetryOnFailure, SharedClassifier, classify_fn,
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
