@@ -29,7 +29,7 @@ pub use context::{
     ExecutionContext, TOMODACHI_COMPATIBLE_VERSION, TransportContext, execution_context,
 };
 pub use logging::{LogFormat, LogLevel};
-pub use options::{HealthOptions, Options, OptionsError};
+pub use options::{EnvelopeOptions, HealthOptions, Options, OptionsError};
 pub use process::{Exit, Process, exit};
 pub use service::{BoxMessageService, HookResult, Service};
 

@@ -4,6 +4,7 @@
 //! ones (publishers call [`Envelope::seal`]). [`JsonEnvelope`] is Python tomodachi's
 //! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all.
 
+mod inflate;
 mod json;
 mod layer;
 mod python_json;
@@ -14,6 +15,9 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
+pub use inflate::{
+    DEFAULT_MAX_INFLATED_SIZE, inflate_capped, max_inflated_size, set_max_inflated_size,
+};
 pub use json::JsonEnvelope;
 pub use layer::{EnvelopeFuture, EnvelopeLayer, EnvelopeService};
 pub(crate) use python_json::to_python_string;
@@ -79,6 +83,15 @@ pub enum EnvelopeError {
         encoding: String,
         /// What went wrong.
         reason: String,
+    },
+    /// The compressed data inflates to more than [`max_inflated_size`] (a decompression
+    /// bomb, or a cap set too low).
+    #[error("{encoding} data inflates to more than {limit} bytes (envelope.max_inflated_size)")]
+    TooLarge {
+        /// The envelope's `data_encoding`.
+        encoding: String,
+        /// The cap, in bytes.
+        limit: usize,
     },
     /// The data could not be serialized.
     #[error("unserializable data: {0}")]
