@@ -14,10 +14,14 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+#[cfg(feature = "protobuf")]
+pub use envelope::ProtobufEnvelope;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
     ServiceIdentity, SharedEnvelope, to_python_json,
 };
+#[cfg(feature = "protobuf")]
+pub use extract::Proto;
 pub use extract::{
     Attributes, Data, Extension, FromMessage, FromMessageParts, FromRef, MessageUuid, Metadata,
     Parts, Raw, Rejection, State,

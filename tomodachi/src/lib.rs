@@ -28,6 +28,8 @@ pub use tomodachi_core::{
     HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, RawEnvelope,
     Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State, classify_fn, to_python_json,
 };
+#[cfg(feature = "protobuf")]
+pub use tomodachi_core::{Proto, ProtobufEnvelope};
 
 #[cfg(feature = "schedule")]
 pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};

@@ -6,6 +6,8 @@
 
 mod json;
 mod layer;
+#[cfg(feature = "protobuf")]
+mod protobuf;
 mod python_json;
 mod raw;
 
@@ -16,6 +18,8 @@ use serde_json::value::RawValue;
 
 pub use json::JsonEnvelope;
 pub use layer::{EnvelopeFuture, EnvelopeLayer, EnvelopeService};
+#[cfg(feature = "protobuf")]
+pub use protobuf::ProtobufEnvelope;
 pub(crate) use python_json::to_python_string;
 pub use python_json::{PythonFormatter, to_python_json};
 pub use raw::RawEnvelope;
@@ -61,7 +65,7 @@ pub struct EnvelopeMetadata {
     pub timestamp: f64,
     /// The topic (or routing key) the sender published to, without prefix.
     pub topic: String,
-    /// How `data` was encoded (`"raw"`, `"base64_gzip_json"`).
+    /// How `data` was encoded (`"raw"`, `"base64_gzip_json"`; `"proto"`, `"gzip_proto"`).
     pub data_encoding: String,
 }
 
@@ -83,6 +87,9 @@ pub enum EnvelopeError {
     /// The data could not be serialized.
     #[error("unserializable data: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// The data decoded but its validator rejected it (tomodachi's `validator`).
+    #[error("invalid message: {0}")]
+    Invalid(String),
 }
 
 /// A wire format for message data.
