@@ -41,7 +41,10 @@ async fn main() -> tomodachi::Exit {
     let people = ProtobufEnvelope::new().validator(has_a_name);
     Service::new("people")
         .envelope(ProtobufEnvelope::new())
-        .amqp(Binding::routing_key("people.created").envelope(people), greet)
+        .amqp(
+            Binding::routing_key("people.created").envelope(people),
+            greet,
+        )
         .run()
         .await
 }
