@@ -2,7 +2,8 @@
 //!
 //! An [`Envelope`] opens incoming messages (through [`EnvelopeLayer`]) and seals outgoing
 //! ones (publishers call [`Envelope::seal`]). [`JsonEnvelope`] is Python tomodachi's
-//! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all.
+//! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all; `ProtobufEnvelope`
+//! (feature `protobuf`) is Python's `ProtobufBase`.
 
 mod json;
 mod layer;
