@@ -6,6 +6,7 @@ pub mod envelope;
 pub mod extract;
 pub mod handler;
 pub mod layer;
+pub mod lease;
 mod message;
 mod outcome;
 pub mod shutdown;
@@ -32,6 +33,7 @@ pub use handler::{
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
+pub use lease::Lease;
 pub use message::Message;
 pub use outcome::{IntoOutcome, Outcome};
 pub use shutdown::Shutdown;
