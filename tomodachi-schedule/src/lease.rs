@@ -119,3 +119,60 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::SystemTime;
+
+    use chrono::{TimeZone, Utc};
+    use futures_util::future::BoxFuture;
+    use tomodachi_core::{BoxError, Handler};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::Interval;
+
+    /// Answers every claim with `answer`; `None` is an unreachable engine.
+    #[derive(Debug, Clone)]
+    struct Fixed(Option<bool>);
+
+    impl Lease for Fixed {
+        fn claim<'a>(&'a self, _: &'a str, _: SystemTime) -> BoxFuture<'a, Result<bool, BoxError>> {
+            let answer = self.0;
+            Box::pin(async move { answer.ok_or_else(|| "engine unreachable".into()) })
+        }
+    }
+
+    fn tick() -> Message {
+        let at = Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, 0).unwrap();
+        Message::new("").with_context(ScheduleContext::new(at, Interval::Seconds(1), "job"))
+    }
+
+    async fn runs(lease: Fixed, message: Message) -> usize {
+        let count = Arc::new(AtomicUsize::new(0));
+        let handler = |tomodachi_core::State(count): tomodachi_core::State<Arc<AtomicUsize>>| async move {
+            count.fetch_add(1, Ordering::SeqCst);
+        };
+        let service = LeaseLayer::new(lease).layer(handler.with_state(count.clone()));
+        assert_eq!(service.oneshot(message).await, Ok(Outcome::Ack));
+        count.load(Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_tick_runs_only_where_the_lease_says() {
+        assert_eq!(runs(Fixed(Some(true)), tick()).await, 1);
+        assert_eq!(runs(Fixed(Some(false)), tick()).await, 0);
+    }
+
+    #[tokio::test]
+    async fn a_lease_that_cannot_reach_its_engine_runs_nothing() {
+        assert_eq!(runs(Fixed(None), tick()).await, 0);
+    }
+
+    #[tokio::test]
+    async fn messages_that_are_not_ticks_pass_through() {
+        assert_eq!(runs(Fixed(Some(false)), Message::new("x")).await, 1);
+    }
+}
