@@ -105,7 +105,7 @@ impl AmqpLease {
     }
 
     /// How long after taking over a new leader waits before it runs a tick (default 1 s):
-    /// above the clock skew between replicas.
+    /// above the clock skew between replicas. Set it before [`start`](Self::start).
     #[must_use]
     pub fn guard(self, guard: Duration) -> Self {
         let inner = &self.inner;
