@@ -6,8 +6,8 @@
 //! cargo run -p tomodachi-example-protobuf
 //! ```
 //!
-//! A person without a name is rejected by the validator (a warning, the handler does not
-//! run); a message that is not a `Person` is rejected the same way as a malformed envelope.
+//! A person without a name is rejected by the validator (a warning, and the handler does
+//! not run); a message that is not a `Person` is rejected the same way as a malformed envelope.
 
 use tomodachi::amqp::{AmqpError, AmqpPublisher, Binding};
 use tomodachi::{Proto, ProtobufEnvelope, Service};

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attributes;
+pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
@@ -15,6 +16,7 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+pub use driver::panic_text;
 #[cfg(feature = "protobuf")]
 pub use envelope::ProtobufEnvelope;
 pub use envelope::{
@@ -29,7 +31,7 @@ pub use extract::{
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
-    RetryOnFailure, classify_fn,
+    RetryOnFailure, SharedClassifier, classify_fn,
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;

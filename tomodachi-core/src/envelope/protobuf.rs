@@ -68,8 +68,8 @@ type Decode = dyn Fn(&mut Message) -> Result<(), EnvelopeError> + Send + Sync;
 /// for [`Proto<T>`](crate::Proto) (or [`Raw`](crate::Raw)) to take.
 ///
 /// [`proto`](Self::proto) is tomodachi's `proto_class`: the envelope decodes the message as
-/// that type, so a message that does not decode is a malformed envelope (one warning on
-/// `tomodachi.envelope`, the envelope layer's outcome, the handler is not run).
+/// that type, so a message that does not decode is a malformed envelope (the envelope
+/// layer's record and outcome; the handler is not run).
 /// [`validator`](Self::validator) is tomodachi's `validator`.
 ///
 /// Publish a protobuf message with [`Proto(message)`](crate::Proto) through a publisher
@@ -130,8 +130,9 @@ impl ProtobufEnvelope {
     }
 
     /// Decodes every message as `T` (as [`proto`](Self::proto)) and runs `validate` on it
-    /// (tomodachi's `validator`): an `Err` rejects the message with a warning carrying its
-    /// text, and the handler is not run.
+    /// (tomodachi's `validator`): an `Err` is a warning with its text on
+    /// `tomodachi.envelope` (field `envelope = "ProtobufBase"`, as Python logs it), then
+    /// the message is refused as a malformed envelope is, and the handler is not run.
     #[must_use]
     pub fn validator<T, E, F>(mut self, validate: F) -> Self
     where
@@ -153,7 +154,11 @@ impl ProtobufEnvelope {
                     encoding: encoding.to_owned(),
                     reason: format!("not a {}: {e}", std::any::type_name::<T>()),
                 })?;
-            validate(&value).map_err(|e| EnvelopeError::Invalid(e.to_string()))?;
+            if let Err(error) = validate(&value) {
+                let reason = error.to_string();
+                tracing::warn!(target: "tomodachi.envelope", envelope = "ProtobufBase", "{reason}");
+                return Err(EnvelopeError::Invalid(reason));
+            }
             message.insert_context(Decoded(Arc::new(value)));
             Ok(())
         };
