@@ -13,6 +13,8 @@ mod publisher;
 pub use binding::{Binding, ExchangeKind, ResolvedBinding};
 pub use connection::AmqpConnection;
 pub use consumer::{Consumer, Running};
+#[cfg(feature = "test-util")]
+pub use context::AmqpContextBuilder;
 pub use context::{
     AmqpContext, AmqpProperties, AmqpTable, AmqpValue, BoundRoutingKey, DeliveryTag, Exchange,
     Headers, Properties, QueueName, Redelivered, RoutingKey,

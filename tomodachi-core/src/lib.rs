@@ -8,6 +8,8 @@ pub mod extract;
 pub mod handler;
 pub mod layer;
 pub mod lease;
+#[cfg(feature = "test-util")]
+pub mod memory;
 mod message;
 mod outcome;
 pub mod shutdown;

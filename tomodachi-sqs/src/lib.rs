@@ -17,6 +17,8 @@ mod consumer;
 mod context;
 
 pub use consumer::{Running, SqsConsumer, message_from_sqs};
+#[cfg(feature = "test-util")]
+pub use context::SqsContextBuilder;
 pub use context::{
     ApproximateReceiveCount, MessageAttributes, MessageDeduplicationId, MessageGroupId,
     MessageTimestamp, MessageType, QueueUrl, RawMessageBody, ReceiptHandle, SnsMessageId,

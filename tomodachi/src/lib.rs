@@ -3,6 +3,8 @@
 pub mod banner;
 pub mod cli;
 mod context;
+#[cfg(feature = "test-util")]
+mod harness;
 #[cfg(feature = "otel")]
 mod instrument;
 mod lifecycle;
@@ -33,6 +35,9 @@ pub use tomodachi_core::{
 };
 #[cfg(feature = "protobuf")]
 pub use tomodachi_core::{Proto, ProtobufEnvelope};
+
+#[cfg(feature = "test-util")]
+pub use tomodachi_core::memory;
 
 #[cfg(feature = "schedule")]
 pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};

@@ -113,23 +113,43 @@ impl RunContext {
         service: BoxMessageService,
         envelope: Option<&SharedEnvelope>,
     ) -> BoxMessageService {
-        let mut service = service;
-        for layer in self.layers.iter().rev() {
-            service = layer(service);
-        }
-        let service = match envelope {
-            Some(envelope) => BoxCloneSyncService::new(
-                tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
-            ),
-            None => service,
-        };
-        // `--opentelemetry-instrument`: the span is outermost, around the envelope.
-        #[cfg(feature = "otel")]
-        if let Some(telemetry) = crate::instrument::telemetry() {
-            return BoxCloneSyncService::new(telemetry.message_layer().layer(service));
-        }
-        service
+        wrap(&self.layers, service, envelope)
     }
+}
+
+/// `service` wrapped in `layers` (first = outermost), then in the envelope, if one is given,
+/// then (instrumented) in the telemetry layer: a message handler as every source, and
+/// [`Service::handle`](crate::Service) in tests, run it.
+#[cfg_attr(
+    not(any(
+        feature = "amqp",
+        feature = "sqs",
+        feature = "schedule",
+        feature = "test-util"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn wrap(
+    layers: &[LayerFn],
+    service: BoxMessageService,
+    envelope: Option<&SharedEnvelope>,
+) -> BoxMessageService {
+    let mut service = service;
+    for layer in layers.iter().rev() {
+        service = layer(service);
+    }
+    let service = match envelope {
+        Some(envelope) => BoxCloneSyncService::new(
+            tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
+        ),
+        None => service,
+    };
+    // `--opentelemetry-instrument`: the span is outermost, around the envelope.
+    #[cfg(feature = "otel")]
+    if let Some(telemetry) = crate::instrument::telemetry() {
+        return BoxCloneSyncService::new(telemetry.message_layer().layer(service));
+    }
+    service
 }
 
 /// The work a source does after its setup; resolves once drained.
@@ -384,7 +404,12 @@ where
 
     /// `handler` with the service's state, boxed, and its name.
     #[cfg_attr(
-        not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
+        not(any(
+            feature = "amqp",
+            feature = "sqs",
+            feature = "schedule",
+            feature = "test-util"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn message_handler<H, T>(&self, handler: H) -> (BoxMessageService, &'static str)

@@ -8,7 +8,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tomodachi_core::driver::Settle;
 use tomodachi_core::{Message, Shutdown, telemetry};
 
-use crate::context::{AmqpContext, AmqpProperties, table_from_lapin};
+use crate::context::{AmqpContext, AmqpProperties, attributes_from_headers, table_from_lapin};
 use crate::{AmqpPublisher, ResolvedBinding};
 
 /// Builds the message of a delivery; returns it with the delivery's acker.
@@ -56,7 +56,10 @@ pub(super) fn into_message(
             .traceparent(header("traceparent"))
             .tracestate(header("tracestate"))
     });
-    let mut message = Message::new(data).with_context(context);
+    let attributes = attributes_from_headers(&context.headers);
+    let mut message = Message::new(data)
+        .with_context(context)
+        .with_context(attributes);
     if let Some(delivery) = telemetry {
         message.insert_context(delivery);
     }
