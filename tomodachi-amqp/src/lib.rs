@@ -23,7 +23,7 @@ pub use error::AmqpError;
 pub use lease::AmqpLease;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
-pub use publisher::{AmqpPublisher, PublishOptions};
+pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};
 
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 

@@ -12,6 +12,7 @@ pub mod lease;
 pub mod memory;
 mod message;
 mod outcome;
+pub mod publish;
 pub mod shutdown;
 mod source;
 pub mod stats;

@@ -9,7 +9,7 @@ mod python_json;
 mod setup;
 mod subscription;
 
-pub use client::{AwsClients, sdk_config};
+pub use client::{AwsClients, LazyAwsClients, sdk_config};
 pub use error::Error;
 pub use options::{AwsEndpointUrlsOptions, AwsSnsSqsOptions};
 pub use subscription::Subscription;
@@ -34,8 +34,8 @@ mod send;
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
 #[cfg(feature = "dynamodb")]
 pub use lease::DynamoDbLease;
-pub use publish::{PublishOptions, SnsPublisher, TopicMode};
-pub use send::{SendOptions, SqsSender};
+pub use publish::{PublishOptions, SnsPublish, SnsPublisher, TopicMode};
+pub use send::{SendOptions, SqsSend, SqsSender};
 
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 

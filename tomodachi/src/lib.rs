@@ -13,6 +13,7 @@ pub mod logging;
 pub mod middleware {}
 pub mod options;
 mod process;
+mod publishers;
 mod service;
 mod transport;
 

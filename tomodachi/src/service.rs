@@ -105,20 +105,23 @@ impl RunContext {
     }
 
     /// `service` wrapped in the service's message layers (first added = outermost), then
-    /// in the envelope, if one is given, then (instrumented) in the telemetry layer,
-    /// outermost of all: the one path of every message source, so a message that does not
-    /// open gets the same record and outcome, and its span, with or without telemetry.
+    /// in the layer that hands it the service's publishers, in the envelope, if one is
+    /// given, then (instrumented) in the telemetry layer, outermost of all: the one path of
+    /// every message source, so a message that does not open gets the same record and
+    /// outcome, and its span, with or without telemetry.
     pub(crate) fn wrap(
         &self,
         service: BoxMessageService,
         envelope: Option<&SharedEnvelope>,
     ) -> BoxMessageService {
-        wrap(&self.layers, service, envelope)
+        let publishers = crate::publishers::Publishers::of(self);
+        wrap(&self.layers, service, envelope, Some(&publishers))
     }
 }
 
-/// `service` wrapped in `layers` (first = outermost), then in the envelope, if one is given,
-/// then (instrumented) in the telemetry layer: a message handler as every source, and
+/// `service` wrapped in `layers` (first = outermost), then in the layer that hands it the
+/// service's `publishers` (if given), in the envelope, if one is given, then (instrumented)
+/// in the telemetry layer: a message handler as every source, and
 /// [`Service::handle`](crate::Service) in tests, run it.
 #[cfg_attr(
     not(any(
@@ -133,16 +136,23 @@ pub(crate) fn wrap(
     layers: &[LayerFn],
     service: BoxMessageService,
     envelope: Option<&SharedEnvelope>,
+    publishers: Option<&crate::publishers::Publishers>,
 ) -> BoxMessageService {
     let mut service = service;
     for layer in layers.iter().rev() {
         service = layer(service);
     }
-    let service = match envelope {
-        Some(envelope) => BoxCloneSyncService::new(
+    // One box for the publishers and the envelope (a box per message).
+    let publishers = publishers.map(crate::publishers::Publishers::message_layer);
+    let service = match (envelope, publishers) {
+        (Some(envelope), Some(publishers)) => BoxCloneSyncService::new(
+            tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(publishers.layer(service)),
+        ),
+        (Some(envelope), None) => BoxCloneSyncService::new(
             tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
         ),
-        None => service,
+        (None, Some(publishers)) => BoxCloneSyncService::new(publishers.layer(service)),
+        (None, None) => service,
     };
     // `--opentelemetry-instrument`: the span is outermost, around the envelope.
     #[cfg(feature = "otel")]

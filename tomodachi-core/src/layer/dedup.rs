@@ -193,11 +193,13 @@ where
             .context::<EnvelopeMetadata>()
             .map(|m| m.message_uuid.clone())
         else {
-            return DedupFuture::inner(self.inner.call(message), None);
+            return DedupFuture::inner(self.inner.call(message), Mark::none());
         };
         match self.store.begin(&key) {
             Seen::New => {
-                DedupFuture::inner(self.inner.call(message), Some((self.store.clone(), key)))
+                // Made before the call: a call that panics forgets the mark too.
+                let mark = Mark::new(self.store.clone(), key);
+                DedupFuture::inner(self.inner.call(message), mark)
             }
             Seen::Done => {
                 tracing::warn!(target: "tomodachi.dedup", message_uuid = key, "ignored duplicate message already processed in the last minute");
@@ -224,15 +226,62 @@ pin_project! {
     #[project = DedupProj]
     #[derive(Debug)]
     enum Kind<F, St> {
-        Inner { #[pin] future: F, finish: Option<(Arc<St>, String)> },
+        Inner { #[pin] future: F, mark: Mark<St> },
         Ready { outcome: Outcome },
     }
 }
 
-impl<F, St> DedupFuture<F, St> {
-    fn inner(future: F, finish: Option<(Arc<St>, String)>) -> Self {
+/// A message marked in progress in the store. Finished with the outcome, or, if the
+/// future is dropped first (a panic the driver caught, a timeout around this layer),
+/// forgotten: a message must not stay "in progress" for ever, or every redelivery of it
+/// would be retried as a duplicate without its handler being called again.
+struct Mark<St> {
+    entry: Option<(Arc<St>, String)>,
+    finish: fn(&St, &str, bool),
+}
+
+impl<St> std::fmt::Debug for Mark<St> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Mark")
+            .field(&self.entry.as_ref().map(|(_, key)| key))
+            .finish()
+    }
+}
+
+impl<St: DedupStore> Mark<St> {
+    fn new(store: Arc<St>, key: String) -> Self {
         Self {
-            kind: Kind::Inner { future, finish },
+            entry: Some((store, key)),
+            finish: St::finish,
+        }
+    }
+
+    fn none() -> Self {
+        Self {
+            entry: None,
+            finish: St::finish,
+        }
+    }
+}
+
+impl<St> Mark<St> {
+    fn finish(&mut self, handled: bool) {
+        if let Some((store, key)) = self.entry.take() {
+            (self.finish)(&store, &key, handled);
+        }
+    }
+}
+
+impl<St> Drop for Mark<St> {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+impl<F, St> DedupFuture<F, St> {
+    fn inner(future: F, mark: Mark<St>) -> Self {
+        Self {
+            kind: Kind::Inner { future, mark },
         }
     }
 
@@ -253,11 +302,9 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             DedupProj::Ready { outcome } => Poll::Ready(Ok(*outcome)),
-            DedupProj::Inner { future, finish } => {
+            DedupProj::Inner { future, mark } => {
                 let result = ready!(future.poll(cx));
-                if let Some((store, key)) = finish.take() {
-                    store.finish(&key, matches!(result, Ok(Outcome::Ack)));
-                }
+                mark.finish(matches!(result, Ok(Outcome::Ack)));
                 Poll::Ready(result)
             }
         }
@@ -329,6 +376,55 @@ mod tests {
         );
         assert_eq!(
             service.clone().oneshot(message("b")).await,
+            Ok(Outcome::Ack)
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A panic is caught by the driver, outside this layer: the mark must not stay "in
+    /// progress", or every redelivery would be retried as a duplicate, never handled.
+    #[tokio::test]
+    async fn a_message_whose_handler_panicked_is_handled_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_m: Message| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(n > 0, "first delivery panics");
+                Ok::<_, std::convert::Infallible>(Outcome::Ack)
+            }
+        });
+        let service = DedupLayer::default().layer(inner);
+        let outcome =
+            |service| crate::driver::oneshot(service, message("p"), crate::RetryOnFailure);
+        assert_eq!(outcome(service.clone()).await.unwrap(), Outcome::retry());
+        assert_eq!(outcome(service.clone()).await.unwrap(), Outcome::Ack);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A timeout around the layer drops the handler's future: the mark is forgotten with
+    /// it, and the redelivery is handled.
+    #[tokio::test(start_paused = true)]
+    async fn a_message_whose_handler_timed_out_is_handled_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_m: Message| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                Ok::<_, std::convert::Infallible>(Outcome::Ack)
+            }
+        });
+        let service = crate::HandlerTimeoutLayer::new(Duration::from_secs(5))
+            .layer(DedupLayer::default().layer(inner));
+        assert_eq!(
+            service.clone().oneshot(message("t")).await,
+            Ok(Outcome::retry())
+        );
+        assert_eq!(
+            service.clone().oneshot(message("t")).await,
             Ok(Outcome::Ack)
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);

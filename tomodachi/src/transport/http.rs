@@ -12,7 +12,9 @@ where
 {
     /// Serves `router` over HTTP (tomodachi's `@http`, `@http_error`, `@http_static`,
     /// `@websocket`), with the options of `options.http`. Its handlers get the service's
-    /// state. A service has one HTTP server: put every route into one router.
+    /// state and, as axum `Extension`s, the service's publishers
+    /// (`Extension<SnsPublisher>`, ...). A service has one HTTP server: put every route into
+    /// one router.
     ///
     /// ```no_run
     /// use tomodachi::http::HttpRouter;
@@ -34,6 +36,7 @@ where
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
         self.register(tomodachi_http::TRANSPORT, move |context| async move {
+            let router = router.layer(crate::publishers::Publishers::of(&context).http_layer());
             #[cfg(feature = "otel")]
             let router = match crate::instrument::telemetry() {
                 Some(telemetry) => router.layer(
