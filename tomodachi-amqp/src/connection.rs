@@ -123,6 +123,12 @@ impl AmqpConnection {
     }
 
     async fn open(&self) -> Result<Connection, AmqpError> {
+        self.open_with(true).await
+    }
+
+    /// Opens a connection of its own (not the shared one), with lapin's recovery or
+    /// without it (a lease must see every drop).
+    pub(crate) async fn open_with(&self, recover: bool) -> Result<Connection, AmqpError> {
         let options = &self.inner.options;
         let uri = AMQPUri {
             scheme: if options.ssl {
@@ -147,8 +153,11 @@ impl AmqpConnection {
         // lapin retries the TCP connect (and each recovery) with this back-off: 0.2 s
         // doubling, 5 tries (about 6 s) so that startup fails in seconds without a
         // broker. Longer outages are the consumers' and publishers' own reconnect loops.
-        let mut properties = ConnectionProperties::default()
-            .enable_auto_recover()
+        let mut properties = ConnectionProperties::default();
+        if recover {
+            properties = properties.enable_auto_recover();
+        }
+        let mut properties = properties
             .configure_backoff(|backoff| {
                 backoff
                     .with_min_delay(RECOVERY_MIN_DELAY)

@@ -41,6 +41,8 @@ pub use tomodachi_core::{
     Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport, classify_fn,
     to_python_json,
 };
+#[cfg(feature = "protobuf")]
+pub use tomodachi_core::{Proto, ProtobufEnvelope};
 
 #[cfg(feature = "test-util")]
 pub use tomodachi_core::memory;
