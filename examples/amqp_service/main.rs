@@ -4,7 +4,7 @@
 //! on either side.
 //!
 //! ```text
-//! cargo run --example amqp_service
+//! cargo run -p tomodachi-examples --example amqp_service --features amqp
 //! ```
 //!
 //! The broker is `amqp://guest:guest@127.0.0.1:5672/` unless the `TOMODACHI_AMQP_*`

@@ -8,7 +8,7 @@
 //! TOMODACHI_AWS_SNS_SQS_REGION_NAME=us-east-1 \
 //! TOMODACHI_AWS_SNS_SQS_AWS_ACCESS_KEY_ID=testing \
 //! TOMODACHI_AWS_SNS_SQS_AWS_SECRET_ACCESS_KEY=testing \
-//! cargo run --example sqs_service
+//! cargo run -p tomodachi-examples --example sqs_service --features sqs
 //! ```
 //!
 //! Without the endpoint variables it talks to AWS with the default credential chain. The

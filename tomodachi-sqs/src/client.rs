@@ -95,6 +95,22 @@ impl AwsClients {
 /// two keys is set or no region can be found.
 pub async fn sdk_config(options: &AwsSnsSqsOptions) -> Result<SdkConfig, Error> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    #[cfg(feature = "rustls-ring")]
+    {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        loader = loader.http_client(
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(Provider::Rustls(CryptoMode::Ring))
+                .build_https(),
+        );
+    }
+    #[cfg(not(any(feature = "rustls", feature = "rustls-ring")))]
+    {
+        let message = "tomodachi-sqs was built without an HTTPS client: enable its `rustls` or \
+                       `rustls-ring` feature (tomodachi: `rustls` or `rustls-ring`)";
+        tracing::warn!(target: "tomodachi.awssnssqs", "{message}");
+        return Err(Error::Config(message.into()));
+    }
     if let Some(region) = &options.region_name {
         loader = loader.region(Region::new(region.clone()));
     }
