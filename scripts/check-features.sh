@@ -25,8 +25,13 @@ fi
 
 status=0
 if cargo hack --version >/dev/null 2>&1; then
-    cargo hack check --workspace --ignore-private --each-feature --no-dev-deps --locked 2>&1 |
+    # --no-dev-deps edits the manifests while it runs (cargo-hack restores them), so the lock
+    # file changes under it: not --locked, and Cargo.lock is put back afterwards.
+    cp -- Cargo.lock "$log.lock"
+    cargo hack check --workspace --ignore-private --each-feature --no-dev-deps 2>&1 |
         tee "$log" || status=$?
+    cp -- "$log.lock" Cargo.lock
+    rm -f -- "$log.lock"
 else
     echo "check-features: cargo-hack is not available; checking the same combinations one by one"
     combinations=$(

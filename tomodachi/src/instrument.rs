@@ -69,6 +69,7 @@ pub(crate) async fn shutdown(installed: Installed) {
 /// open is traced too (ERROR, outcome reject): the envelope a source would open itself is
 /// returned, to be opened by a layer inside the span, and the source gets a raw envelope.
 /// Not instrumented: `None`, the source opens it.
+#[cfg(any(feature = "amqp", feature = "sqs"))]
 pub(crate) fn envelope_in_span(
     envelope: Option<&tomodachi_core::SharedEnvelope>,
 ) -> Option<tomodachi_core::SharedEnvelope> {
