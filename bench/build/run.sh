@@ -11,9 +11,10 @@
 #   sqs         examples/sqs_service on the facade (tomodachi `sqs`, rustls with aws-lc-rs)
 #   sqs-ring    the same with `rustls-ring` instead (no aws-lc-sys)
 #
-# Prints, per case, the wall time, the number of crates compiled (cargo's `Compiling` lines)
-# and the load average before and after. Wall times move with the machine's load: compare
-# cases of one run, and read the crate counts, which are exact. BENCH_BUILD_JOBS (default 2).
+# Prints, per case, the wall time, the CPU time of cargo and every compiler it ran (user +
+# system, children included), the number of crates compiled (cargo's `Compiling` lines) and
+# the load average before and after. Wall times move with the machine's load; CPU times
+# much less, and crate counts are exact: compare those. BENCH_BUILD_JOBS (default 2).
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +30,7 @@ unset RUSTFLAGS CARGO_BUILD_RUSTFLAGS
 
 cargo fetch --locked -q
 
-printf '%-11s %9s %7s  %-16s %-16s %s\n' case wall_s crates load_before load_after command
+printf '%-11s %7s %7s %7s  %-16s %-16s %s\n' case wall_s cpu_s crates load_before load_after command
 for case in "${cases[@]}"; do
     case $case in
     axum) args=(-p bench-build-axum) ;;
@@ -44,15 +45,15 @@ for case in "${cases[@]}"; do
     esac
     target="$work/target-$case"
     load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-    start=$(date +%s.%N)
-    if ! CARGO_TARGET_DIR=$target cargo build --release --locked -j "$jobs" "${args[@]}" >"$work/$case.log" 2>&1; then
+    if ! CARGO_TARGET_DIR=$target /usr/bin/time -f '%e %U %S' -o "$work/$case.time" \
+        cargo build --release --locked -j "$jobs" "${args[@]}" >"$work/$case.log" 2>&1; then
         cat "$work/$case.log" >&2
         exit 1
     fi
-    end=$(date +%s.%N)
     load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+    read -r wall user system <"$work/$case.time"
     crates=$(grep -c '^ *Compiling ' "$work/$case.log" || true)
-    printf '%-11s %9.1f %7d  %-16s %-16s %s\n' "$case" "$(awk "BEGIN { print $end - $start }")" "$crates" \
-        "$load_before" "$load_after" "cargo build --release --locked -j $jobs ${args[*]}"
+    printf '%-11s %7.1f %7.1f %7d  %-16s %-16s %s\n' "$case" "$wall" "$(awk "BEGIN { print $user + $system }")" \
+        "$crates" "$load_before" "$load_after" "cargo build --release --locked -j $jobs ${args[*]}"
     rm -rf -- "$target"
 done
