@@ -21,3 +21,8 @@ pub use error::AmqpError;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
 pub use publisher::{AmqpPublisher, PublishOptions};
+
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The AMQP transport (`amqp` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport = tomodachi_core::Transport::new("amqp", &STATS);

@@ -2,6 +2,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
+pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
@@ -14,6 +15,7 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+pub use driver::panic_text;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
     ServiceIdentity, SharedEnvelope, to_python_json,
@@ -24,7 +26,7 @@ pub use extract::{
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
-    RetryOnFailure, classify_fn,
+    RetryOnFailure, SharedClassifier, classify_fn,
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;

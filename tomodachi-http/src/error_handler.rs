@@ -18,8 +18,8 @@ use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::guard::panic_message;
 use crate::response::{Raised, raised_default};
+use tomodachi_core::panic_text;
 
 /// The status an error handler runs for (tomodachi's `status_code` keyword).
 ///
@@ -151,7 +151,7 @@ async fn run(handler: &MethodRouter, copy: &Parts, status: StatusCode) -> Option
             Some(response)
         }
         Err(panic) => {
-            let message = panic_message(&*panic);
+            let message = panic_text(&*panic);
             tracing::error!(target: "exception", "uncaught exception: {message}");
             None
         }

@@ -16,18 +16,8 @@ use tower_service::Service;
 
 use crate::response::raised_default;
 
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> &str {
-    if let Some(message) = panic.downcast_ref::<&'static str>() {
-        message
-    } else if let Some(message) = panic.downcast_ref::<String>() {
-        message
-    } else {
-        "panic"
-    }
-}
-
 fn on_panic(panic: &(dyn Any + Send)) -> Response {
-    let message = panic_message(panic);
+    let message = tomodachi_core::panic_text(panic);
     tracing::error!(target: "exception", exc_type = "panic", exc_message = message, "uncaught exception: {message}");
     raised_default(StatusCode::INTERNAL_SERVER_ERROR)
 }

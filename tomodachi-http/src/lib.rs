@@ -31,3 +31,8 @@ pub use server::{BoundHttpServer, HttpServer, ServerError};
 
 /// axum, re-exported so handlers and routes use the same version.
 pub use axum;
+
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The HTTP and WebSocket transport (`http` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport = tomodachi_core::Transport::new("http", &STATS);

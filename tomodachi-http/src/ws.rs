@@ -47,8 +47,8 @@ pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 
 use crate::RealIp;
 use crate::access_log::{Seconds, basic_auth_user};
-use crate::guard::panic_message;
 use crate::regex_route::decode_path;
+use tomodachi_core::panic_text;
 
 /// What the server gives each request so sockets can be tracked and closed on shutdown.
 #[derive(Debug, Clone)]
@@ -187,7 +187,7 @@ impl WebSocketUpgrade {
         let info = self.info;
         self.inner.on_upgrade(move |socket| async move {
             let _token = token;
-            let _task = tomodachi_core::Transport::Http.stats().task();
+            let _task = crate::TRANSPORT.stats().task();
             let start = Instant::now();
             info.log_state(true, "open", None);
             let socket = WebSocket {
@@ -199,7 +199,7 @@ impl WebSocketUpgrade {
             match AssertUnwindSafe(callback(socket)).catch_unwind().await {
                 Ok(()) => info.log_state(false, "closed", Some(start.elapsed())),
                 Err(panic) => {
-                    let message = panic_message(&*panic);
+                    let message = panic_text(&*panic);
                     tracing::error!(target: "exception", "uncaught exception: {message}");
                     info.log_state(true, "error", None);
                 }
@@ -253,7 +253,7 @@ impl WebSocketUpgrade {
 
 fn log_panic(outcome: Result<(), Box<dyn std::any::Any + Send>>) {
     if let Err(panic) = outcome {
-        let message = panic_message(&*panic);
+        let message = panic_text(&*panic);
         tracing::error!(target: "exception", "uncaught exception: {message}");
     }
 }

@@ -13,3 +13,9 @@ pub use error::ScheduleError;
 pub use schedule::{Interval, Overlap, Schedule};
 pub use source::{HANDLER_LOG_TARGET, LOG_TARGET, Running, ScheduleSource};
 pub use zone::Zone;
+
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The transport of scheduled functions (`scheduled_functions` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport =
+    tomodachi_core::Transport::new("scheduled_functions", &STATS);

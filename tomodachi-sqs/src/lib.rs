@@ -31,3 +31,9 @@ mod send;
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
 pub use publish::{PublishOptions, SnsPublisher, TopicMode};
 pub use send::{SendOptions, SqsSender};
+
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The AWS SNS+SQS transport (`aws_sns_sqs` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport =
+    tomodachi_core::Transport::new("aws_sns_sqs", &STATS);

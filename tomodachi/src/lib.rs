@@ -8,6 +8,8 @@ mod context;
 mod instrument;
 mod lifecycle;
 pub mod logging;
+#[doc = include_str!("docs/middleware.md")]
+pub mod middleware {}
 pub mod options;
 mod process;
 mod service;
@@ -24,10 +26,11 @@ pub use service::{BoxMessageService, HookResult, Service};
 
 pub use tomodachi_core as core;
 pub use tomodachi_core::{
-    AttributeValue, Attributes, Classify, Data, DedupLayer, DropOnFailure, Envelope, EnvelopeLayer,
-    EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
+    AttributeValue, Attributes, BoxError, Classify, Data, DedupLayer, DropOnFailure, Envelope,
+    EnvelopeLayer, EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
     HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, RawEnvelope,
-    Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State, classify_fn, to_python_json,
+    Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport, classify_fn,
+    to_python_json,
 };
 
 #[cfg(feature = "schedule")]
