@@ -21,7 +21,7 @@ pub use context::{
 pub use error::AmqpError;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
-pub use publisher::{AmqpPublisher, PublishOptions};
+pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};
 
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 
