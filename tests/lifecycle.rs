@@ -237,6 +237,26 @@ async fn no_handlers_warns_and_exits_1() {
     );
 }
 
+/// A handler service that fails its `poll_ready` stops the process with exit code 1 and
+/// one `uncaught exception` record naming the failure (the driver and the facade both
+/// logged it).
+#[tokio::test]
+async fn a_failed_service_exits_1_with_one_exception_record() {
+    let (status, child) = run_to_end(&mut fixture("failed_service"), STOP_LIMIT).await;
+    assert_eq!(status.code(), Some(1), "{}", child.output());
+    let exceptions: Vec<_> = messages(&child)
+        .into_iter()
+        .filter(|(logger, _)| logger == "exception")
+        .map(|(_, message)| message)
+        .collect();
+    assert_eq!(exceptions.len(), 1, "{}", child.output());
+    assert!(
+        exceptions[0].starts_with("uncaught exception: ") && exceptions[0].contains("worker gone"),
+        "{exceptions:?}"
+    );
+    assert!(has(&child, LIFECYCLE, "terminated service"));
+}
+
 /// `signal` stops a started fixture gracefully: the signal is logged on
 /// `tomodachi.signal` with `message`, the stop hooks run, exit code 0.
 async fn signal_stops_gracefully(signal: &str, name: &str, text: &'static str) {

@@ -20,10 +20,12 @@
 //! | `exit_after_start` | a handler run at once calls `tomodachi::exit(0)` |
 //! | `running_handler` | a handler run at once logs, waits for the test, logs again |
 //! | `two_services` | `Process` with services `alpha` and `beta` |
+//! | `failed_service` | a schedule whose service fails its `poll_ready` ("worker gone") |
 
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tomodachi::{Exit, Process, Schedule, Service};
+use tomodachi::{BoxError, Exit, Message, Outcome, Process, Schedule, Service};
 
 /// Reads one line from stdin: the test's go-ahead (EOF counts as one too).
 ///
@@ -56,6 +58,24 @@ async fn long_run() {
     tracing::info!(target: "fixture", "scheduled run started");
     wait_for_test().await;
     tracing::info!(target: "fixture", "scheduled run finished");
+}
+
+/// A handler service that can take no more work: its `poll_ready` fails.
+#[derive(Clone)]
+struct WorkerGone;
+
+impl tower_service::Service<Message> for WorkerGone {
+    type Response = Outcome;
+    type Error = BoxError;
+    type Future = std::future::Ready<Result<Outcome, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Err("worker gone".into()))
+    }
+
+    fn call(&mut self, _: Message) -> Self::Future {
+        std::future::ready(Ok(Outcome::Ack))
+    }
 }
 
 /// A service `name` with `schedule` running `idle`, and the four hooks, each logging
@@ -154,6 +174,12 @@ async fn main() -> Exit {
             Process::new()
                 .service(service("alpha", Schedule::daily(), ""))
                 .service(service("beta", Schedule::daily(), ""))
+                .run()
+                .await
+        }
+        "failed_service" => {
+            Service::new("fixture")
+                .schedule_service(Schedule::daily().immediately(), WorkerGone)
                 .run()
                 .await
         }

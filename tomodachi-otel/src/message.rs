@@ -9,6 +9,7 @@ use std::time::Instant;
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use pin_project_lite::pin_project;
+use tomodachi_core::driver::{Completed, Completion};
 use tomodachi_core::telemetry::{AWS_SQS, Delivery, RABBITMQ, SCHEDULE};
 use tomodachi_core::{BoxError, Message, Outcome};
 use tower_layer::Layer;
@@ -160,6 +161,7 @@ where
             return MessageTraceFuture {
                 inner: self.inner.call(message),
                 record: None,
+                completion: None,
             };
         };
         let parent = self.telemetry.extract_carrier(&delivery.carrier);
@@ -190,12 +192,14 @@ where
                 series.started();
                 series
             });
+        let completion = message.context::<Completion>().cloned();
         let inner = {
             let _guard = cx.clone().attach();
             self.inner.call(message)
         };
         MessageTraceFuture {
             inner,
+            completion,
             record: Some(Record {
                 cx,
                 series,
@@ -212,18 +216,19 @@ struct Record {
 }
 
 impl Record {
-    fn finish(self, result: Result<&Outcome, &BoxError>) {
+    /// Ends the span with `outcome`; `failure` (the handler's error or panic) is its status.
+    fn finish(self, outcome: &Outcome, failure: Option<&str>) {
         let span = self.cx.span();
-        let outcome = match result {
-            Ok(Outcome::Ack) => 0,
-            Ok(Outcome::Retry { .. }) | Err(_) => 1,
-            Ok(Outcome::Reject) => 2,
+        let outcome = match outcome {
+            Outcome::Ack => 0,
+            Outcome::Retry { .. } => 1,
+            Outcome::Reject => 2,
         };
         span.set_attribute(KeyValue::new("tomodachi.outcome", OUTCOMES[outcome]));
-        match result {
-            Ok(_) if outcome == 0 => {}
-            Ok(_) => span.set_status(Status::error(OUTCOMES[outcome])),
-            Err(error) => span.set_status(Status::error(error.to_string())),
+        match failure {
+            Some(failure) => span.set_status(Status::error(failure.to_owned())),
+            None if outcome == 0 => {}
+            None => span.set_status(Status::error(OUTCOMES[outcome])),
         }
         let elapsed = self.start.elapsed().as_secs_f64();
         if let Some(series) = &self.series {
@@ -232,7 +237,24 @@ impl Record {
         }
         span.end();
     }
+
+    /// Ends the span with what the driver made of the handler's failure (it classifies
+    /// errors and panics outside every layer), or at once as a retry without a driver.
+    fn finish_failed(self, completion: Option<&Completion>, failure: &str) {
+        match completion {
+            Some(completion) => completion.on_complete(move |completed| match completed {
+                Completed::Outcome { outcome, failure } => {
+                    self.finish(outcome, failure.as_deref());
+                }
+                Completed::Dropped => self.finish(&Outcome::retry(), Some(DROPPED)),
+            }),
+            None => self.finish(&Outcome::retry(), Some(failure)),
+        }
+    }
 }
+
+/// The status of a span whose handler's future was dropped before it finished.
+const DROPPED: &str = "handler future dropped before completion";
 
 pin_project! {
     /// The response future of [`MessageTrace`].
@@ -240,14 +262,16 @@ pin_project! {
         #[pin]
         inner: F,
         record: Option<Record>,
+        completion: Option<Completion>,
     }
 
     impl<F> PinnedDrop for MessageTraceFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            // Dropped before completion (a timeout, a shutdown): end the span anyway.
-            if let Some(record) = this.project().record.take() {
-                let error: BoxError = "handler future dropped before completion".into();
-                record.finish(Err(&error));
+            // Dropped before completion (a panic, a timeout, a shutdown): end the span with
+            // what the driver makes of it.
+            let this = this.project();
+            if let Some(record) = this.record.take() {
+                record.finish_failed(this.completion.as_ref(), DROPPED);
             }
         }
     }
@@ -273,7 +297,10 @@ where
             ready!(this.inner.poll(cx)).map_err(Into::into)
         };
         if let Some(record) = this.record.take() {
-            record.finish(result.as_ref());
+            match &result {
+                Ok(outcome) => record.finish(outcome, None),
+                Err(error) => record.finish_failed(this.completion.as_ref(), &error.to_string()),
+            }
         }
         Poll::Ready(result)
     }

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use http::{Request, Response, StatusCode};
@@ -10,10 +11,15 @@ use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tomodachi_core::driver::Driver;
+use tomodachi_core::stats::{TaskStats, Transport};
 use tomodachi_core::telemetry::{
     AWS_SNS, AWS_SQS, Delivery, HttpRoute, Publish, PublishRequest, RABBITMQ, SCHEDULE,
 };
-use tomodachi_core::{Message, Outcome};
+use tomodachi_core::{
+    Classify, DropOnFailure, HandlerFailure, Message, Outcome, RetryOnFailure, Shutdown,
+    classify_fn,
+};
 use tomodachi_otel::Telemetry;
 use tower::{Layer, ServiceExt, service_fn};
 
@@ -226,6 +232,86 @@ async fn retry_and_reject_are_errors_with_their_outcome() {
             span.status
         );
     }
+}
+
+/// Runs `handler` under the message layer through a driver classifying with `classifier`,
+/// as a message source does; returns the driver's outcome.
+async fn drive<H, F>(h: &Harness, classifier: impl Classify, handler: H) -> Outcome
+where
+    H: FnMut(Message) -> F + Send + 'static,
+    F: Future<Output = Result<Outcome, std::io::Error>> + Send + 'static,
+{
+    static STATS: TaskStats = TaskStats::new();
+    static TRANSPORT: Transport = Transport::new("otel-driver-test", &STATS);
+    tomodachi_core::telemetry::enable();
+    let service = h.telemetry.message_layer().layer(service_fn(handler));
+    let mut driver = Driver::new(TRANSPORT, service, Shutdown::new()).classifier(classifier);
+    let message =
+        Message::new("{}").with_context(Delivery::new(RABBITMQ, "amq.topic", "h").routing("k"));
+    let ready = driver.ready().await.unwrap().unwrap();
+    ready.call(message).await
+}
+
+#[tokio::test]
+async fn a_failure_the_driver_acks_is_an_acked_span_with_the_error_as_status() {
+    let h = harness();
+    let outcome = drive(&h, DropOnFailure, |_| async {
+        Err(std::io::Error::other("no such order"))
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Ack);
+    let span = only_span(&h);
+    assert_eq!(attr_str(&span, "tomodachi.outcome").as_deref(), Some("ack"));
+    assert_eq!(span.status, Status::error("no such order"));
+}
+
+#[tokio::test]
+async fn a_failure_classified_reject_is_a_rejected_span() {
+    let h = harness();
+    let reject = classify_fn(|_: &HandlerFailure<'_>| Outcome::reject());
+    let outcome = drive(&h, reject, |_| async { Err(std::io::Error::other("bad")) }).await;
+    assert_eq!(outcome, Outcome::Reject);
+    let span = only_span(&h);
+    assert_eq!(
+        attr_str(&span, "tomodachi.outcome").as_deref(),
+        Some("reject")
+    );
+    assert_eq!(span.status, Status::error("bad"));
+}
+
+#[tokio::test]
+async fn a_panic_is_a_span_whose_status_is_the_panic_text() {
+    let h = harness();
+    let outcome = drive(&h, RetryOnFailure, |_| async {
+        if true {
+            panic!("order {} vanished", 7);
+        }
+        Ok(Outcome::Ack)
+    })
+    .await;
+    assert_eq!(outcome, Outcome::retry());
+    let span = only_span(&h);
+    assert_eq!(
+        attr_str(&span, "tomodachi.outcome").as_deref(),
+        Some("retry")
+    );
+    assert_eq!(span.status, Status::error("order 7 vanished"));
+}
+
+#[tokio::test]
+async fn a_panic_the_driver_acks_is_an_acked_span() {
+    let h = harness();
+    let outcome = drive(&h, DropOnFailure, |_| async {
+        if true {
+            panic!("gone");
+        }
+        Ok(Outcome::Ack)
+    })
+    .await;
+    assert_eq!(outcome, Outcome::Ack);
+    let span = only_span(&h);
+    assert_eq!(attr_str(&span, "tomodachi.outcome").as_deref(), Some("ack"));
+    assert_eq!(span.status, Status::error("gone"));
 }
 
 #[tokio::test]

@@ -230,6 +230,11 @@ async fn a_deleted_queue_is_created_again() {
     assert!(String::from_utf8_lossy(&body).contains("again"));
     shutdown.trigger();
     within(30, "drain", running).await.unwrap().unwrap();
+    // Its delete was sent before the consumer finished: nothing left to redeliver.
+    let url = queue_url(&clients, &queue).await;
+    let attributes = queue_attributes(&clients, &url).await;
+    assert_eq!(attributes["ApproximateNumberOfMessages"], "0");
+    assert_eq!(attributes["ApproximateNumberOfMessagesNotVisible"], "0");
 }
 
 #[tokio::test]

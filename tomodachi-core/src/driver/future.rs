@@ -11,7 +11,7 @@ use futures_util::FutureExt as _;
 use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
 
-use super::Shared;
+use super::{Completed, Completion, Shared};
 use crate::{BoxError, HandlerFailure, Outcome};
 
 /// The text of a panic's payload (`panic!("…")` with a literal or a formatted message);
@@ -40,6 +40,16 @@ pin_project! {
         #[pin]
         kind: Kind<F>,
         shared: Arc<Shared>,
+        completion: Option<Completion>,
+    }
+
+    impl<F> PinnedDrop for OutcomeFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            // Completes before the service's future is dropped: no-op once completed.
+            if let Some(completion) = this.project().completion.take() {
+                completion.complete(Completed::Dropped);
+            }
+        }
     }
 }
 
@@ -60,14 +70,23 @@ impl<F> std::fmt::Debug for OutcomeFuture<F> {
 impl<F: Future> OutcomeFuture<F> {
     /// Calls `call` (which starts the service call) and catches a panic of it or of the
     /// future it returns.
-    pub(super) fn new(call: impl FnOnce() -> F, shared: Arc<Shared>) -> Self {
+    /// `completion` (if telemetry put one in the message) hears the outcome.
+    pub(super) fn new(
+        call: impl FnOnce() -> F,
+        shared: Arc<Shared>,
+        completion: Option<Completion>,
+    ) -> Self {
         let kind = match std::panic::catch_unwind(AssertUnwindSafe(call)) {
             Ok(future) => Kind::Running {
                 future: AssertUnwindSafe(future).catch_unwind(),
             },
             Err(panic) => Kind::Panicked { panic: Some(panic) },
         };
-        Self { kind, shared }
+        Self {
+            kind,
+            shared,
+            completion,
+        }
     }
 }
 
@@ -82,10 +101,12 @@ where
         let this = self.project();
         let panic = match this.kind.project() {
             KindProj::Running { future } => match ready!(future.poll(cx)) {
-                Ok(Ok(outcome)) => return Poll::Ready(outcome),
+                Ok(Ok(outcome)) => return Poll::Ready(complete(this.completion, outcome, None)),
                 Ok(Err(error)) => {
                     let error: BoxError = error.into();
-                    return Poll::Ready(this.shared.failed(HandlerFailure::Error(&*error)));
+                    let outcome = this.shared.failed(HandlerFailure::Error(&*error));
+                    let failure = this.completion.as_ref().map(|_| error.to_string());
+                    return Poll::Ready(complete(this.completion, outcome, failure));
                 }
                 Err(panic) => panic,
             },
@@ -94,11 +115,23 @@ where
                 None => return Poll::Ready(Outcome::retry()),
             },
         };
-        Poll::Ready(
-            this.shared
-                .failed(HandlerFailure::Panic(panic_text(&*panic))),
-        )
+        let text = panic_text(&*panic);
+        let outcome = this.shared.failed(HandlerFailure::Panic(text));
+        let failure = this.completion.as_ref().map(|_| text.to_owned());
+        Poll::Ready(complete(this.completion, outcome, failure))
     }
+}
+
+/// Tells the completion (if any) what became of the message.
+fn complete(
+    completion: &mut Option<Completion>,
+    outcome: Outcome,
+    failure: Option<String>,
+) -> Outcome {
+    if let Some(completion) = completion.take() {
+        completion.complete(Completed::Outcome { outcome, failure });
+    }
+    outcome
 }
 
 impl Shared {

@@ -14,16 +14,19 @@
 //! - **Readiness.** [`Driver::ready`] awaits the service's `poll_ready` (so
 //!   `ConcurrencyLimitLayer` is prefetch control), cut short by shutdown.
 //! - **A `poll_ready` error** (or a panic in `poll_ready`) means, as tower says, that
-//!   the service can take no more work. The policy is the same on every source: the driver logs
-//!   `uncaught exception: …` on `exception` and returns [`ServiceFailed`]; the source stops
-//!   taking work, drains what is in flight and fails with it (the facade stops the process
-//!   with exit code 1). A service that is only busy must answer `Pending`, not an error.
+//!   the service can take no more work. The policy is the same on every source: the driver
+//!   returns [`ServiceFailed`] (it does not log it); the source stops taking work, drains
+//!   what is in flight and fails with it (the facade logs `uncaught exception: …` on
+//!   `exception`, once, and stops the process with exit code 1). A service that is only
+//!   busy must answer `Pending`, not an error.
 //! - **Errors and panics** of the service (its call or its future) are classified once,
 //!   into an [`Outcome`], by the source's [`Classify`] ([`RetryOnFailure`] unless the
 //!   source is given another), with one record: `uncaught exception: …` on logger
 //!   `exception`, with the `handler` and `outcome` fields (and the fields of the span the
 //!   source runs the message in). Nothing else in the workspace catches a message
 //!   handler's panic.
+//!   While telemetry is on, the message carries a [`Completion`] in its context that
+//!   hears the outcome, so the telemetry layer's span records what the driver decided.
 //! - **In flight and drain.** Every dispatched message runs as a task counted in the
 //!   transport's [`TaskStats`](crate::stats::TaskStats); [`Driver::drain`] waits for them
 //!   (within the grace, if one is set), logging tomodachi's `awaiting running tasks`
@@ -68,6 +71,7 @@
 //! # Ok(()) }
 //! ```
 
+mod completion;
 mod future;
 
 use std::future::Future;
@@ -79,6 +83,7 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 use tracing::Instrument as _;
 
+pub use completion::{Completed, Completion};
 pub use future::{OutcomeFuture, panic_text};
 
 use crate::stats::Transport;
@@ -204,8 +209,8 @@ where
     S::Future: Send + 'static,
 {
     /// Waits until the service can take a message. `Ok(None)` once shutdown has started
-    /// (the source stops taking work); [`ServiceFailed`] if the service failed (logged; see
-    /// the [module docs](self)).
+    /// (the source stops taking work); [`ServiceFailed`] if the service failed (not logged:
+    /// the source's caller logs what it fails with; see the [module docs](self)).
     pub async fn ready(&mut self) -> Result<Option<Ready<'_, S>>, ServiceFailed> {
         if self.shutdown.is_triggered() {
             return Ok(None);
@@ -224,15 +229,7 @@ where
         };
         match ready {
             Ok(()) => Ok(Some(Ready { driver: self })),
-            Err(error) => {
-                tracing::error!(
-                    target: "exception",
-                    handler = &*self.shared.handler,
-                    transport = self.transport.as_str(),
-                    "uncaught exception: the service failed and can take no more work: {error}"
-                );
-                Err(ServiceFailed(error))
-            }
+            Err(error) => Err(ServiceFailed(error)),
         }
     }
 
@@ -316,19 +313,22 @@ where
     /// Calls the service with `message` and returns its outcome (errors and panics
     /// classified and logged), without settling or tracking it: [`dispatch`](Ready::dispatch)
     /// less the task and the settler, for test harnesses and benchmarks.
-    pub fn call(self, message: Message) -> OutcomeFuture<S::Future> {
+    pub fn call(self, mut message: Message) -> OutcomeFuture<S::Future> {
         let driver = self.driver;
         let service = &mut driver.service;
-        OutcomeFuture::new(|| service.call(message), driver.shared.clone())
+        let completion = completion(&mut message);
+        OutcomeFuture::new(|| service.call(message), driver.shared.clone(), completion)
     }
 
     /// Calls the service with `message` (inside `span`) and runs the rest as a task: the
     /// outcome (errors and panics classified), then `settler` with it.
-    pub fn dispatch<T: Settle>(self, message: Message, settler: T, span: tracing::Span) {
+    pub fn dispatch<T: Settle>(self, mut message: Message, settler: T, span: tracing::Span) {
         let driver = self.driver;
         let service = &mut driver.service;
-        let future =
-            span.in_scope(|| OutcomeFuture::new(|| service.call(message), driver.shared.clone()));
+        let completion = completion(&mut message);
+        let future = span.in_scope(|| {
+            OutcomeFuture::new(|| service.call(message), driver.shared.clone(), completion)
+        });
         let task = driver.transport.stats().task();
         driver.tracker.spawn(
             async move {
@@ -339,6 +339,16 @@ where
             .instrument(span),
         );
     }
+}
+
+/// A [`Completion`] in the message's context while telemetry is on (only the telemetry
+/// layer waits for one).
+fn completion(message: &mut Message) -> Option<Completion> {
+    crate::telemetry::enabled().then(|| {
+        let completion = Completion::default();
+        message.insert_context(completion.clone());
+        completion
+    })
 }
 
 /// `service.poll_ready`, its error boxed at once (nothing of `S::Error` lives across an
@@ -448,7 +458,7 @@ async fn settle<T: Settle>(settler: T, outcome: Outcome) {
 /// ```
 pub async fn oneshot<S>(
     mut service: S,
-    message: Message,
+    mut message: Message,
     classifier: impl Classify,
 ) -> Result<Outcome, ServiceFailed>
 where
@@ -462,7 +472,8 @@ where
     std::future::poll_fn(|cx| poll_ready(&mut service, cx))
         .await
         .map_err(ServiceFailed)?;
-    Ok(OutcomeFuture::new(|| service.call(message), shared).await)
+    let completion = completion(&mut message);
+    Ok(OutcomeFuture::new(|| service.call(message), shared, completion).await)
 }
 
 #[cfg(test)]

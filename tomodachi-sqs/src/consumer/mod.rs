@@ -216,6 +216,8 @@ where
     let sqs = consumer.clients.sqs().clone();
     let (deleter, deleter_task) =
         Deleter::spawn(sqs.clone(), queue.queue_url.clone(), consumer.delete_linger);
+    // Every deleter's task, awaited at shutdown (a queue set up again gets its own).
+    let mut deleter_tasks = vec![deleter_task];
     let mut shared = Arc::new(Shared {
         sqs: sqs.clone(),
         queue_url: Arc::from(queue.queue_url.as_str()),
@@ -339,11 +341,12 @@ where
                             if new_queue.queue_url != queue.queue_url
                                 || new_queue.dead_letter_queue_url != queue.dead_letter_queue_url
                             {
-                                let (deleter, _task) = Deleter::spawn(
+                                let (deleter, task) = Deleter::spawn(
                                     sqs.clone(),
                                     new_queue.queue_url.clone(),
                                     consumer.delete_linger,
                                 );
+                                deleter_tasks.push(task);
                                 shared = Arc::new(Shared {
                                     sqs: sqs.clone(),
                                     queue_url: Arc::from(new_queue.queue_url.as_str()),
@@ -449,7 +452,9 @@ where
     consumer.health.draining();
     driver.drain().await;
     drop(shared);
-    let _ = deleter_task.await;
+    for task in deleter_tasks {
+        let _ = task.await;
+    }
     consumer.health.stopped();
     result
 }
