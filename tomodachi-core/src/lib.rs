@@ -8,6 +8,7 @@ pub mod handler;
 pub mod layer;
 mod message;
 mod outcome;
+pub mod panic;
 pub mod shutdown;
 mod source;
 pub mod stats;
@@ -20,7 +21,7 @@ pub use envelope::{
 };
 pub use extract::{
     Attributes, Data, Extension, FromMessage, FromMessageParts, FromRef, MessageUuid, Metadata,
-    Parts, Raw, Rejection, State,
+    OptionalFromMessageParts, Parts, Raw, Rejection, State,
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,

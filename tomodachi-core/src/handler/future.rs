@@ -4,10 +4,10 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
 
 use super::{Classify, HandlerFailure};
+use crate::panic::CatchUnwind;
 use crate::{BoxError, IntoOutcome, Outcome, Rejection};
 
 /// Why a handler call produced no outcome of its own.
@@ -181,16 +181,13 @@ pub(crate) fn settle_panic<C: Classify>(
     classifier: &C,
     name: &str,
 ) -> Outcome {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned());
-    let outcome = classifier.classify(&HandlerFailure::Panic(&message));
+    let message = crate::panic::message(&*panic);
+    let outcome = classifier.classify(&HandlerFailure::Panic(message));
     tracing::error!(
         target: "exception",
         handler = name,
         outcome = outcome.as_str(),
+        location = crate::panic::location(),
         "uncaught exception: panic: {message}"
     );
     outcome

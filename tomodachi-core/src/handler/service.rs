@@ -4,11 +4,11 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 
-use futures_util::FutureExt;
 use tower_service::Service;
 
 use super::future::settle_panic;
 use super::{Classify, Handler, HandlerFuture, RetryOnFailure};
+use crate::panic::CatchUnwind;
 use crate::{Message, Outcome};
 
 /// A [`Handler`] with its state, as a `tower::Service<Message>`.
@@ -117,9 +117,9 @@ where
     fn call(&mut self, message: Message) -> Self::Future {
         let handler = self.handler.clone();
         let state = self.state.clone();
-        match std::panic::catch_unwind(AssertUnwindSafe(move || handler.call(message, state))) {
+        match crate::panic::catch_unwind(AssertUnwindSafe(move || handler.call(message, state))) {
             Ok(future) => HandlerFuture::running(
-                AssertUnwindSafe(future).catch_unwind(),
+                CatchUnwind::new(AssertUnwindSafe(future)),
                 self.classifier.clone(),
                 self.name,
             ),
