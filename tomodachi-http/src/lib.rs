@@ -31,3 +31,8 @@ pub use server::{BoundHttpServer, HttpServer, ServerError};
 
 /// axum, re-exported so handlers and routes use the same version.
 pub use axum;
+
+/// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
+/// the extractors HTTP handlers share with message handlers, the source contract and the
+/// shutdown.
+pub use tomodachi_core::{self as core, Extension, FromRef, Shutdown, Source, State};

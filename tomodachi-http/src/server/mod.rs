@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -65,6 +66,8 @@ pub(crate) struct Config {
     content_type: Option<HeaderValue>,
     content_type_base: String,
     grace: Duration,
+    /// The option as given, for the shutdown's log record (tomodachi shows it so).
+    grace_period_seconds: u64,
     client_max_size: u64,
     access_log: Option<AccessLogLayer>,
     /// Only with trusted proxies: else [`RealIp`](crate::RealIp) is the peer's address.
@@ -133,6 +136,7 @@ impl Config {
                 .transpose()?,
             content_type_base,
             grace: Duration::from_secs(options.termination_grace_period_seconds.max(2)),
+            grace_period_seconds: options.termination_grace_period_seconds,
             client_max_size: options.client_max_size_bytes()?,
             access_log,
             real_ip: Some(RealIpLayer::from_options(options)?).filter(RealIpLayer::trusts_any),
@@ -356,6 +360,8 @@ where
         let tracker = TaskTracker::new();
         let force = CancellationToken::new();
         let grace = config.grace;
+        let grace_period_seconds = config.grace_period_seconds;
+        let requests = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(connection::Shared {
             app,
             ws: Arc::new(WsRegistry {
@@ -364,6 +370,7 @@ where
                 log: config.access_log.is_some(),
             }),
             config,
+            requests: requests.clone(),
         });
         loop {
             tokio::select! {
@@ -386,8 +393,26 @@ where
         }
         // Stop accepting at once: new connections are refused from here on.
         drop(listener);
-        let finished = tomodachi_core::shutdown::drain(&tracker, "http", Some(grace)).await;
+        let request_count = requests.load(Ordering::Acquire);
+        if request_count > 0 {
+            tracing::info!(
+                target: "tomodachi.http",
+                request_count,
+                grace_period_seconds,
+                "awaiting requests to complete"
+            );
+        }
+        tracker.close();
+        let finished = tokio::time::timeout(grace, tracker.wait()).await.is_ok();
         if !finished {
+            let remaining_request_count = requests.load(Ordering::Acquire);
+            if remaining_request_count > 0 {
+                tracing::warn!(
+                    target: "tomodachi.http",
+                    remaining_request_count,
+                    "all requests did not gracefully finish execution"
+                );
+            }
             tracing::warn!(
                 target: "tomodachi.http",
                 connection_count = tracker.len(),
