@@ -13,13 +13,16 @@
 //! | `fail_on_started` | as `lifecycle`, `on_started` fails |
 //! | `bad_interval` | as `lifecycle`, with `Schedule::every("every 5 potatoes")` |
 //! | `bad_timezone` | as `lifecycle`, with a daily schedule in `Mars/Olympus_Mons` |
-//! | `no_handlers` | hooks only |
+//! | `no_handlers` | neither handlers nor hooks |
+//! | `hooks_only` | an `on_start` hook, no handlers |
+//! | `panicking_handler` | a handler run at once panics; a thread panics uncaught |
 //! | `slow_stopping` | as `lifecycle`; `on_stopping` waits for the test |
 //! | `slow_start` | as `lifecycle`; `on_start` sleeps 30 s |
 //! | `exit_from_handler` | a handler run at once calls `tomodachi::exit(3)` |
 //! | `exit_after_start` | a handler run at once calls `tomodachi::exit(0)` |
 //! | `running_handler` | a handler run at once logs, waits for the test, logs again |
 //! | `two_services` | `Process` with services `alpha` and `beta` |
+//! | `own_command_line` | as `lifecycle`, run with its own settings (JSON logs), any arguments |
 
 use std::time::Duration;
 
@@ -50,6 +53,10 @@ async fn exit_3() {
 
 async fn exit_0() {
     tomodachi::exit(0);
+}
+
+async fn panicking() {
+    panic!("handler panicked on purpose");
 }
 
 async fn long_run() {
@@ -106,9 +113,20 @@ async fn main() -> Exit {
             .run()
             .await
         }
-        "no_handlers" => {
+        "no_handlers" => Service::new("fixture").run().await,
+        "hooks_only" => {
             Service::new("fixture")
                 .on_start(|()| async { tracing::info!(target: "fixture", "on_start") })
+                .run()
+                .await
+        }
+        "panicking_handler" => {
+            Service::new("fixture")
+                .schedule(Schedule::daily().immediately(), panicking)
+                .on_started(|()| async {
+                    let thread = std::thread::spawn(|| panic!("uncaught on a thread"));
+                    let _ = thread.join();
+                })
                 .run()
                 .await
         }
@@ -148,6 +166,15 @@ async fn main() -> Exit {
             Service::new("fixture")
                 .schedule(Schedule::daily().immediately(), long_run)
                 .run()
+                .await
+        }
+        "own_command_line" => {
+            let settings = tomodachi::Settings {
+                logger: tomodachi::LogFormat::Json,
+                ..tomodachi::Settings::default()
+            };
+            service("fixture", Schedule::daily(), "")
+                .run_with(settings)
                 .await
         }
         "two_services" => {

@@ -8,6 +8,7 @@ mod instrument;
 mod lifecycle;
 pub mod logging;
 pub mod options;
+pub mod prelude;
 mod process;
 mod service;
 mod transport;
@@ -25,8 +26,9 @@ pub use tomodachi_core as core;
 pub use tomodachi_core::{
     AttributeValue, Attributes, Classify, Data, DedupLayer, DropOnFailure, Envelope, EnvelopeLayer,
     EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
-    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, RawEnvelope,
-    Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State, classify_fn, to_python_json,
+    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, OptionalFromMessageParts,
+    Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State,
+    classify_fn, to_python_json,
 };
 
 #[cfg(feature = "schedule")]
