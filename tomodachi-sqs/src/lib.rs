@@ -30,3 +30,11 @@ mod send;
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
 pub use publish::{PublishOptions, SnsPublisher, TopicMode};
 pub use send::{SendOptions, SqsSender};
+
+/// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
+/// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.
+pub use tomodachi_core::{
+    self as core, Attributes, BoxError, Data, Extension, Handler, HandlerWithoutStateExt,
+    JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
+    State,
+};
