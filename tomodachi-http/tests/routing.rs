@@ -403,3 +403,23 @@ async fn an_error_handler_sees_what_the_middleware_put_on_the_request() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_extension_layer_and_extractor_are_cores() {
+    use tomodachi_http::{Extension, State};
+
+    #[derive(Clone)]
+    struct Pool(&'static str);
+
+    async fn handler(Extension(pool): Extension<Pool>, State(name): State<&'static str>) -> String {
+        format!("{} for {name}", pool.0)
+    }
+
+    let router = HttpRouter::new()
+        .route("/pool", get(handler))
+        .layer(Extension(Pool("db")))
+        .with_state::<()>("orders");
+    let server = TestServer::start(router, options()).await;
+    assert_eq!(server.get("/pool").await.body, "db for orders");
+    server.stop().await;
+}
