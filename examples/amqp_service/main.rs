@@ -16,7 +16,7 @@
 //! message requeued and delivered again; it is never acked without being forwarded.
 
 use serde_json::value::RawValue;
-use tomodachi::amqp::{AmqpError, AmqpPublisher, Binding, RoutingKey};
+use tomodachi::amqp::{self, AmqpPublisher, Binding, RoutingKey};
 use tomodachi::{Data, JsonEnvelope, MessageUuid, Service};
 
 /// Forwards the received data to `example.response`; returns once the broker confirmed.
@@ -28,7 +28,7 @@ async fn example_func(
     MessageUuid(message_uuid): MessageUuid,
     publisher: AmqpPublisher,
     Data(data): Data<Box<RawValue>>,
-) -> Result<(), AmqpError> {
+) -> Result<(), amqp::Error> {
     tracing::info!(%routing_key, %message_uuid, data = data.get(), "received, forwarding to example.response");
     publisher.publish(&data, "example.response").await
 }

@@ -8,7 +8,7 @@ use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserIn
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 
-use crate::{AmqpError, AmqpOptions};
+use crate::{AmqpOptions, Error};
 
 /// A lazily opened connection to the broker of [`AmqpOptions`] (host, port, login,
 /// password, virtualhost, ssl, heartbeat), shared by every consumer and publisher given a
@@ -85,13 +85,13 @@ impl AmqpConnection {
     ///
     /// # Errors
     ///
-    /// [`AmqpError::Connect`] if the broker cannot be reached or refuses the login.
-    pub async fn connect(&self) -> Result<(), AmqpError> {
+    /// [`Error::Connect`] if the broker cannot be reached or refuses the login.
+    pub async fn connect(&self) -> Result<(), Error> {
         self.connection().await.map(drop)
     }
 
     /// Opens a new channel, connecting (again) if the connection is closed or failed.
-    pub(crate) async fn channel(&self) -> Result<Channel, AmqpError> {
+    pub(crate) async fn channel(&self) -> Result<Channel, Error> {
         let connection = self.connection().await?;
         connection
             .create_channel()
@@ -99,7 +99,7 @@ impl AmqpConnection {
             .map_err(|e| self.connect_error(&e))
     }
 
-    async fn connection(&self) -> Result<Arc<Connection>, AmqpError> {
+    async fn connection(&self) -> Result<Arc<Connection>, Error> {
         let mut slot = self.inner.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
             let status = connection.status();
@@ -112,7 +112,7 @@ impl AmqpConnection {
         Ok(connection)
     }
 
-    async fn open(&self) -> Result<Connection, AmqpError> {
+    async fn open(&self) -> Result<Connection, Error> {
         let options = &self.inner.options;
         let uri = AMQPUri {
             scheme: if options.ssl {
@@ -162,9 +162,9 @@ impl AmqpConnection {
         Ok(connection)
     }
 
-    fn connect_error(&self, error: &lapin::Error) -> AmqpError {
+    fn connect_error(&self, error: &lapin::Error) -> Error {
         let options = &self.inner.options;
-        let error = AmqpError::Connect {
+        let error = Error::Connect {
             host: options.host.clone(),
             port: options.port,
             reason: error.to_string(),

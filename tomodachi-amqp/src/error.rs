@@ -7,7 +7,7 @@ use std::time::Duration;
 /// Broker errors are kept as text so that no `lapin` type shows in the public API.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AmqpError {
+pub enum Error {
     /// The broker could not be reached or refused the connection.
     #[error("unable to connect [amqp] to {host}:{port} ({reason})")]
     Connect {
@@ -117,11 +117,8 @@ pub enum AmqpError {
 }
 
 /// Checks the AMQP short-string limit of a name.
-pub(crate) fn short(
-    what: &'static str,
-    value: &str,
-) -> Result<lapin::types::ShortString, AmqpError> {
-    lapin::types::ShortString::try_new(value).map_err(|_| AmqpError::NameTooLong {
+pub(crate) fn short(what: &'static str, value: &str) -> Result<lapin::types::ShortString, Error> {
+    lapin::types::ShortString::try_new(value).map_err(|_| Error::NameTooLong {
         what,
         value: value.to_owned(),
     })

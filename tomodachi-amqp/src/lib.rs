@@ -16,7 +16,7 @@ pub use context::{
     AmqpContext, AmqpProperties, AmqpTable, AmqpValue, BoundRoutingKey, DeliveryTag, Exchange,
     Headers, Properties, QueueName, Redelivered, RoutingKey,
 };
-pub use error::AmqpError;
+pub use error::Error;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
 pub use publisher::{AmqpPublisher, PublishOptions};

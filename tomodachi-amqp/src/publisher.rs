@@ -17,7 +17,7 @@ use tomodachi_core::{
 use crate::context::{AmqpTable, AmqpValue, table_to_lapin};
 use crate::error::short;
 use crate::naming::wire_routing_key;
-use crate::{AmqpConnection, AmqpError, AmqpOptions};
+use crate::{AmqpConnection, AmqpOptions, Error};
 
 /// Per-publish settings beyond data and routing key.
 ///
@@ -84,7 +84,7 @@ impl PublishOptions {
 /// Cheap to clone; every clone shares one channel (in confirm mode) on one connection.
 /// A publish returns once the broker confirmed it. While the connection is down or
 /// recovering a publish waits and retries, up to [`AmqpPublisher::publish_timeout`]
-/// (30 s by default), then fails with [`AmqpError::PublishTimeout`]: it never vanishes.
+/// (30 s by default), then fails with [`Error::PublishTimeout`]: it never vanishes.
 ///
 /// As in tomodachi, the payload has no content type and is not persistent unless asked
 /// ([`AmqpPublisher::persistent`]); the routing key is prefixed with
@@ -98,7 +98,7 @@ impl PublishOptions {
 /// use tomodachi_amqp::{AmqpOptions, AmqpPublisher};
 /// use tomodachi_core::ServiceIdentity;
 ///
-/// # async fn run() -> Result<(), tomodachi_amqp::AmqpError> {
+/// # async fn run() -> Result<(), tomodachi_amqp::Error> {
 /// let publisher = AmqpPublisher::new(AmqpOptions::default(), ServiceIdentity::with_random_uuid("orders"));
 /// publisher.publish(&serde_json::json!({"order": 7}), "order.paid").await?;
 /// # Ok(()) }
@@ -197,14 +197,14 @@ impl AmqpPublisher {
     ///
     /// # Errors
     ///
-    /// [`AmqpError::Seal`] if `data` cannot be serialized or sealed;
-    /// [`AmqpError::PublishTimeout`] if the broker did not confirm in time;
-    /// [`AmqpError::PublishNacked`] or [`AmqpError::Publish`] if it refused the message.
+    /// [`Error::Seal`] if `data` cannot be serialized or sealed;
+    /// [`Error::PublishTimeout`] if the broker did not confirm in time;
+    /// [`Error::PublishNacked`] or [`Error::Publish`] if it refused the message.
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         data: &T,
         routing_key: &str,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), Error> {
         self.publish_with(data, routing_key, PublishOptions::default())
             .await
     }
@@ -219,8 +219,8 @@ impl AmqpPublisher {
         data: &T,
         routing_key: &str,
         options: PublishOptions,
-    ) -> Result<(), AmqpError> {
-        let seal_error = |reason: String| AmqpError::Seal {
+    ) -> Result<(), Error> {
+        let seal_error = |reason: String| Error::Seal {
             routing_key: routing_key.to_owned(),
             reason,
         };
@@ -237,13 +237,13 @@ impl AmqpPublisher {
     ///
     /// # Errors
     ///
-    /// As [`AmqpPublisher::publish`], without [`AmqpError::Seal`].
+    /// As [`AmqpPublisher::publish`], without [`Error::Seal`].
     pub async fn publish_payload(
         &self,
         payload: &[u8],
         routing_key: &str,
         mut options: PublishOptions,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), Error> {
         // Telemetry (a PRODUCER span and `traceparent` in the headers) when a hook is
         // installed; otherwise nothing is added.
         let exchange = options
@@ -268,7 +268,7 @@ impl AmqpPublisher {
         payload: &[u8],
         routing_key: &str,
         options: PublishOptions,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), Error> {
         let exchange_name = match options.exchange.as_deref() {
             Some(name) if !name.is_empty() => name,
             _ => self.exchange.as_str(),
@@ -290,7 +290,7 @@ impl AmqpPublisher {
 
         let started = Instant::now();
         let deadline = started + self.publish_timeout;
-        let timeout = |reason: String| AmqpError::PublishTimeout {
+        let timeout = |reason: String| Error::PublishTimeout {
             exchange: exchange_name.to_owned(),
             routing_key: wire_key.clone(),
             waited: started.elapsed(),
@@ -316,7 +316,7 @@ impl AmqpPublisher {
             let error = match tokio::time::timeout(remaining, attempt).await {
                 Err(_) => return Err(timeout("no confirm from the broker".to_owned())),
                 Ok(Ok(Confirmation::Nack(_))) => {
-                    return Err(AmqpError::PublishNacked {
+                    return Err(Error::PublishNacked {
                         exchange: exchange_name.to_owned(),
                         routing_key: wire_key,
                     });
@@ -331,7 +331,7 @@ impl AmqpPublisher {
                     if error.is_amqp_soft_error() {
                         // e.g. NOT_FOUND: the exchange does not exist. Retrying cannot help.
                         self.forget(&channel).await;
-                        return Err(AmqpError::Publish {
+                        return Err(Error::Publish {
                             exchange: exchange_name.to_owned(),
                             routing_key: wire_key,
                             reason,
@@ -363,7 +363,7 @@ impl AmqpPublisher {
     }
 
     /// The confirm-mode channel, opened (and the connection with it) if needed.
-    async fn channel(&self) -> Result<Channel, AmqpError> {
+    async fn channel(&self) -> Result<Channel, Error> {
         let mut slot = self.channel.lock().await;
         if let Some(channel) = slot.as_ref() {
             let status = channel.status();
@@ -375,7 +375,7 @@ impl AmqpPublisher {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| AmqpError::Channel {
+            .map_err(|e| Error::Channel {
                 operation: "confirm.select",
                 reason: e.to_string(),
             })?;
@@ -401,7 +401,7 @@ impl AmqpPublisher {
 }
 
 enum Attempt {
-    Connect(AmqpError),
+    Connect(Error),
     Lapin(Channel, lapin::Error),
 }
 

@@ -27,7 +27,7 @@ pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};
 pub use regex_route::Groups;
 pub use response::{HttpError, HttpResponse};
 pub use router::HttpRouter;
-pub use server::{BoundHttpServer, HttpServer, ServerError};
+pub use server::{BoundHttpServer, Error, HttpServer};
 
 /// axum, re-exported so handlers and routes use the same version.
 pub use axum;

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 use tomodachi_core::{Shutdown, Source};
 use tomodachi_http::{
-    AccessLog, HttpOptions, HttpRouter, HttpServer, IgnoreLoggingLayer, RealIp, ServerError,
+    AccessLog, Error, HttpOptions, HttpRouter, HttpServer, IgnoreLoggingLayer, RealIp,
 };
 
 fn hello() -> HttpRouter {
@@ -227,7 +227,7 @@ async fn bind_failure_is_a_startup_error_with_tomodachis_warning() {
     let clash = HttpOptions { port, ..options() };
     let result = HttpServer::new(clash).start(hello(), Shutdown::new()).await;
     assert!(
-        matches!(result, Err(ServerError::Bind { .. })),
+        matches!(result, Err(Error::Bind { .. })),
         "{:?}",
         result.err()
     );
@@ -246,7 +246,7 @@ async fn bind_failure_is_a_startup_error_with_tomodachis_warning() {
     };
     assert!(matches!(
         HttpServer::new(bad).bind().await,
-        Err(ServerError::Option(_))
+        Err(Error::Option(_))
     ));
 }
 

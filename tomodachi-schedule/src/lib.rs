@@ -9,7 +9,7 @@ mod source;
 mod zone;
 
 pub use context::{InvocationTime, ScheduleContext};
-pub use error::ScheduleError;
+pub use error::Error;
 pub use schedule::{Interval, Overlap, Schedule};
 pub use source::{HANDLER_LOG_TARGET, LOG_TARGET, Running, ScheduleSource};
 pub use zone::Zone;

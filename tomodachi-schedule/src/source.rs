@@ -16,7 +16,7 @@ use tower::ServiceExt;
 use tower_service::Service;
 use tracing::Instrument;
 
-use crate::{Overlap, Schedule, ScheduleContext, ScheduleError};
+use crate::{Error, Overlap, Schedule, ScheduleContext};
 
 /// tracing target of the scheduler loop's records (tomodachi's `tomodachi.scheduler` logger).
 pub const LOG_TARGET: &str = "tomodachi.scheduler";
@@ -109,7 +109,7 @@ impl From<Schedule> for ScheduleSource {
 /// polls it only after its "started" hooks (as tomodachi starts its loops after
 /// `_started_service`) gets the first tick counted from there.
 pub struct Running {
-    inner: Pin<Box<dyn Future<Output = Result<(), ScheduleError>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
 }
 
 impl fmt::Debug for Running {
@@ -119,7 +119,7 @@ impl fmt::Debug for Running {
 }
 
 impl Future for Running {
-    type Output = Result<(), ScheduleError>;
+    type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
@@ -132,11 +132,11 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Error = ScheduleError;
+    type Error = Error;
     type Running = Running;
 
     /// Checks the schedule (an invalid interval, timestamp or time zone fails startup).
-    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, ScheduleError> {
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         self.schedule.validate()?;
         Transport::Schedule.stats().enable();
         #[cfg(any(test, feature = "test-util"))]
@@ -201,7 +201,7 @@ enum Step {
 }
 
 impl Runner {
-    async fn run<S>(mut self, mut service: S, shutdown: Shutdown) -> Result<(), ScheduleError>
+    async fn run<S>(mut self, mut service: S, shutdown: Shutdown) -> Result<(), Error>
     where
         S: Service<Message, Response = Outcome> + Clone + Send + 'static,
         S::Error: Into<BoxError>,

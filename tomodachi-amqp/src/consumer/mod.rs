@@ -17,7 +17,7 @@ use tower::util::Either;
 use tower::{Layer, Service, ServiceExt};
 
 use self::session::Session;
-use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, ResolvedBinding};
+use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, ResolvedBinding};
 
 /// Consumes the queue of one [`Binding`] and calls a `tower::Service<Message>` for each
 /// delivery: tomodachi's `@amqp` handler.
@@ -26,7 +26,7 @@ use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Reso
 ///   broker's `amq.*`) and the durable queue (`x-expires` from `queue_ttl`), bind, set qos
 ///   (`queue_prefetch_count` per consumer, `global_prefetch_count` per channel), consume.
 ///   The queue name is logged. A non-competing queue that already has a consumer fails
-///   with [`AmqpError::TooManyConsumers`].
+///   with [`Error::TooManyConsumers`].
 /// * **Each delivery** becomes a [`Message`] with an [`AmqpContext`](crate::AmqpContext);
 ///   the source awaits the service's readiness before it takes the next one, and runs
 ///   handlers concurrently (bounded by the prefetch). The outcome settles it:
@@ -48,7 +48,7 @@ use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Reso
 ///     println!("{order} ({} headers)", headers.len());
 /// }
 ///
-/// # async fn run() -> Result<(), tomodachi_amqp::AmqpError> {
+/// # async fn run() -> Result<(), tomodachi_amqp::Error> {
 /// let shutdown = Shutdown::new();
 /// let identity = ServiceIdentity::with_random_uuid("orders");
 /// Consumer::new(AmqpOptions::default(), Binding::routing_key("order.*"), identity)
@@ -122,7 +122,7 @@ impl Consumer {
 }
 
 /// The work of a started [`Consumer`]: consumes until shutdown, then drains.
-pub type Running = Pin<Box<dyn Future<Output = Result<(), AmqpError>> + Send + 'static>>;
+pub type Running = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
 
 impl<S> Source<S> for Consumer
 where
@@ -130,10 +130,10 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Error = AmqpError;
+    type Error = Error;
     type Running = Running;
 
-    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, AmqpError> {
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
         Transport::Amqp.stats().enable();
         tracing::info!(
@@ -167,7 +167,7 @@ async fn run<S>(
     mut service: S,
     session: Session,
     shutdown: Shutdown,
-) -> Result<(), AmqpError>
+) -> Result<(), Error>
 where
     S: Service<Message, Response = Outcome> + Send + 'static,
     S::Error: Into<BoxError>,

@@ -8,7 +8,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
 use crate::error::short;
-use crate::{AmqpConnection, AmqpError, ResolvedBinding};
+use crate::{AmqpConnection, Error, ResolvedBinding};
 
 /// A channel with its consumer.
 pub(super) struct Session {
@@ -41,7 +41,7 @@ impl Session {
         connection: &AmqpConnection,
         binding: &ResolvedBinding,
         exclusive_check: bool,
-    ) -> Result<Self, AmqpError> {
+    ) -> Result<Self, Error> {
         let options = connection.options();
         let exchange = short("exchange name", &binding.exchange)?;
         let queue = short("queue name", &binding.queue_name)?;
@@ -61,7 +61,7 @@ impl Session {
                         FieldTable::default(),
                     )
                     .await
-                    .map_err(|e| AmqpError::DeclareExchange {
+                    .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
                         reason: text(&e),
                     })?;
@@ -78,7 +78,7 @@ impl Session {
                         FieldTable::default(),
                     )
                     .await
-                    .map_err(|e| AmqpError::DeclareExchange {
+                    .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
                         reason: text(&e),
                     })?;
@@ -110,7 +110,7 @@ impl Session {
                     arguments,
                 )
                 .await
-                .map_err(|e| AmqpError::DeclareQueue {
+                .map_err(|e| Error::DeclareQueue {
                     queue: binding.queue_name.clone(),
                     reason: text(&e),
                 })?;
@@ -121,7 +121,7 @@ impl Session {
                     "Max consumers (1) for queue [amqp] \"{}\" has been reached",
                     binding.queue_name
                 );
-                return Err(AmqpError::TooManyConsumers {
+                return Err(Error::TooManyConsumers {
                     queue: binding.queue_name.clone(),
                 });
             }
@@ -134,13 +134,13 @@ impl Session {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| AmqpError::Bind {
+                .map_err(|e| Error::Bind {
                     queue: binding.queue_name.clone(),
                     exchange: binding.exchange.clone(),
                     routing_key: binding.wire_routing_key.clone(),
                     reason: text(&e),
                 })?;
-            let qos_error = |e: lapin::Error| AmqpError::Channel {
+            let qos_error = |e: lapin::Error| Error::Channel {
                 operation: "basic.qos",
                 reason: text(&e),
             };
@@ -166,7 +166,7 @@ impl Session {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| AmqpError::Channel {
+                .map_err(|e| Error::Channel {
                     operation: "basic.consume",
                     reason: text(&e),
                 })

@@ -30,7 +30,7 @@ use crate::ws::WsRegistry;
 /// Why the HTTP server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ServerError {
+pub enum Error {
     /// An option has a value the server cannot run with.
     #[error(transparent)]
     Option(#[from] OptionError),
@@ -78,7 +78,7 @@ pub(crate) struct Config {
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Config {
-    fn from_options(options: &HttpOptions) -> Result<Self, ServerError> {
+    fn from_options(options: &HttpOptions) -> Result<Self, Error> {
         options.validate()?;
         let keepalive_timeout = options.effective_keepalive_timeout();
         let max_keepalive_requests = options.max_keepalive_requests.filter(|n| *n > 0);
@@ -107,7 +107,7 @@ impl Config {
             AccessLog::File(path) => {
                 let file = AccessLogFile::open(path).map_err(|source| {
                     tracing::warn!(target: "tomodachi.http", "Unable to use file for access log - invalid path (\"{path}\")");
-                    ServerError::AccessLogFile {
+                    Error::AccessLogFile {
                         path: path.clone(),
                         source,
                     }
@@ -160,7 +160,7 @@ impl Config {
 /// use tomodachi_core::{Shutdown, Source};
 /// use tomodachi_http::{HttpOptions, HttpRouter, HttpServer};
 ///
-/// # async fn run() -> Result<(), tomodachi_http::ServerError> {
+/// # async fn run() -> Result<(), tomodachi_http::Error> {
 /// let router: HttpRouter = HttpRouter::new().route("/health", get(|| async { "ok" }));
 /// let shutdown = Shutdown::new();
 /// shutdown.listen_for_signals().expect("signal handlers");
@@ -220,7 +220,7 @@ impl HttpServer {
     /// Checks the options and binds the listening socket (tomodachi's startup step). A
     /// failure is logged on `tomodachi.http` as tomodachi does ("unable to bind service
     /// [http] to http://…").
-    pub async fn bind(self) -> Result<BoundHttpServer, ServerError> {
+    pub async fn bind(self) -> Result<BoundHttpServer, Error> {
         let mut config = Config::from_options(&self.options)?;
         if let Some(timeout) = self.header_read_timeout {
             config.header_read_timeout = timeout;
@@ -249,10 +249,10 @@ impl HttpServer {
                     error_message = %source,
                     "unable to bind service [http] to {url}"
                 );
-                return Err(ServerError::Bind { url, source });
+                return Err(Error::Bind { url, source });
             }
         };
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
             url: url.clone(),
             source,
         })?;
@@ -272,7 +272,7 @@ impl HttpServer {
     }
 
     /// Binds and serves `router` until `shutdown`, then drains (see [`Source::serve`]).
-    pub async fn serve<R>(self, router: R, shutdown: Shutdown) -> Result<(), ServerError>
+    pub async fn serve<R>(self, router: R, shutdown: Shutdown) -> Result<(), Error>
     where
         R: Into<HttpRouter>,
     {
@@ -320,11 +320,7 @@ impl BoundHttpServer {
 
     /// Serves `router` until `shutdown` is triggered, then drains: resolves once every
     /// connection and WebSocket is closed (or the grace period is over).
-    pub fn serve<R>(
-        self,
-        router: R,
-        shutdown: Shutdown,
-    ) -> BoxFuture<'static, Result<(), ServerError>>
+    pub fn serve<R>(self, router: R, shutdown: Shutdown) -> BoxFuture<'static, Result<(), Error>>
     where
         R: Into<HttpRouter>,
     {
@@ -346,7 +342,7 @@ fn run<A>(
     app: A,
     config: Config,
     shutdown: Shutdown,
-) -> BoxFuture<'static, Result<(), ServerError>>
+) -> BoxFuture<'static, Result<(), Error>>
 where
     A: Service<Request<Body>, Response = Response, Error = Infallible>
         + Clone
@@ -438,10 +434,10 @@ impl<R> Source<R> for HttpServer
 where
     R: Into<HttpRouter> + Send + 'static,
 {
-    type Error = ServerError;
-    type Running = BoxFuture<'static, Result<(), ServerError>>;
+    type Error = Error;
+    type Running = BoxFuture<'static, Result<(), Error>>;
 
-    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, Error> {
         Ok(self.bind().await?.serve(service, shutdown))
     }
 }
@@ -450,10 +446,10 @@ impl<R> Source<R> for BoundHttpServer
 where
     R: Into<HttpRouter> + Send + 'static,
 {
-    type Error = ServerError;
-    type Running = BoxFuture<'static, Result<(), ServerError>>;
+    type Error = Error;
+    type Running = BoxFuture<'static, Result<(), Error>>;
 
-    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, Error> {
         Ok(self.serve(service, shutdown))
     }
 }
