@@ -15,8 +15,6 @@
 //! handler publishes with an [`SnsPublisher`] made from the same options (what
 //! `aws_sns_sqs_publish(self, ...)` does in Python), with the service's name and uuid.
 
-use std::sync::Arc;
-
 use serde_json::value::RawValue;
 use tomodachi::sqs::{AwsClients, SnsPublisher, Subscription, Topic};
 use tomodachi::{Data, JsonEnvelope, Options, Service, ServiceIdentity, State};
@@ -47,7 +45,7 @@ async fn main() -> tomodachi::Exit {
             }
         };
     let publisher = SnsPublisher::new(clients, options.aws_sns_sqs.clone(), identity.clone())
-        .envelope(Arc::new(JsonEnvelope));
+        .envelope(JsonEnvelope);
     Service::new(&*identity.name)
         .uuid(&*identity.uuid)
         .envelope(JsonEnvelope)

@@ -1,7 +1,5 @@
 //! What a consumer subscribes to: a routing key on an exchange, through a queue.
 
-use std::sync::Arc;
-
 use tomodachi_core::{Envelope, ServiceIdentity, SharedEnvelope};
 
 use crate::AmqpOptions;
@@ -148,12 +146,12 @@ impl Binding {
     /// [`RawEnvelope`](tomodachi_core::RawEnvelope) for "no envelope".
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = Some(Arc::new(envelope));
+        self.envelope = Some(tomodachi_core::envelope::shared(envelope));
         self
     }
 
     /// The routing key as given (without `routing_key_prefix`).
-    pub fn get_routing_key(&self) -> &str {
+    pub fn routing_key_ref(&self) -> &str {
         &self.routing_key
     }
 
@@ -163,12 +161,12 @@ impl Binding {
     }
 
     /// The handler name of the non-competing queue-name formula.
-    pub fn get_handler_name(&self) -> &str {
+    pub fn handler_name_ref(&self) -> &str {
         &self.handler_name
     }
 
     /// The per-binding envelope, if one was set with [`Binding::envelope`].
-    pub fn get_envelope(&self) -> Option<&SharedEnvelope> {
+    pub fn envelope_ref(&self) -> Option<&SharedEnvelope> {
         self.envelope.as_ref()
     }
 

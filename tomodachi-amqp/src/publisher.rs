@@ -157,7 +157,7 @@ impl AmqpPublisher {
     /// [`RawEnvelope`]: tomodachi_core::RawEnvelope
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = Arc::new(envelope);
+        self.envelope = tomodachi_core::envelope::shared(envelope);
         self
     }
 

@@ -112,8 +112,8 @@ impl SnsPublisher {
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
-    pub fn envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = envelope;
+    pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
+        self.envelope = tomodachi_core::envelope::shared(envelope);
         self
     }
 

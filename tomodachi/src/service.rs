@@ -235,7 +235,7 @@ where
     /// one, messages are raw.
     #[must_use]
     pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
-        self.envelope = Some(Arc::new(envelope));
+        self.envelope = Some(tomodachi_core::envelope::shared(envelope));
         self
     }
 

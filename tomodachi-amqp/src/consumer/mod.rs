@@ -145,7 +145,7 @@ where
             "consuming from queue [amqp] \"{}\"",
             self.resolved.queue_name
         );
-        let service = match self.binding.get_envelope() {
+        let service = match self.binding.envelope_ref() {
             Some(envelope) => Either::Left(EnvelopeLayer::new(envelope.clone()).layer(service)),
             None => Either::Right(service),
         };
@@ -211,7 +211,7 @@ where
                     delivery,
                     &consumer.resolved,
                     consumer.publisher.as_ref(),
-                    consumer.binding.get_handler_name(),
+                    consumer.binding.handler_name_ref(),
                 );
                 let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(message)));
                 let task = Transport::Amqp.stats().task();

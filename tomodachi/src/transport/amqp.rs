@@ -41,10 +41,10 @@ where
         let (service, name) = self.message_handler(handler);
         self.register(Transport::Amqp, move |context| async move {
             let mut binding = binding;
-            if binding.get_handler_name().is_empty() {
+            if binding.handler_name_ref().is_empty() {
                 binding = binding.handler_name(name);
             }
-            if binding.get_envelope().is_none()
+            if binding.envelope_ref().is_none()
                 && let Some(envelope) = &context.envelope
             {
                 binding = binding.envelope(envelope.clone());
@@ -57,7 +57,7 @@ where
                 publisher = publisher.envelope(envelope.clone());
             }
             #[cfg(feature = "otel")]
-            let envelope = crate::instrument::envelope_in_span(binding.get_envelope());
+            let envelope = crate::instrument::envelope_in_span(binding.envelope_ref());
             #[cfg(not(feature = "otel"))]
             let envelope = None;
             if envelope.is_some() {

@@ -45,13 +45,13 @@ where
         let (service, name) = self.message_handler(handler);
         self.register(Transport::AwsSnsSqs, move |context| async move {
             let mut subscription = subscription;
-            if subscription.get_handler_name() == "handler" {
+            if subscription.handler_name_ref() == "handler" {
                 subscription = subscription.handler_name(name);
             }
-            if subscription.get_envelope().is_none()
+            if subscription.envelope_ref().is_none()
                 && let Some(envelope) = &context.envelope
             {
-                subscription = subscription.shared_envelope(envelope.clone());
+                subscription = subscription.envelope(envelope.clone());
             }
             let options = context.options.aws_sns_sqs.clone();
             let clients = context.shared(|| Arc::new(OnceCell::<AwsClients>::new()));
@@ -62,7 +62,7 @@ where
                 .await?
                 .clone();
             #[cfg(feature = "otel")]
-            let envelope = crate::instrument::envelope_in_span(subscription.get_envelope());
+            let envelope = crate::instrument::envelope_in_span(subscription.envelope_ref());
             #[cfg(not(feature = "otel"))]
             let envelope = None;
             if envelope.is_some() {
