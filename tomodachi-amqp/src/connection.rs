@@ -167,7 +167,7 @@ impl AmqpConnection {
         let error = Error::Connect {
             host: options.host.clone(),
             port: options.port,
-            reason: error.to_string(),
+            source: Box::new(error.clone()),
         };
         tracing::warn!(target: "tomodachi.amqp", "{error}");
         error

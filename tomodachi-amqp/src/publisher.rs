@@ -220,15 +220,15 @@ impl AmqpPublisher {
         routing_key: &str,
         options: PublishOptions,
     ) -> Result<(), Error> {
-        let seal_error = |reason: String| Error::Seal {
+        let seal_error = |source: tomodachi_core::BoxError| Error::Seal {
             routing_key: routing_key.to_owned(),
-            reason,
+            source,
         };
-        let raw = to_python_json(data).map_err(|e| seal_error(e.to_string()))?;
+        let raw = to_python_json(data).map_err(|e| seal_error(e.into()))?;
         let payload = self
             .envelope
             .seal(&self.identity, routing_key, &raw)
-            .map_err(|e| seal_error(e.to_string()))?;
+            .map_err(|e| seal_error(e.into()))?;
         self.publish_payload(payload.as_bytes(), routing_key, options)
             .await
     }
@@ -334,7 +334,7 @@ impl AmqpPublisher {
                         return Err(Error::Publish {
                             exchange: exchange_name.to_owned(),
                             routing_key: wire_key,
-                            reason,
+                            source: Box::new(error),
                         });
                     }
                     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -377,7 +377,7 @@ impl AmqpPublisher {
             .await
             .map_err(|e| Error::Channel {
                 operation: "confirm.select",
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         *slot = Some(channel.clone());
         Ok(channel)

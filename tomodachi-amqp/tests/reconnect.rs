@@ -259,6 +259,9 @@ async fn consumer_setup_fails_clearly_without_a_broker() {
             .starts_with("unable to connect [amqp] to 127.0.0.1:1"),
         "{error}"
     );
+    // The broker client's own error is kept as the source, not flattened into text.
+    let source = std::error::Error::source(&error).expect("the connection error as source");
+    assert!(error.to_string().contains(&source.to_string()), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

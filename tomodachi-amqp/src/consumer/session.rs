@@ -29,10 +29,6 @@ fn pamqp_integer(value: u64) -> AMQPValue {
     }
 }
 
-fn text(error: &lapin::Error) -> String {
-    error.to_string()
-}
-
 impl Session {
     /// Declares the exchange (unless it is the broker's own) and the queue, binds, sets
     /// qos and starts consuming. With `exclusive_check`, a non-competing queue that
@@ -63,7 +59,7 @@ impl Session {
                     .await
                     .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
-                        reason: text(&e),
+                        source: e.into(),
                     })?;
             } else if binding.exchange != "amq.topic" {
                 // The broker's own exchanges cannot be declared: only check it exists.
@@ -80,7 +76,7 @@ impl Session {
                     .await
                     .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
-                        reason: text(&e),
+                        source: e.into(),
                     })?;
             }
 
@@ -112,7 +108,7 @@ impl Session {
                 .await
                 .map_err(|e| Error::DeclareQueue {
                     queue: binding.queue_name.clone(),
-                    reason: text(&e),
+                    source: e.into(),
                 })?;
             if exclusive_check && !binding.competing && declared.consumer_count() >= 1 {
                 tracing::warn!(
@@ -138,11 +134,11 @@ impl Session {
                     queue: binding.queue_name.clone(),
                     exchange: binding.exchange.clone(),
                     routing_key: binding.wire_routing_key.clone(),
-                    reason: text(&e),
+                    source: e.into(),
                 })?;
             let qos_error = |e: lapin::Error| Error::Channel {
                 operation: "basic.qos",
-                reason: text(&e),
+                source: e.into(),
             };
             channel
                 .basic_qos(
@@ -168,7 +164,7 @@ impl Session {
                 .await
                 .map_err(|e| Error::Channel {
                     operation: "basic.consume",
-                    reason: text(&e),
+                    source: e.into(),
                 })
         }
         .await;
