@@ -259,7 +259,7 @@ async fn a_panic_is_one_json_record_with_its_location() {
         .await;
     let handler = child
         .wait_for("the handler's panic", |line| {
-            line.message() == Some("uncaught exception: panic: handler panicked on purpose")
+            line.message() == Some("uncaught exception: handler panicked on purpose")
         })
         .await;
     child.signal("TERM");
@@ -268,7 +268,7 @@ async fn a_panic_is_one_json_record_with_its_location() {
     let thread = child
         .records()
         .into_iter()
-        .find(|line| line.message() == Some("uncaught exception: panic: uncaught on a thread"))
+        .find(|line| line.message() == Some("uncaught exception: uncaught on a thread"))
         .cloned()
         .unwrap_or_else(|| panic!("no record of the thread's panic:\n{}", child.output()));
     for (record, text) in [

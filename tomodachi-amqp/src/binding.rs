@@ -1,6 +1,10 @@
 //! What a consumer subscribes to: a routing key on an exchange, through a queue.
 
-use tomodachi_core::{Envelope, ServiceIdentity, SharedEnvelope};
+use std::sync::Arc;
+
+use tomodachi_core::{
+    Classify, Envelope, RetryOnFailure, ServiceIdentity, SharedClassifier, SharedEnvelope,
+};
 
 use crate::AmqpOptions;
 use crate::naming::{auto_queue_name, wire_routing_key};
@@ -66,6 +70,7 @@ pub struct Binding {
     dead_letter_exchange: Option<String>,
     dead_letter_routing_key: Option<String>,
     envelope: Option<SharedEnvelope>,
+    classifier: SharedClassifier,
 }
 
 impl Binding {
@@ -82,6 +87,7 @@ impl Binding {
             dead_letter_exchange: None,
             dead_letter_routing_key: None,
             envelope: None,
+            classifier: Arc::new(RetryOnFailure),
         }
     }
 
@@ -163,6 +169,27 @@ impl Binding {
     /// The handler name of the non-competing queue-name formula.
     pub fn handler_name_ref(&self) -> &str {
         &self.handler_name
+    }
+
+    /// Takes the per-binding envelope out (the caller opens messages itself, with an
+    /// [`EnvelopeLayer`](tomodachi_core::EnvelopeLayer) of its own).
+    pub fn take_envelope(&mut self) -> Option<SharedEnvelope> {
+        self.envelope.take()
+    }
+
+    /// Decides the outcome of a message whose handler failed (returned an error or
+    /// panicked): [`RetryOnFailure`] (the default: nack with requeue),
+    /// [`DropOnFailure`](tomodachi_core::DropOnFailure) (acked, as Python tomodachi does)
+    /// or your own [`classify_fn`](tomodachi_core::classify_fn).
+    #[must_use]
+    pub fn on_failure(mut self, classifier: impl Classify) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// The classifier of failed handlers (see [`Binding::on_failure`]).
+    pub fn classifier_ref(&self) -> &SharedClassifier {
+        &self.classifier
     }
 
     /// The per-binding envelope, if one was set with [`Binding::envelope`].

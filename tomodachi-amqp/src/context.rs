@@ -154,6 +154,47 @@ pub(crate) fn table_to_lapin(table: &AmqpTable) -> FieldTable {
     out
 }
 
+/// The headers as core's [`Attributes`](tomodachi_core::Attributes), so handlers read
+/// them with the same extractor on every transport: strings, bytes and numbers as such,
+/// the rest as JSON.
+pub(crate) fn attributes_from_headers(headers: &AmqpTable) -> tomodachi_core::Attributes {
+    use tomodachi_core::AttributeValue;
+    fn json(value: &AmqpValue) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            AmqpValue::Bool(b) => Value::Bool(*b),
+            AmqpValue::Int(i) => Value::from(*i),
+            AmqpValue::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+            }
+            AmqpValue::String(s) => Value::from(s.as_str()),
+            AmqpValue::Bytes(b) => Value::from(String::from_utf8_lossy(b).into_owned()),
+            AmqpValue::Timestamp(t) => Value::from(*t),
+            AmqpValue::Decimal { scale, value } => {
+                let value = f64::from(*value) / 10_f64.powi(i32::from(*scale));
+                serde_json::Number::from_f64(value).map_or(Value::Null, Value::Number)
+            }
+            AmqpValue::Array(items) => items.iter().map(json).collect(),
+            AmqpValue::Table(table) => table.iter().map(|(k, v)| (k.clone(), json(v))).collect(),
+            AmqpValue::Void => Value::Null,
+        }
+    }
+    let attribute = |value: &AmqpValue| match value {
+        AmqpValue::String(s) => AttributeValue::String(s.clone()),
+        AmqpValue::Bytes(b) => AttributeValue::Binary(b.clone().into()),
+        other => match json(other) {
+            serde_json::Value::Number(n) => AttributeValue::Number(n),
+            value => AttributeValue::Json(value),
+        },
+    };
+    tomodachi_core::Attributes(
+        headers
+            .iter()
+            .map(|(name, value)| (name.clone(), attribute(value)))
+            .collect(),
+    )
+}
+
 /// The AMQP basic properties of a delivery (headers are in [`AmqpContext::headers`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -241,6 +282,119 @@ impl AmqpContext {
     /// The delivered routing key decoded with tomodachi's `decode_routing_key`.
     pub fn decoded_routing_key(&self) -> String {
         decode_routing_key(&self.routing_key)
+    }
+}
+
+/// Builds an [`AmqpContext`] for a handler's unit test (the `test-util` feature): every
+/// field starts as a first delivery on `amq.topic` would have it.
+///
+/// ```
+/// use tomodachi_amqp::{AmqpContext, RoutingKey};
+///
+/// let message = AmqpContext::builder()
+///     .routing_key("order.paid")
+///     .header("event", "paid")
+///     .message(r#"{"order": 7}"#);
+/// assert_eq!(message.context::<AmqpContext>().unwrap().routing_key, "order.paid");
+/// ```
+#[cfg(feature = "test-util")]
+#[derive(Debug, Clone)]
+pub struct AmqpContextBuilder {
+    context: AmqpContext,
+}
+
+#[cfg(feature = "test-util")]
+impl AmqpContext {
+    /// A builder of a context (see [`AmqpContextBuilder`]).
+    pub fn builder() -> AmqpContextBuilder {
+        AmqpContextBuilder {
+            context: AmqpContext {
+                routing_key: String::new(),
+                bound_routing_key: String::new(),
+                exchange: "amq.topic".into(),
+                queue_name: "queue".into(),
+                delivery_tag: 1,
+                redelivered: false,
+                headers: AmqpTable::new(),
+                properties: AmqpProperties::default(),
+            },
+        }
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl AmqpContextBuilder {
+    /// The routing key as delivered; also the bound routing key unless that is set.
+    #[must_use]
+    pub fn routing_key(mut self, routing_key: impl Into<String>) -> Self {
+        self.context.routing_key = routing_key.into();
+        if self.context.bound_routing_key.is_empty() {
+            self.context.bound_routing_key = self.context.routing_key.clone();
+        }
+        self
+    }
+
+    /// The binding's routing key (tomodachi's `routing_key` keyword).
+    #[must_use]
+    pub fn bound_routing_key(mut self, routing_key: impl Into<String>) -> Self {
+        self.context.bound_routing_key = routing_key.into();
+        self
+    }
+
+    /// The exchange.
+    #[must_use]
+    pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
+        self.context.exchange = exchange.into();
+        self
+    }
+
+    /// The queue's name.
+    #[must_use]
+    pub fn queue_name(mut self, queue_name: impl Into<String>) -> Self {
+        self.context.queue_name = queue_name.into();
+        self
+    }
+
+    /// The delivery tag.
+    #[must_use]
+    pub fn delivery_tag(mut self, delivery_tag: u64) -> Self {
+        self.context.delivery_tag = delivery_tag;
+        self
+    }
+
+    /// Whether the message was delivered before.
+    #[must_use]
+    pub fn redelivered(mut self, redelivered: bool) -> Self {
+        self.context.redelivered = redelivered;
+        self
+    }
+
+    /// Adds a message header.
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<AmqpValue>) -> Self {
+        self.context.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// The other message properties.
+    #[must_use]
+    pub fn properties(mut self, properties: AmqpProperties) -> Self {
+        self.context.properties = properties;
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> AmqpContext {
+        self.context
+    }
+
+    /// A message with this body and context, as the consumer builds it (the headers are
+    /// its `Attributes` too).
+    pub fn message(self, body: impl Into<bytes::Bytes>) -> tomodachi_core::Message {
+        let attributes = attributes_from_headers(&self.context.headers);
+        tomodachi_core::Message::new(body)
+            .with_context(self.context)
+            .with_context(attributes)
     }
 }
 
@@ -333,6 +487,35 @@ mod tests {
             headers: [("traceparent".to_owned(), AmqpValue::from("00-abc"))].into(),
             properties: AmqpProperties::default(),
         })
+    }
+
+    #[test]
+    fn headers_are_attributes() {
+        let headers: AmqpTable = [
+            ("s".to_owned(), AmqpValue::from("text")),
+            ("i".to_owned(), AmqpValue::Int(7)),
+            ("b".to_owned(), AmqpValue::Bool(true)),
+            (
+                "a".to_owned(),
+                AmqpValue::Array(vec![AmqpValue::Int(1), AmqpValue::Void]),
+            ),
+        ]
+        .into();
+        let attributes = attributes_from_headers(&headers);
+        assert_eq!(attributes.get("s"), Some(&"text".into()));
+        assert_eq!(attributes.get("i"), Some(&7_i64.into()));
+        assert_eq!(
+            attributes.get("b"),
+            Some(&tomodachi_core::AttributeValue::Json(serde_json::json!(
+                true
+            )))
+        );
+        assert_eq!(
+            attributes.get("a"),
+            Some(&tomodachi_core::AttributeValue::Json(serde_json::json!([
+                1, null
+            ])))
+        );
     }
 
     #[test]

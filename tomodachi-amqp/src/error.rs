@@ -62,6 +62,9 @@ pub enum Error {
         /// The queue.
         queue: String,
     },
+    /// The handler service failed its `poll_ready` and can take no more work.
+    #[error("the handler service failed: {0}")]
+    Service(String),
     /// A name is longer than the 255 bytes AMQP allows.
     #[error("{what} \"{value}\" is longer than 255 bytes")]
     NameTooLong {

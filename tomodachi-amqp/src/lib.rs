@@ -12,6 +12,8 @@ mod publisher;
 pub use binding::{Binding, ExchangeKind, ResolvedBinding};
 pub use connection::AmqpConnection;
 pub use consumer::{Consumer, Running};
+#[cfg(feature = "test-util")]
+pub use context::AmqpContextBuilder;
 pub use context::{
     AmqpContext, AmqpProperties, AmqpTable, AmqpValue, BoundRoutingKey, DeliveryTag, Exchange,
     Headers, Properties, QueueName, Redelivered, RoutingKey,
@@ -28,3 +30,7 @@ pub use tomodachi_core::{
     JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
     State,
 };
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The AMQP transport (`amqp` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport = tomodachi_core::Transport::new("amqp", &STATS);

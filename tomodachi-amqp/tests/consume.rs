@@ -807,3 +807,41 @@ async fn handler_publishes_with_the_publisher_argument() {
     publisher.close().await;
     outside.close().await;
 }
+
+/// A service that can take no more work: its `poll_ready` fails.
+#[derive(Clone)]
+struct Unready;
+
+impl Service<Message> for Unready {
+    type Response = Outcome;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Outcome, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("worker gone")))
+    }
+
+    fn call(&mut self, _: Message) -> Self::Future {
+        std::future::ready(Ok(Outcome::Ack))
+    }
+}
+
+/// The one `poll_ready` policy of every source (core's driver): the consumer stops and
+/// fails with the service's error (the facade then exits 1), it does not spin on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_fails_readiness_stops_the_consumer() {
+    logs();
+    let key = unique("unready");
+    let consumer = Consumer::new(options(), Binding::routing_key(&key), identity("unready"));
+    let (_shutdown, task) = start(consumer, Unready).await;
+    let result = within(10, "the consumer to stop by itself", task)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&result, Err(Error::Service(reason)) if reason == "worker gone"),
+        "{result:?}"
+    );
+}

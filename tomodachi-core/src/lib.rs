@@ -2,10 +2,13 @@
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
 mod attributes;
+pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
 pub mod layer;
+#[cfg(feature = "test-util")]
+pub mod memory;
 mod message;
 mod outcome;
 pub mod panic;
@@ -25,7 +28,7 @@ pub use extract::{
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
-    RetryOnFailure, classify_fn,
+    RetryOnFailure, SharedClassifier, classify_fn,
 };
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;

@@ -84,14 +84,16 @@ impl<F: Future + UnwindSafe> Future for CatchUnwind<F> {
     }
 }
 
-/// The text of a panic payload (`panic!("...")`'s message), or `"panic"`.
+/// The text of a panic payload (`panic!("...")`'s message, literal or formatted), or
+/// `"panic with a non-string payload"`: the one place the workspace turns a caught panic
+/// into words.
 pub fn message(payload: &(dyn Any + Send)) -> &str {
     if let Some(message) = payload.downcast_ref::<&'static str>() {
         message
     } else if let Some(message) = payload.downcast_ref::<String>() {
         message
     } else {
-        "panic"
+        "panic with a non-string payload"
     }
 }
 
@@ -141,5 +143,11 @@ mod tests {
             "{location}"
         );
         assert_eq!(super::location(), None);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_text_is_named_as_such() {
+        let caught = catch_unwind(|| std::panic::panic_any(7_u32)).unwrap_err();
+        assert_eq!(message(&*caught), "panic with a non-string payload");
     }
 }

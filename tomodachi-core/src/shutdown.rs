@@ -155,29 +155,39 @@ impl Shutdown {
 /// (if any). Returns whether every task finished.
 ///
 /// The tracker is closed first: the tasks it tracks are all there will be.
-/// Logs (on `tomodachi.shutdown`, with a `transport` field) "awaiting running tasks"
-/// after 2 s and "still awaiting running tasks" every 10 s after that.
+/// Logs (on `tomodachi.shutdown`, with the `transport` and `task_count` fields)
+/// "awaiting running tasks" after 2 s and "still awaiting running tasks" every 10 s after
+/// that. Message sources drain through their [`Driver`](crate::driver::Driver).
 pub async fn drain(
     tracker: &tokio_util::task::TaskTracker,
     transport: &'static str,
     grace: Option<Duration>,
 ) -> bool {
+    drain_with(tracker, grace, |notice| notice.log(transport)).await
+}
+
+/// [`drain`] with the notices given to `notice`.
+pub(crate) async fn drain_with(
+    tracker: &tokio_util::task::TaskTracker,
+    grace: Option<Duration>,
+    notice: impl Fn(crate::driver::DrainNotice),
+) -> bool {
     tracker.close();
     let wait = async {
         let finished = tracker.wait();
         tokio::pin!(finished);
-        let mut notice = Duration::from_secs(2);
+        let mut first = true;
         loop {
+            let after = if first {
+                Duration::from_secs(2)
+            } else {
+                Duration::from_secs(10)
+            };
             tokio::select! {
                 () = &mut finished => return,
-                () = tokio::time::sleep(notice) => {
-                    let tasks = tracker.len();
-                    if notice == Duration::from_secs(2) {
-                        tracing::warn!(target: "tomodachi.shutdown", transport, tasks, "awaiting running tasks");
-                    } else {
-                        tracing::warn!(target: "tomodachi.shutdown", transport, tasks, "still awaiting running tasks");
-                    }
-                    notice = Duration::from_secs(10);
+                () = tokio::time::sleep(after) => {
+                    notice(crate::driver::DrainNotice { first, task_count: tracker.len() });
+                    first = false;
                 }
             }
         }

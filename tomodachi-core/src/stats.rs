@@ -1,45 +1,93 @@
 //! Per-transport task counters, for the execution context.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-/// The transports tomodachi counts tasks of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    /// HTTP and WebSockets.
-    Http,
-    /// AWS SNS+SQS.
-    AwsSnsSqs,
-    /// AMQP.
-    Amqp,
-    /// Scheduled functions.
-    Schedule,
+/// A transport's name and its task counters: any crate can define one.
+///
+/// A transport crate owns one `static` of it (tomodachi's four are `http`, `aws_sns_sqs`,
+/// `amqp` and `scheduled_functions`, the names of its execution context); its sources
+/// [`enable`](Transport::enable) it when they start and count their tasks with its
+/// [`stats`](Transport::stats) (the [`Driver`](crate::driver::Driver) does both for
+/// message sources). Two transports are equal when their names are.
+///
+/// ```
+/// use tomodachi_core::stats::{TaskStats, Transport};
+///
+/// static STATS: TaskStats = TaskStats::new();
+/// /// The transport of an in-house queue.
+/// pub static TRANSPORT: Transport = Transport::new("in_house_queue", &STATS);
+///
+/// TRANSPORT.enable();
+/// let task = TRANSPORT.stats().task();
+/// assert_eq!(TRANSPORT.stats().current(), 1);
+/// drop(task);
+/// assert!(tomodachi_core::stats::transports().contains(&TRANSPORT));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Transport {
+    name: &'static str,
+    stats: &'static TaskStats,
 }
 
 impl Transport {
-    /// Every transport.
-    pub const ALL: [Transport; 4] = [Self::Http, Self::AwsSnsSqs, Self::Amqp, Self::Schedule];
+    /// A transport called `name` (its name in the execution context) counting into `stats`.
+    pub const fn new(name: &'static str, stats: &'static TaskStats) -> Self {
+        Self { name, stats }
+    }
 
-    /// tomodachi's name in the execution context (`http`, `aws_sns_sqs`, `amqp`,
-    /// `scheduled_functions`).
+    /// The transport's name in the execution context.
     pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Http => "http",
-            Self::AwsSnsSqs => "aws_sns_sqs",
-            Self::Amqp => "amqp",
-            Self::Schedule => "scheduled_functions",
-        }
+        self.name
     }
 
     /// The process-wide counters of this transport.
-    pub fn stats(self) -> &'static TaskStats {
-        static STATS: [TaskStats; 4] = [
-            TaskStats::new(),
-            TaskStats::new(),
-            TaskStats::new(),
-            TaskStats::new(),
-        ];
-        &STATS[self as usize]
+    pub const fn stats(self) -> &'static TaskStats {
+        self.stats
     }
+
+    /// Marks the transport enabled (a source of it started) and lists it in
+    /// [`transports`].
+    pub fn enable(self) {
+        if !self.stats.enabled.swap(true, Ordering::Relaxed) {
+            let mut enabled = ENABLED
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if !enabled.contains(&self) {
+                enabled.push(self);
+            }
+        }
+    }
+}
+
+impl PartialEq for Transport {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for Transport {}
+
+impl std::hash::Hash for Transport {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Transport").field(&self.name).finish()
+    }
+}
+
+static ENABLED: Mutex<Vec<Transport>> = Mutex::new(Vec::new());
+
+/// The transports enabled in this process so far, in the order they were first enabled.
+pub fn transports() -> Vec<Transport> {
+    ENABLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone()
 }
 
 /// Whether a transport is enabled, and how many tasks it runs and has run.
@@ -51,17 +99,14 @@ pub struct TaskStats {
 }
 
 impl TaskStats {
-    const fn new() -> Self {
+    /// Counters at zero, for a transport's `static`.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
         Self {
             enabled: AtomicBool::new(false),
             current: AtomicU64::new(0),
             total: AtomicU64::new(0),
         }
-    }
-
-    /// Marks the transport enabled (a source of it started).
-    pub fn enable(&self) {
-        self.enabled.store(true, Ordering::Relaxed);
     }
 
     /// Is the transport enabled?

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tomodachi_core::{
     AttributeValue, Attributes, Data, DropOnFailure, Extension, Handler, HandlerFailure,
     HandlerWithoutStateExt, Message, MessageUuid, Outcome, Raw, RetryOnFailure, State, classify_fn,
+    driver,
 };
 use tower::ServiceExt;
 
@@ -31,7 +32,11 @@ where
         .enable_time()
         .build()
         .unwrap()
-        .block_on(handler.into_service().oneshot(message))
+        .block_on(driver::oneshot(
+            handler.into_service(),
+            message,
+            RetryOnFailure,
+        ))
         .unwrap()
 }
 
@@ -83,43 +88,37 @@ fn errors_and_panics_are_retried_by_default() {
 #[tokio::test]
 async fn classifiers_replace_the_default() {
     let failing = || async { Err::<(), _>(DbDown) };
-    let dropped = failing
-        .into_service()
-        .classifier(DropOnFailure)
-        .oneshot(Message::new(""))
-        .await;
+    let dropped = driver::oneshot(failing.into_service(), Message::new(""), DropOnFailure)
+        .await
+        .map_err(|error| error.to_string());
     assert_eq!(dropped, Ok(Outcome::Ack));
 
-    let by_kind = classify_fn(|failure: &HandlerFailure<'_>| match failure {
-        HandlerFailure::Panic(_) => Outcome::Reject,
-        HandlerFailure::Error(error) if error.to_string().contains("database") => {
-            Outcome::retry_after(Duration::from_secs(9))
-        }
-        HandlerFailure::Error(_) => Outcome::retry(),
-    });
+    let by_kind = || {
+        classify_fn(|failure: &HandlerFailure<'_>| match failure {
+            HandlerFailure::Panic(_) => Outcome::Reject,
+            HandlerFailure::Error(error) if error.to_string().contains("database") => {
+                Outcome::retry_after(Duration::from_secs(9))
+            }
+            HandlerFailure::Error(_) => Outcome::retry(),
+        })
+    };
     let panicking = || async { panic!("bug") as () };
     assert_eq!(
-        panicking
-            .into_service()
-            .classifier(by_kind)
-            .oneshot(Message::new(""))
-            .await,
+        driver::oneshot(panicking.into_service(), Message::new(""), by_kind())
+            .await
+            .map_err(|error| error.to_string()),
         Ok(Outcome::Reject)
     );
     assert_eq!(
-        failing
-            .into_service()
-            .classifier(by_kind)
-            .oneshot(Message::new(""))
-            .await,
+        driver::oneshot(failing.into_service(), Message::new(""), by_kind())
+            .await
+            .map_err(|error| error.to_string()),
         Ok(Outcome::retry_after(Duration::from_secs(9)))
     );
     assert_eq!(
-        failing
-            .into_service()
-            .classifier(RetryOnFailure)
-            .oneshot(Message::new(""))
-            .await,
+        driver::oneshot(failing.into_service(), Message::new(""), RetryOnFailure)
+            .await
+            .map_err(|error| error.to_string()),
         Ok(Outcome::retry())
     );
 }
@@ -190,7 +189,7 @@ async fn context_extractors_state_and_body_together() {
     attributes.0.insert("kind".into(), "order".into());
     let message = Message::new("payload").with_context(attributes);
     let outcome = handler.with_state(state.clone()).oneshot(message).await;
-    assert_eq!(outcome, Ok(Outcome::Ack));
+    assert_eq!(outcome.unwrap(), Outcome::Ack);
     assert_eq!(state.seen.load(Ordering::SeqCst), 1);
 }
 
@@ -222,8 +221,11 @@ async fn sixteen_extractors() {
         }
     }
     assert_eq!(
-        wide.into_service().oneshot(Message::new("16")).await,
-        Ok(Outcome::Ack)
+        wide.into_service()
+            .oneshot(Message::new("16"))
+            .await
+            .unwrap(),
+        Outcome::Ack
     );
 }
 
@@ -251,8 +253,8 @@ async fn malformed_envelopes_never_reach_the_handler() {
     let service = EnvelopeLayer::new(JsonEnvelope).layer(handler.into_service());
     for body in ["{not json", r#"{"data": {"id": 5}}"#, r#"{"id": 5}"#] {
         assert_eq!(
-            service.clone().oneshot(Message::new(body)).await,
-            Ok(Outcome::Reject),
+            service.clone().oneshot(Message::new(body)).await.unwrap(),
+            Outcome::Reject,
             "{body}"
         );
     }
@@ -262,11 +264,14 @@ async fn malformed_envelopes_never_reach_the_handler() {
         .on_error(Outcome::Ack)
         .layer(service.clone().into_inner());
     assert_eq!(
-        lenient.oneshot(Message::new("{not json")).await,
-        Ok(Outcome::Ack)
+        lenient.oneshot(Message::new("{not json")).await.unwrap(),
+        Outcome::Ack
     );
 
     let valid = r#"{"service": {"name": "s", "uuid": "u"}, "metadata": {"message_uuid": "u.1", "protocol_version": "tomodachi-json-base--1.0.0", "timestamp": 1.5, "topic": "t", "data_encoding": "raw"}, "data": {"id": 5}}"#;
-    assert_eq!(service.oneshot(Message::new(valid)).await, Ok(Outcome::Ack));
+    assert_eq!(
+        service.oneshot(Message::new(valid)).await.unwrap(),
+        Outcome::Ack
+    );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

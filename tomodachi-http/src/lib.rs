@@ -36,3 +36,7 @@ pub use axum;
 /// the extractors HTTP handlers share with message handlers, the source contract and the
 /// shutdown.
 pub use tomodachi_core::{self as core, Extension, FromRef, Shutdown, Source, State};
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The HTTP and WebSocket transport (`http` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport = tomodachi_core::Transport::new("http", &STATS);

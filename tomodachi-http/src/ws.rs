@@ -187,7 +187,7 @@ impl WebSocketUpgrade {
         let info = self.info;
         self.inner.on_upgrade(move |socket| async move {
             let _token = token;
-            let _task = tomodachi_core::Transport::Http.stats().task();
+            let _task = crate::TRANSPORT.stats().task();
             let start = Instant::now();
             info.log_state(true, "open", None);
             let socket = WebSocket {

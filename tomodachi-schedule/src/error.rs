@@ -26,4 +26,8 @@ pub enum Error {
         /// The time zone as given.
         timezone: String,
     },
+    /// The handler service failed its `poll_ready` and can take no more work (the schedule
+    /// stops, as every source does; see `tomodachi_core::driver`).
+    #[error("the handler service failed: {0}")]
+    Service(String),
 }

@@ -21,3 +21,8 @@ pub use tomodachi_core::{
     JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
     State,
 };
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The transport of scheduled functions (`scheduled_functions` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport =
+    tomodachi_core::Transport::new("scheduled_functions", &STATS);

@@ -1,20 +1,19 @@
 //! The runtime: a [`Source`] that calls a service at every due time of a [`Schedule`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
-use tokio::task::{Id, JoinError, JoinSet};
-use tomodachi_core::{BoxError, Message, Outcome, Shutdown, Source, Transport};
-use tower::ServiceExt;
+use tokio::sync::Notify;
+use tomodachi_core::driver::{Driver, Settle};
+use tomodachi_core::{BoxError, Message, Outcome, Shutdown, Source};
 use tower_service::Service;
-use tracing::Instrument;
 
 use crate::{Error, Overlap, Schedule, ScheduleContext};
 
@@ -35,7 +34,9 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// Before each run the source awaits the service's readiness. Runs are spawned, so a slow run
 /// does not delay the next tick; what happens when a tick comes due while runs are still
 /// going is the schedule's [`Overlap`] policy. A failing run (an `Err` from the service or
-/// a panic) is logged and the schedule goes on.
+/// a panic) is logged by core's [`Driver`](tomodachi_core::driver::Driver), as on every
+/// source, and the schedule goes on; a service that fails its `poll_ready` stops the
+/// schedule with [`Error::Service`].
 ///
 /// On shutdown no new run starts; running ones are awaited without limit, with tomodachi's
 /// warnings "awaiting task to complete" after 2 s and "still awaiting task to finish" every
@@ -138,7 +139,6 @@ where
     /// Checks the schedule (an invalid interval, timestamp or time zone fails startup).
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         self.schedule.validate()?;
-        Transport::Schedule.stats().enable();
         #[cfg(any(test, feature = "test-util"))]
         let clock = match self.start_time {
             Some(wall) => Clock::Virtual {
@@ -149,15 +149,21 @@ where
         };
         #[cfg(not(any(test, feature = "test-util")))]
         let clock = Clock::System;
+        let runs = Arc::new(Runs::default());
+        let notice_runs = runs.clone();
+        let notice_name = self.name.clone();
+        let driver = Driver::new(crate::TRANSPORT, service, shutdown.clone())
+            .handler(self.name.clone())
+            .drain_notice(move |notice| notice_runs.log_awaiting(&notice_name, notice.first));
         let runner = Runner {
             schedule: self.schedule,
             name: self.name,
             clock,
-            tasks: JoinSet::new(),
-            task_names: HashMap::new(),
+            runs,
+            next_id: 0,
         };
         Ok(Running {
-            inner: Box::pin(runner.run(service, shutdown)),
+            inner: Box::pin(runner.run(driver, shutdown)),
         })
     }
 }
@@ -190,8 +196,93 @@ struct Runner {
     schedule: Schedule,
     name: Arc<str>,
     clock: Clock,
-    tasks: JoinSet<()>,
-    task_names: HashMap<Id, String>,
+    runs: Arc<Runs>,
+    next_id: u64,
+}
+
+/// The runs going now, by their task names (`handler/started at`).
+#[derive(Debug, Default)]
+struct Runs {
+    names: Mutex<BTreeMap<u64, String>>,
+    finished: Notify,
+}
+
+impl Runs {
+    fn names(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, String>> {
+        self.names
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.names().len()
+    }
+
+    /// Waits until no run is going; `false` if shutdown came first.
+    async fn until_idle(&self, shutdown: &Shutdown) -> bool {
+        loop {
+            let finished = self.finished.notified();
+            tokio::pin!(finished);
+            finished.as_mut().enable();
+            if self.len() == 0 {
+                return true;
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.triggered() => return false,
+                () = finished => {}
+            }
+        }
+    }
+
+    /// tomodachi's drain records, one per running task.
+    fn log_awaiting(&self, handler: &str, first: bool) {
+        let names: Vec<String> = self.names().values().cloned().collect();
+        for task_name in names {
+            if first {
+                tracing::warn!(target: LOG_TARGET, handler, task_name = %task_name, "awaiting task to complete");
+            } else {
+                tracing::warn!(target: LOG_TARGET, handler, task_name = %task_name, "still awaiting task to finish");
+            }
+        }
+    }
+}
+
+/// One run: settling it only records that it finished (a timer has no broker).
+struct RunDone {
+    runs: Arc<Runs>,
+    id: u64,
+}
+
+impl RunDone {
+    fn finished(&self, outcome: Outcome) {
+        tracing::debug!(
+            target: HANDLER_LOG_TARGET,
+            outcome = outcome.as_str(),
+            "scheduled function finished"
+        );
+    }
+}
+
+impl Drop for RunDone {
+    fn drop(&mut self) {
+        self.runs.names().remove(&self.id);
+        self.runs.finished.notify_waiters();
+    }
+}
+
+impl Settle for RunDone {
+    async fn ack(self) {
+        self.finished(Outcome::Ack);
+    }
+
+    async fn retry(self, delay: Option<Duration>) {
+        self.finished(Outcome::Retry { delay });
+    }
+
+    async fn reject(self) {
+        self.finished(Outcome::Reject);
+    }
 }
 
 enum Step {
@@ -201,9 +292,9 @@ enum Step {
 }
 
 impl Runner {
-    async fn run<S>(mut self, mut service: S, shutdown: Shutdown) -> Result<(), Error>
+    async fn run<S>(mut self, mut driver: Driver<S>, shutdown: Shutdown) -> Result<(), Error>
     where
-        S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+        S: Service<Message, Response = Outcome> + Send + 'static,
         S::Error: Into<BoxError>,
         S::Future: Send + 'static,
     {
@@ -221,6 +312,7 @@ impl Runner {
             "scheduled function loop started"
         );
 
+        let mut result = Ok(());
         while let Some(at) = due {
             if !self.wait_until(at, &shutdown).await {
                 break;
@@ -228,23 +320,14 @@ impl Runner {
             match self.admit(at, &shutdown).await {
                 Step::Stop => break,
                 Step::Skip => {}
-                Step::Run => {
-                    tokio::select! {
-                        biased;
-                        () = shutdown.triggered() => break,
-                        ready = service.ready() => match ready {
-                            Ok(_) => self.spawn_run(at, &mut service),
-                            Err(error) => {
-                                let error: BoxError = error.into();
-                                tracing::error!(
-                                    target: "exception",
-                                    handler = &*self.name,
-                                    "uncaught exception: scheduled handler's service is not ready: {error}"
-                                );
-                            }
-                        },
+                Step::Run => match driver.ready().await {
+                    Ok(Some(ready)) => self.spawn_run(at, ready),
+                    Ok(None) => break,
+                    Err(failed) => {
+                        result = Err(Error::Service(failed.0.to_string()));
+                        break;
                     }
-                }
+                },
             }
             due = self.schedule.next_after(at.max(self.clock.now()));
         }
@@ -254,20 +337,15 @@ impl Runner {
                 handler = &*self.name,
                 "schedule has no further runs"
             );
-            while !self.tasks.is_empty() {
-                tokio::select! {
-                    () = shutdown.triggered() => break,
-                    Some(result) = self.tasks.join_next_with_id() => self.reap(result),
-                }
+            if self.runs.until_idle(&shutdown).await {
+                shutdown.triggered().await;
             }
-            shutdown.triggered().await;
         }
-        self.drain().await;
-        Ok(())
+        driver.drain().await;
+        result
     }
 
-    /// Sleeps until the wall clock reaches `at`, reaping finished runs meanwhile. `false` if
-    /// shutdown came first.
+    /// Sleeps until the wall clock reaches `at`. `false` if shutdown came first.
     async fn wait_until(&mut self, at: DateTime<Utc>, shutdown: &Shutdown) -> bool {
         loop {
             if shutdown.is_triggered() {
@@ -278,27 +356,17 @@ impl Runner {
                 return true;
             }
             let wait = (at - now).to_std().unwrap_or_default().min(MAX_SLEEP);
-            let sleep = tokio::time::sleep(wait);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    biased;
-                    () = shutdown.triggered() => return false,
-                    Some(result) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                        self.reap(result);
-                    }
-                    () = &mut sleep => break,
-                }
+            tokio::select! {
+                biased;
+                () = shutdown.triggered() => return false,
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
 
     /// Applies the overlap policy to the tick due at `at`.
     async fn admit(&mut self, at: DateTime<Utc>, shutdown: &Shutdown) -> Step {
-        while let Some(result) = self.tasks.try_join_next_with_id() {
-            self.reap(result);
-        }
-        let running = self.tasks.len();
+        let running = self.runs.len();
         match self.schedule.overlap_policy() {
             Overlap::Skip if running > 0 => {
                 tracing::warn!(
@@ -322,20 +390,17 @@ impl Runner {
                 Step::Skip
             }
             Overlap::Queue => {
-                while !self.tasks.is_empty() {
-                    tokio::select! {
-                        biased;
-                        () = shutdown.triggered() => return Step::Stop,
-                        Some(result) = self.tasks.join_next_with_id() => self.reap(result),
-                    }
+                if self.runs.until_idle(shutdown).await {
+                    Step::Run
+                } else {
+                    Step::Stop
                 }
-                Step::Run
             }
             Overlap::Skip | Overlap::Allow(_) => Step::Run,
         }
     }
 
-    fn spawn_run<S>(&mut self, at: DateTime<Utc>, service: &mut S)
+    fn spawn_run<S>(&mut self, at: DateTime<Utc>, ready: tomodachi_core::driver::Ready<'_, S>)
     where
         S: Service<Message, Response = Outcome> + Send + 'static,
         S::Error: Into<BoxError>,
@@ -365,78 +430,20 @@ impl Runner {
             "type" = "tomodachi.schedule",
             invocation_time = %invocation_time,
         );
-        let guard = Transport::Schedule.stats().task();
-        let call = span.in_scope(|| service.call(message));
-        let name = self.name.clone();
-        let run = async move {
-            let _guard = guard;
-            match call.await {
-                Ok(outcome) => {
-                    tracing::debug!(
-                        target: HANDLER_LOG_TARGET,
-                        outcome = outcome.as_str(),
-                        "scheduled function finished"
-                    );
-                }
-                Err(error) => {
-                    let error: BoxError = error.into();
-                    tracing::error!(
-                        target: "exception",
-                        handler = &*name,
-                        "uncaught exception: {error}"
-                    );
-                }
-            }
-        }
-        .instrument(span);
-        let id = self.tasks.spawn(run).id();
+        let id = self.next_id;
+        self.next_id += 1;
         let started = self
             .clock
             .now()
             .to_rfc3339_opts(SecondsFormat::Micros, true);
-        self.task_names
+        self.runs
+            .names()
             .insert(id, format!("{}/{started}", self.name));
-    }
-
-    fn reap(&mut self, result: Result<(Id, ()), JoinError>) {
-        let id = match result {
-            Ok((id, ())) => id,
-            Err(error) => {
-                if error.is_panic() {
-                    tracing::error!(
-                        target: "exception",
-                        handler = &*self.name,
-                        "uncaught exception: scheduled function panicked"
-                    );
-                }
-                error.id()
-            }
+        let done = RunDone {
+            runs: self.runs.clone(),
+            id,
         };
-        self.task_names.remove(&id);
-    }
-
-    /// Awaits the running tasks, logging while it waits (as tomodachi).
-    async fn drain(&mut self) {
-        let mut notice = tokio::time::Instant::now() + Duration::from_secs(2);
-        let mut first = true;
-        while !self.tasks.is_empty() {
-            tokio::select! {
-                Some(result) = self.tasks.join_next_with_id() => self.reap(result),
-                () = tokio::time::sleep_until(notice) => {
-                    let mut names: Vec<&String> = self.task_names.values().collect();
-                    names.sort();
-                    for task_name in names {
-                        if first {
-                            tracing::warn!(target: LOG_TARGET, handler = &*self.name, task_name = %task_name, "awaiting task to complete");
-                        } else {
-                            tracing::warn!(target: LOG_TARGET, handler = &*self.name, task_name = %task_name, "still awaiting task to finish");
-                        }
-                    }
-                    first = false;
-                    notice = tokio::time::Instant::now() + Duration::from_secs(10);
-                }
-            }
-        }
+        ready.dispatch(message, done, span);
     }
 }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use support::{Logs, Record, start_wall};
 use tokio::task::JoinHandle;
-use tomodachi_core::{Handler, Message, Outcome, Shutdown, Source, State, Transport};
+use tomodachi_core::{Handler, Message, Outcome, Shutdown, Source, State};
 use tomodachi_schedule::{
     Error, Interval, InvocationTime, Overlap, Schedule, ScheduleContext, ScheduleSource,
 };
@@ -342,7 +342,7 @@ async fn handler_records_carry_handler_and_type_fields() {
 
 #[tokio::test(start_paused = true)]
 async fn runs_count_in_the_execution_context() {
-    let stats = Transport::Schedule.stats();
+    let stats = tomodachi_schedule::TRANSPORT.stats();
     let before = stats.total();
     let (_record, shutdown, running) = start(Schedule::heartbeat(), Duration::ZERO).await;
     assert!(stats.enabled());
@@ -372,4 +372,41 @@ async fn invalid_schedules_fail_start() {
             .expect_err("invalid schedule");
         assert!(error.to_string().starts_with(expected), "{error}");
     }
+}
+
+/// A service that can take no more work: its `poll_ready` fails.
+#[derive(Clone)]
+struct Unready;
+
+impl tower::Service<Message> for Unready {
+    type Response = Outcome;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Outcome, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("worker gone")))
+    }
+
+    fn call(&mut self, _: Message) -> Self::Future {
+        std::future::ready(Ok(Outcome::Ack))
+    }
+}
+
+/// The one `poll_ready` policy of every source (core's driver): the schedule stops at its
+/// first tick and fails with the service's error, instead of skipping ticks forever.
+#[tokio::test(start_paused = true)]
+async fn a_service_that_fails_readiness_stops_the_schedule() {
+    let running = ScheduleSource::new(Schedule::heartbeat())
+        .named("sweep")
+        .with_start_time(start_wall())
+        .start(Unready, Shutdown::new())
+        .await
+        .expect("valid schedule");
+    let result = tokio::time::timeout(Duration::from_secs(5), running)
+        .await
+        .expect("the schedule stopped by itself");
+    assert_eq!(result, Err(Error::Service("worker gone".into())));
 }

@@ -1,5 +1,6 @@
 //! The per-message pipeline of the consumer, without the network: SQS message → SNS
-//! notification → JSON envelope → context → handler with extractors → outcome.
+//! notification → context → core's driver → JSON envelope (`EnvelopeLayer`) → handler with
+//! extractors → outcome.
 //!
 //! `cargo bench -p tomodachi-sqs --bench pipeline`
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -11,11 +12,13 @@ use aws_sdk_sqs::types::{Message as SqsMessage, MessageSystemAttributeName};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures_util::FutureExt as _;
 use serde::{Deserialize, Serialize};
+use tomodachi_core::driver::Driver;
 use tomodachi_core::{
-    Data, Envelope, Handler, JsonEnvelope, Outcome, ServiceIdentity, to_python_json,
+    Data, Envelope, EnvelopeLayer, Handler, JsonEnvelope, Message, Outcome, ServiceIdentity,
+    Shutdown, to_python_json,
 };
 use tomodachi_sqs::{ApproximateReceiveCount, MessageAttributes, Topic, message_from_sqs};
-use tower::Service;
+use tower::Layer as _;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Order {
@@ -100,7 +103,14 @@ fn cpu_seconds() -> Option<f64> {
 fn pipeline(c: &mut Criterion) {
     let message = sqs_message();
     let queue_url: Arc<str> = "https://sqs.eu-west-1.amazonaws.com/123456789012/orders".into();
-    let mut service = on_order.with_state(());
+    // What the consumer drives: the envelope as a layer, the handler, core's driver around
+    // them (readiness, errors and panics classified), less the task and the delete.
+    let service = EnvelopeLayer::new(JsonEnvelope).layer(on_order.with_state(()));
+    let mut driver = Driver::new(tomodachi_sqs::TRANSPORT, service, Shutdown::new());
+    let mut outcome_of = move |message: Message| -> Outcome {
+        let ready = driver.ready().now_or_never().unwrap().unwrap().unwrap();
+        ready.call(message).now_or_never().unwrap()
+    };
 
     // CPU time per message, less disturbed than wall time on a shared machine
     // (`PIPELINE_ROUNDS=2000` for a short run under callgrind).
@@ -110,9 +120,8 @@ fn pipeline(c: &mut Criterion) {
         .unwrap_or(200_000);
     if let Some(start) = cpu_seconds() {
         for _ in 0..rounds {
-            let mut message = message_from_sqs(black_box(&message), &queue_url, "").unwrap();
-            JsonEnvelope.open(&mut message).unwrap();
-            black_box(service.call(message).now_or_never().unwrap().unwrap());
+            let message = message_from_sqs(black_box(&message), &queue_url, "").unwrap();
+            black_box(outcome_of(message));
         }
         let parsed = cpu_seconds();
         for _ in 0..rounds {
@@ -142,9 +151,8 @@ fn pipeline(c: &mut Criterion) {
 
     c.bench_function("sqs_message_to_outcome_1kb", |b| {
         b.iter(|| {
-            let mut message = message_from_sqs(black_box(&message), &queue_url, "").unwrap();
-            JsonEnvelope.open(&mut message).unwrap();
-            let outcome = service.call(message).now_or_never().unwrap().unwrap();
+            let message = message_from_sqs(black_box(&message), &queue_url, "").unwrap();
+            let outcome = outcome_of(message);
             assert!(outcome.is_ack());
             black_box(outcome)
         });

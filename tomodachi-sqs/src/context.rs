@@ -50,6 +50,123 @@ impl<S> FromMessageParts<S> for SqsContext {
     }
 }
 
+/// Builds an [`SqsContext`] for a handler's unit test (the `test-util` feature): every
+/// field starts as a first delivery of a message sent straight to a queue would have it.
+///
+/// ```
+/// use tomodachi_sqs::{SqsContext, Topic};
+///
+/// let message = SqsContext::builder()
+///     .topic("order-paid")
+///     .approximate_receive_count(2)
+///     .attribute("event", "paid")
+///     .message(r#"{"order": 7}"#);
+/// assert_eq!(message.context::<SqsContext>().unwrap().topic, "order-paid");
+/// ```
+#[cfg(feature = "test-util")]
+#[derive(Debug, Clone)]
+pub struct SqsContextBuilder {
+    context: SqsContext,
+}
+
+#[cfg(feature = "test-util")]
+impl SqsContext {
+    /// A builder of a context (see [`SqsContextBuilder`]).
+    pub fn builder() -> SqsContextBuilder {
+        SqsContextBuilder {
+            context: SqsContext {
+                queue_url: "http://127.0.0.1:4566/123456789012/queue".into(),
+                receipt_handle: "receipt-handle".into(),
+                approximate_receive_count: Some(1),
+                topic: String::new(),
+                sns_message_id: String::new(),
+                sqs_message_id: "sqs-message-id".into(),
+                message_type: None,
+                raw_message_body: "".into(),
+                message_timestamp: String::new(),
+                message_attributes: Attributes::default(),
+                message_deduplication_id: None,
+                message_group_id: None,
+            },
+        }
+    }
+}
+
+#[cfg(feature = "test-util")]
+macro_rules! setters {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty $(=> $wrap:ident)?;)*) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $field(mut self, value: impl Into<$ty>) -> Self {
+                self.context.$field = $($wrap)?(value.into());
+                self
+            }
+        )*
+    };
+}
+
+#[cfg(feature = "test-util")]
+impl SqsContextBuilder {
+    setters! {
+        /// `queue_url`.
+        queue_url: Arc<str>;
+        /// `receipt_handle`.
+        receipt_handle: String;
+        /// `topic` (a notification's topic, without prefix).
+        topic: String;
+        /// `sns_message_id`.
+        sns_message_id: String;
+        /// `sqs_message_id`.
+        sqs_message_id: String;
+        /// `message_type` (`"Notification"` for a message published to a topic).
+        message_type: String => Some;
+        /// `raw_message_body` (the SQS body as received).
+        raw_message_body: Arc<str>;
+        /// `message_timestamp`.
+        message_timestamp: String;
+        /// `message_deduplication_id` (FIFO).
+        message_deduplication_id: String => Some;
+        /// `message_group_id` (FIFO).
+        message_group_id: String => Some;
+    }
+
+    /// `approximate_receive_count` (1 on the first delivery).
+    #[must_use]
+    pub fn approximate_receive_count(mut self, count: u32) -> Self {
+        self.context.approximate_receive_count = Some(count);
+        self
+    }
+
+    /// Adds a message attribute (`message_attributes`, and core's `Attributes`).
+    #[must_use]
+    pub fn attribute(
+        mut self,
+        name: impl Into<String>,
+        value: impl Into<tomodachi_core::AttributeValue>,
+    ) -> Self {
+        self.context
+            .message_attributes
+            .0
+            .insert(name.into(), value.into());
+        self
+    }
+
+    /// The context.
+    pub fn build(self) -> SqsContext {
+        self.context
+    }
+
+    /// A message with this body and context, as the consumer builds it (the context and
+    /// the attributes, so `Attributes` reads them too).
+    pub fn message(self, body: impl Into<bytes::Bytes>) -> tomodachi_core::Message {
+        let attributes = self.context.message_attributes.clone();
+        tomodachi_core::Message::new(body)
+            .with_context(self.context)
+            .with_context(attributes)
+    }
+}
+
 macro_rules! field_extractor {
     ($(#[$doc:meta])* $name:ident($ty:ty) = |$ctx:ident| $value:expr) => {
         $(#[$doc])*

@@ -17,6 +17,8 @@ mod consumer;
 mod context;
 
 pub use consumer::{Running, SqsConsumer, message_from_sqs};
+#[cfg(feature = "test-util")]
+pub use context::SqsContextBuilder;
 pub use context::{
     ApproximateReceiveCount, MessageAttributes, MessageDeduplicationId, MessageGroupId,
     MessageTimestamp, MessageType, QueueUrl, RawMessageBody, ReceiptHandle, SnsMessageId,
@@ -38,3 +40,8 @@ pub use tomodachi_core::{
     JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
     State,
 };
+static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
+
+/// The AWS SNS+SQS transport (`aws_sns_sqs` in the execution context, with its task counters).
+pub static TRANSPORT: tomodachi_core::Transport =
+    tomodachi_core::Transport::new("aws_sns_sqs", &STATS);

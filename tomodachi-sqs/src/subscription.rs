@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use tomodachi_core::{Envelope, SharedEnvelope};
+use tomodachi_core::{Classify, Envelope, RetryOnFailure, SharedClassifier, SharedEnvelope};
 
 use crate::Error;
 use crate::python_json::OrderedJson;
@@ -57,6 +57,7 @@ pub struct Subscription {
     pub(crate) fifo: bool,
     pub(crate) max_number_of_consumed_messages: i64,
     pub(crate) envelope: Option<SharedEnvelope>,
+    pub(crate) classifier: SharedClassifier,
     pub(crate) handler_name: String,
     pub(crate) max_in_flight: Option<usize>,
     pub(crate) wait_time: Duration,
@@ -74,6 +75,7 @@ impl Default for Subscription {
             fifo: false,
             max_number_of_consumed_messages: 10,
             envelope: None,
+            classifier: std::sync::Arc::new(RetryOnFailure),
             handler_name: "handler".into(),
             max_in_flight: None,
             wait_time: Duration::from_secs(20),
@@ -277,6 +279,22 @@ impl Subscription {
     /// The name that identifies the handler (in logs and non-competing queue names).
     pub fn handler_name_ref(&self) -> &str {
         &self.handler_name
+    }
+
+    /// Takes the per-subscription envelope out (the caller opens messages itself, with an
+    /// [`EnvelopeLayer`](tomodachi_core::EnvelopeLayer) of its own).
+    pub fn take_envelope(&mut self) -> Option<SharedEnvelope> {
+        self.envelope.take()
+    }
+
+    /// Decides the outcome of a message whose handler failed (returned an error or
+    /// panicked): [`RetryOnFailure`] (the default: the message is received again after
+    /// its visibility timeout), [`DropOnFailure`](tomodachi_core::DropOnFailure) (deleted,
+    /// as Python tomodachi does) or your own [`classify_fn`](tomodachi_core::classify_fn).
+    #[must_use]
+    pub fn on_failure(mut self, classifier: impl Classify) -> Self {
+        self.classifier = std::sync::Arc::new(classifier);
+        self
     }
 
     /// The per-subscription envelope, if one was set.

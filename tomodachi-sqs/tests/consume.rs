@@ -576,3 +576,44 @@ async fn visibility_heartbeat_keeps_a_slow_message_invisible() {
     stop(shutdown, running).await;
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// A service that can take no more work: its `poll_ready` fails.
+#[derive(Clone)]
+struct Unready;
+
+impl tower::Service<Message> for Unready {
+    type Response = Outcome;
+    type Error = std::io::Error;
+    type Future = std::future::Ready<Result<Outcome, std::io::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("worker gone")))
+    }
+
+    fn call(&mut self, _: Message) -> Self::Future {
+        std::future::ready(Ok(Outcome::Ack))
+    }
+}
+
+/// The one `poll_ready` policy of every source (core's driver): the consumer stops and
+/// fails with the service's error (the facade then exits 1), as AMQP and schedules do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_fails_readiness_stops_the_consumer() {
+    let clients = clients().await;
+    let topic = unique("unready");
+    let (_shutdown, running) = start(
+        consumer(&clients, Subscription::topic(&topic).queue(&topic)),
+        Unready,
+    )
+    .await;
+    let result = within(10, "the consumer to stop by itself", running)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&result, Err(Error::Service(reason)) if reason == "worker gone"),
+        "{result:?}"
+    );
+}

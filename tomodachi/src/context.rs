@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use tomodachi_core::Transport;
+use tomodachi_core::stats::{self, Transport};
 
 /// The Python tomodachi release whose wire formats and behaviour this crate matches.
 pub const TOMODACHI_COMPATIBLE_VERSION: &str = "0.29.0";
@@ -72,17 +72,40 @@ pub fn execution_context() -> ExecutionContext {
             .map(|dir| dir.display().to_string())
             .unwrap_or_default(),
         watcher_enabled: false,
-        transports: Transport::ALL
-            .iter()
-            .map(|transport| {
-                let stats = transport.stats();
-                TransportContext {
-                    name: transport.as_str(),
-                    enabled: stats.enabled(),
-                    current_tasks: stats.current(),
-                    total_tasks: stats.total(),
-                }
-            })
-            .collect(),
+        transports: transports(),
     }
+}
+
+/// tomodachi's four transports (enabled or not), then any other transport enabled.
+fn transports() -> Vec<TransportContext> {
+    const TOMODACHI: [&str; 4] = ["http", "aws_sns_sqs", "amqp", "scheduled_functions"];
+    let enabled = stats::transports();
+    let context = |transport: &Transport| {
+        let stats = transport.stats();
+        TransportContext {
+            name: transport.as_str(),
+            enabled: stats.enabled(),
+            current_tasks: stats.current(),
+            total_tasks: stats.total(),
+        }
+    };
+    let mut transports: Vec<TransportContext> = TOMODACHI
+        .iter()
+        .map(|name| match enabled.iter().find(|t| t.as_str() == *name) {
+            Some(transport) => context(transport),
+            None => TransportContext {
+                name,
+                enabled: false,
+                current_tasks: 0,
+                total_tasks: 0,
+            },
+        })
+        .collect();
+    transports.extend(
+        enabled
+            .iter()
+            .filter(|t| !TOMODACHI.contains(&t.as_str()))
+            .map(context),
+    );
+    transports
 }

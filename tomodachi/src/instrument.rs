@@ -65,16 +65,6 @@ pub(crate) async fn shutdown(installed: Installed) {
     }
 }
 
-/// Instrumented, a message's span must wrap its envelope, so that a message that does not
-/// open is traced too (ERROR, outcome reject): the envelope a source would open itself is
-/// returned, to be opened by a layer inside the span, and the source gets a raw envelope.
-/// Not instrumented: `None`, the source opens it.
-pub(crate) fn envelope_in_span(
-    envelope: Option<&tomodachi_core::SharedEnvelope>,
-) -> Option<tomodachi_core::SharedEnvelope> {
-    telemetry().and(envelope.cloned())
-}
-
 /// The matched route of a request: a regex route's pattern, else axum's `MatchedPath`.
 #[cfg(feature = "http")]
 pub(crate) fn http_route(extensions: &tomodachi_http::axum::http::Extensions) -> Option<&str> {

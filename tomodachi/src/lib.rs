@@ -3,10 +3,14 @@
 pub mod banner;
 pub mod cli;
 mod context;
+#[cfg(feature = "test-util")]
+mod harness;
 #[cfg(feature = "otel")]
 mod instrument;
 mod lifecycle;
 pub mod logging;
+#[doc = include_str!("docs/middleware.md")]
+pub mod middleware {}
 pub mod options;
 pub mod prelude;
 mod process;
@@ -24,12 +28,15 @@ pub use service::{BoxMessageService, HookResult, Service};
 
 pub use tomodachi_core as core;
 pub use tomodachi_core::{
-    AttributeValue, Attributes, Classify, Data, DedupLayer, DropOnFailure, Envelope, EnvelopeLayer,
-    EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
+    AttributeValue, Attributes, BoxError, Classify, Data, DedupLayer, DropOnFailure, Envelope,
+    EnvelopeLayer, EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
     HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, OptionalFromMessageParts,
-    Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, State,
-    classify_fn, to_python_json,
+    Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State,
+    Transport, classify_fn, to_python_json,
 };
+
+#[cfg(feature = "test-util")]
+pub use tomodachi_core::memory;
 
 #[cfg(feature = "schedule")]
 pub use tomodachi_schedule::{self as schedule, Interval, InvocationTime, Overlap, Schedule};

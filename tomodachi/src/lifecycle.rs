@@ -65,7 +65,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         let mut running: Vec<Running> = Vec::new();
         for (context, registrations) in registrations {
             for registration in registrations {
-                registration.transport.stats().enable();
+                registration.transport.enable();
                 running.push((registration.start)(context.clone()).await?);
             }
         }

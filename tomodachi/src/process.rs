@@ -246,7 +246,7 @@ impl Process {
             let servers = plan
                 .registrations
                 .iter()
-                .filter(|registration| registration.transport == tomodachi_core::Transport::Http)
+                .filter(|registration| registration.transport.as_str() == "http")
                 .count();
             if servers > 1 {
                 tracing::error!(target: "tomodachi.init", service = &*plan.identity.name, "http() was called {servers} times: a service has one HTTP router, put every route into it");

@@ -16,6 +16,16 @@ use crate::Options;
 /// A message handler after type erasure: what sources drive.
 pub type BoxMessageService = BoxCloneSyncService<Message, Outcome, BoxError>;
 
+/// `service` after type erasure.
+pub(crate) fn boxed<T>(service: T) -> BoxMessageService
+where
+    T: tower::Service<Message, Response = Outcome> + Clone + Send + Sync + 'static,
+    T::Error: Into<BoxError>,
+    T::Future: Send + 'static,
+{
+    BoxCloneSyncService::new(tower::ServiceExt::map_err(service, Into::into))
+}
+
 /// One microservice: a name, its options, its handlers and its lifecycle hooks.
 ///
 /// Build it, then [`run`](Service::run) it (or several with [`Process`](crate::Process)).
@@ -104,49 +114,58 @@ impl RunContext {
         }
     }
 
-    /// `service` wrapped in the service's message layers (first added = outermost), and
-    /// then in the envelope (outermost of all), if one is given.
-    #[cfg_attr(
-        not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
-        allow(dead_code)
-    )]
+    /// `service` wrapped in the service's message layers (first added = outermost), then
+    /// in the envelope, if one is given, then (instrumented) in the telemetry layer,
+    /// outermost of all: the one path of every message source, so a message that does not
+    /// open gets the same record and outcome, and its span, with or without telemetry.
     pub(crate) fn wrap(
         &self,
         service: BoxMessageService,
         envelope: Option<&SharedEnvelope>,
     ) -> BoxMessageService {
-        let mut service = service;
-        for layer in self.layers.iter().rev() {
-            service = layer(service);
-        }
-        let service = match envelope {
-            Some(envelope) => BoxCloneSyncService::new(
-                tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
-            ),
-            None => service,
-        };
-        // `--opentelemetry-instrument`: the span is outermost, around the envelope.
-        #[cfg(feature = "otel")]
-        if let Some(telemetry) = crate::instrument::telemetry() {
-            return BoxCloneSyncService::new(telemetry.message_layer().layer(service));
-        }
-        service
+        wrap(&self.layers, service, envelope)
     }
+}
+
+/// `service` wrapped in `layers` (first = outermost), then in the envelope, if one is given,
+/// then (instrumented) in the telemetry layer: a message handler as every source, and
+/// [`Service::handle`](crate::Service) in tests, run it.
+#[cfg_attr(
+    not(any(
+        feature = "amqp",
+        feature = "sqs",
+        feature = "schedule",
+        feature = "test-util"
+    )),
+    allow(dead_code)
+)]
+pub(crate) fn wrap(
+    layers: &[LayerFn],
+    service: BoxMessageService,
+    envelope: Option<&SharedEnvelope>,
+) -> BoxMessageService {
+    let mut service = service;
+    for layer in layers.iter().rev() {
+        service = layer(service);
+    }
+    let service = match envelope {
+        Some(envelope) => BoxCloneSyncService::new(
+            tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
+        ),
+        None => service,
+    };
+    // `--opentelemetry-instrument`: the span is outermost, around the envelope.
+    #[cfg(feature = "otel")]
+    if let Some(telemetry) = crate::instrument::telemetry() {
+        return BoxCloneSyncService::new(telemetry.message_layer().layer(service));
+    }
+    service
 }
 
 /// The work a source does after its setup; resolves once drained.
 pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
 
 /// A source's running future as [`Running`].
-#[cfg_attr(
-    not(any(
-        feature = "amqp",
-        feature = "sqs",
-        feature = "schedule",
-        feature = "http"
-    )),
-    allow(dead_code)
-)]
 pub(crate) fn running<F, E>(work: F) -> Running
 where
     F: Future<Output = Result<(), E>> + Send + 'static,
@@ -242,8 +261,10 @@ where
     /// Wraps every message handler (AMQP, SNS+SQS, scheduled) in `layer`. The first layer
     /// added is the outermost; the envelope opens messages before any of them.
     ///
-    /// Any tower layer works whose service answers `Message` with `Outcome`: errors are
-    /// treated as retries.
+    /// Any tower layer works whose service answers `Message` with `Outcome`: its errors
+    /// are classified as handler errors are (see the source's `on_failure`). How this
+    /// order compares with `Handler::layer` and `HttpRouter::layer`:
+    /// [`middleware`](crate::middleware).
     #[must_use]
     pub fn layer<L>(mut self, layer: L) -> Self
     where
@@ -324,17 +345,61 @@ where
         Box::new(move || Box::pin(async move { hook(state).await.into_hook_result() }))
     }
 
+    /// Adds a message source of your own: `source` (any [`Source`](tomodachi_core::Source),
+    /// such as a transport written outside tomodachi, on core's
+    /// [`Driver`](tomodachi_core::driver::Driver)) drives `service`, wrapped in the
+    /// service's message layers, its envelope and (instrumented) telemetry, exactly as the
+    /// built-in transports wrap theirs. It starts with the other transports and drains on
+    /// shutdown; a setup error stops the service with exit code 1.
+    ///
+    /// ```
+    /// use tomodachi::{BoxError, Message, Outcome, Service, Shutdown, Source};
+    /// use tomodachi::core::stats::{TaskStats, Transport};
+    ///
+    /// static STATS: TaskStats = TaskStats::new();
+    /// static IDLE: Transport = Transport::new("idle", &STATS);
+    ///
+    /// /// A source that waits for shutdown.
+    /// struct Idle;
+    ///
+    /// impl<S: Send + 'static> Source<S> for Idle {
+    ///     type Error = std::convert::Infallible;
+    ///     type Running = futures_util::future::BoxFuture<'static, Result<(), Self::Error>>;
+    ///
+    ///     async fn start(self, _service: S, shutdown: Shutdown) -> Result<Self::Running, Self::Error> {
+    ///         Ok(Box::pin(async move {
+    ///             shutdown.triggered().await;
+    ///             Ok(())
+    ///         }))
+    ///     }
+    /// }
+    ///
+    /// let noop = tower::service_fn(|_: Message| async { Ok::<_, BoxError>(Outcome::Ack) });
+    /// let service = Service::new("custom").source(IDLE, Idle, noop);
+    /// # let _ = service;
+    /// ```
+    #[must_use]
+    pub fn source<Src, T>(self, transport: Transport, source: Src, service: T) -> Self
+    where
+        Src: tomodachi_core::Source<BoxMessageService>,
+        T: tower::Service<Message, Response = Outcome> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+    {
+        let service = boxed(service);
+        self.register(transport, move |context| async move {
+            let envelope = context.envelope.clone();
+            let service = context.wrap(service, envelope.as_ref());
+            let work = source
+                .start(service, context.shutdown.clone())
+                .await
+                .map_err(Into::into)?;
+            Ok(running(work))
+        })
+    }
+
     /// Registers a transport's handler (used by the transport methods): `start` sets the
     /// transport up when the service starts and returns the work to run.
-    #[cfg_attr(
-        not(any(
-            feature = "amqp",
-            feature = "sqs",
-            feature = "schedule",
-            feature = "http"
-        )),
-        allow(dead_code)
-    )]
     pub(crate) fn register<F, Fut>(mut self, transport: Transport, start: F) -> Self
     where
         F: FnOnce(RunContext) -> Fut + Send + 'static,
@@ -349,7 +414,12 @@ where
 
     /// `handler` with the service's state, boxed, and its name.
     #[cfg_attr(
-        not(any(feature = "amqp", feature = "sqs", feature = "schedule")),
+        not(any(
+            feature = "amqp",
+            feature = "sqs",
+            feature = "schedule",
+            feature = "test-util"
+        )),
         allow(dead_code)
     )]
     pub(crate) fn message_handler<H, T>(&self, handler: H) -> (BoxMessageService, &'static str)
@@ -359,8 +429,6 @@ where
     {
         let service = handler.with_state(self.state.clone());
         let name = service.name();
-        let service =
-            tower::ServiceExt::map_err(service, |never: std::convert::Infallible| match never {});
         (BoxCloneSyncService::new(service), name)
     }
 

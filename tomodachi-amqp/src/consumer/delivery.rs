@@ -1,16 +1,14 @@
-//! One delivery: build the message, run the service call, settle the outcome.
+//! One delivery: build the message, settle the outcome.
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
-use futures_util::FutureExt;
 use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
-use tomodachi_core::{BoxError, Message, Outcome, Shutdown, telemetry};
+use tomodachi_core::driver::Settle;
+use tomodachi_core::{Message, Shutdown, telemetry};
 
-use crate::context::{AmqpContext, AmqpProperties, table_from_lapin};
+use crate::context::{AmqpContext, AmqpProperties, attributes_from_headers, table_from_lapin};
 use crate::{AmqpPublisher, ResolvedBinding};
 
 /// Builds the message of a delivery; returns it with the delivery's acker.
@@ -58,7 +56,10 @@ pub(super) fn into_message(
             .traceparent(header("traceparent"))
             .tracestate(header("tracestate"))
     });
-    let mut message = Message::new(data).with_context(context);
+    let attributes = attributes_from_headers(&context.headers);
+    let mut message = Message::new(data)
+        .with_context(context)
+        .with_context(attributes);
     if let Some(delivery) = telemetry {
         message.insert_context(delivery);
     }
@@ -68,82 +69,62 @@ pub(super) fn into_message(
     (message, acker, delivery_tag)
 }
 
-fn panic_text(panic: &(dyn Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+/// One delivery, settled on its channel: ack, nack with requeue (after the retry delay,
+/// cut short by shutdown) or nack without requeue. A failure because the channel went away
+/// is logged: the broker redelivers the message.
+pub(super) struct Settler {
+    pub(super) acker: Acker,
+    pub(super) delivery_tag: u64,
+    pub(super) shutdown: Shutdown,
 }
 
-/// Runs the service's response future; an error or a panic is a retry, logged.
-pub(super) async fn outcome<F, E>(call: std::thread::Result<F>) -> Outcome
-where
-    F: Future<Output = Result<Outcome, E>>,
-    E: Into<BoxError>,
-{
-    let result = match call {
-        Ok(future) => AssertUnwindSafe(future).catch_unwind().await,
-        Err(panic) => Err(panic),
-    };
-    match result {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(error)) => {
-            let error: BoxError = error.into();
-            tracing::error!(target: "exception", "uncaught exception: {error}");
-            Outcome::retry()
-        }
-        Err(panic) => {
-            let text = panic_text(&*panic);
-            tracing::error!(target: "exception", "uncaught exception: panic: {text}");
-            Outcome::retry()
+impl Settler {
+    fn settled(&self, action: &str, result: Result<bool, lapin::Error>) {
+        let delivery_tag = self.delivery_tag;
+        match result {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                target: "tomodachi.amqp",
+                delivery_tag,
+                "unable to {action}: the channel closed since the delivery; the broker will redeliver it"
+            ),
+            Err(error) => tracing::warn!(
+                target: "tomodachi.amqp",
+                delivery_tag,
+                %error,
+                "unable to {action}: the broker will redeliver the message"
+            ),
         }
     }
 }
 
-/// Acks, requeues (after the retry delay, cut short by shutdown) or rejects. A failure
-/// because the channel went away is logged: the broker redelivers the message.
-pub(super) async fn settle(
-    acker: &Acker,
-    delivery_tag: u64,
-    outcome: Outcome,
-    shutdown: &Shutdown,
-) {
-    let (action, result) = match outcome {
-        Outcome::Ack => ("ack", acker.ack(BasicAckOptions::default()).await),
-        Outcome::Retry { delay } => {
-            if let Some(delay) = delay {
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.triggered() => {}
-                }
+impl Settle for Settler {
+    async fn ack(self) {
+        let result = self.acker.ack(BasicAckOptions::default()).await;
+        self.settled("ack", result);
+    }
+
+    async fn retry(self, delay: Option<Duration>) {
+        if let Some(delay) = delay {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.shutdown.triggered() => {}
             }
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            ("nack (requeue)", acker.nack(requeue).await)
         }
-        Outcome::Reject => {
-            let reject = BasicNackOptions {
-                requeue: false,
-                ..BasicNackOptions::default()
-            };
-            ("nack (reject)", acker.nack(reject).await)
-        }
-    };
-    match result {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            target: "tomodachi.amqp",
-            delivery_tag,
-            "unable to {action}: the channel closed since the delivery; the broker will redeliver it"
-        ),
-        Err(error) => tracing::warn!(
-            target: "tomodachi.amqp",
-            delivery_tag,
-            %error,
-            "unable to {action}: the broker will redeliver the message"
-        ),
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        let result = self.acker.nack(requeue).await;
+        self.settled("nack (requeue)", result);
+    }
+
+    async fn reject(self) {
+        let reject = BasicNackOptions {
+            requeue: false,
+            ..BasicNackOptions::default()
+        };
+        let result = self.acker.nack(reject).await;
+        self.settled("nack (reject)", result);
     }
 }

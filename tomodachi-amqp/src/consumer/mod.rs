@@ -4,17 +4,17 @@ mod delivery;
 mod session;
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio_util::task::TaskTracker;
+use tomodachi_core::driver::Driver;
 use tomodachi_core::{
-    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source, Transport,
+    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source,
 };
 use tower::util::Either;
-use tower::{Layer, Service, ServiceExt};
+use tower::{Layer, Service};
 
 use self::session::Session;
 use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, ResolvedBinding};
@@ -32,7 +32,11 @@ use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, Resolved
 ///   handlers concurrently (bounded by the prefetch). The outcome settles it:
 ///   [`Outcome::Ack`] → ack, [`Outcome::Retry`] → nack with requeue (after the delay),
 ///   [`Outcome::Reject`] → nack without requeue (to the queue's dead-letter exchange, if
-///   any). A service error or a panic is a retry, logged on `exception`.
+///   any). A service error or a panic is classified by the binding's
+///   [`on_failure`](Binding::on_failure) (default: a retry) in core's
+///   [`Driver`](tomodachi_core::driver::Driver), logged on `exception`, as on every source;
+///   a service that fails its `poll_ready` stops the consumer with
+///   [`Error::Service`].
 /// * **Broker drops**: the connection recovers by itself and consumption resumes; a
 ///   settle that fails because its channel died is logged (the broker redelivers). If
 ///   recovery gives up, the consumer reconnects with back-off until shutdown.
@@ -135,7 +139,6 @@ where
 
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
-        Transport::Amqp.stats().enable();
         tracing::info!(
             target: "tomodachi.amqp",
             queue_name = %self.resolved.queue_name,
@@ -164,7 +167,7 @@ async fn unless_shutdown<F: Future>(shutdown: &Shutdown, future: F) -> Option<F:
 
 async fn run<S>(
     consumer: Consumer,
-    mut service: S,
+    service: S,
     session: Session,
     shutdown: Shutdown,
 ) -> Result<(), Error>
@@ -173,26 +176,22 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let tracker = TaskTracker::new();
+    let handler: Arc<str> = Arc::from(consumer.binding.handler_name_ref());
+    let mut driver = Driver::new(crate::TRANSPORT, service, shutdown.clone())
+        .handler(handler.clone())
+        .classifier(consumer.binding.classifier_ref().clone())
+        .drain_grace(consumer.drain_timeout);
+    let mut result = Ok(());
     let mut session = Some(session);
     while let Some(current) = session.as_mut() {
-        let ready = match unless_shutdown(&shutdown, service.ready()).await {
-            None => break,
-            Some(ready) => ready.map(drop).map_err(Into::<BoxError>::into),
-        };
-        match ready {
-            Ok(()) => {}
-            Err(error) => {
-                tracing::error!(target: "tomodachi.amqp", %error, "the handler service is not ready; retrying in 1 s");
-                if unless_shutdown(&shutdown, tokio::time::sleep(Duration::from_secs(1)))
-                    .await
-                    .is_none()
-                {
-                    break;
-                }
-                continue;
+        let ready = match driver.ready().await {
+            Ok(Some(ready)) => ready,
+            Ok(None) => break,
+            Err(failed) => {
+                result = Err(Error::Service(failed.0.to_string()));
+                break;
             }
-        }
+        };
         let Some(next) = unless_shutdown(&shutdown, current.consumer.next()).await else {
             break;
         };
@@ -211,16 +210,20 @@ where
                     delivery,
                     &consumer.resolved,
                     consumer.publisher.as_ref(),
-                    consumer.binding.handler_name_ref(),
+                    &handler,
                 );
-                let call = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(message)));
-                let task = Transport::Amqp.stats().task();
-                let shutdown = shutdown.clone();
-                tracker.spawn(async move {
-                    let outcome = delivery::outcome(call).await;
-                    delivery::settle(&acker, delivery_tag, outcome, &shutdown).await;
-                    drop(task);
-                });
+                let settler = delivery::Settler {
+                    acker,
+                    delivery_tag,
+                    shutdown: shutdown.clone(),
+                };
+                let span = tracing::info_span!(
+                    target: "tomodachi.amqp.handler",
+                    "handler",
+                    handler = &*handler,
+                    r#type = "tomodachi.amqp",
+                );
+                ready.dispatch(message, settler, span);
             }
             Some(Err(error)) => {
                 tracing::warn!(
@@ -264,21 +267,14 @@ where
     if let Some(session) = &session {
         session.cancel().await;
     }
-    let drained = tomodachi_core::shutdown::drain(&tracker, "amqp", consumer.drain_timeout).await;
-    if !drained {
-        tracing::warn!(
-            target: "tomodachi.amqp",
-            tasks = tracker.len(),
-            "handlers still running after the drain timeout: their messages will be redelivered"
-        );
-    }
+    driver.drain().await;
     if let Some(session) = &session {
         session.close().await;
     }
     if consumer.owns_connection {
         consumer.connection.close().await;
     }
-    Ok(())
+    result
 }
 
 /// Subscribes again with back-off (1 s doubling to 30 s) until it works or shutdown.

@@ -13,8 +13,10 @@ use crate::{Message, Outcome};
 ///
 /// A message that does not open is not passed on: its outcome is `on_error`
 /// ([`Outcome::Reject`] by default: it can never be handled, so it goes to the dead-letter
-/// queue where there is one), with a warning on the `tomodachi.envelope` logger carrying
-/// the reason and the body's first 1000 characters.
+/// queue where there is one), with Python tomodachi's record: `uncaught exception: …` on
+/// the `exception` logger (ERROR), with the `outcome` and the body's first 1000 characters
+/// (`message_body`). Every transport opens envelopes only here, so the record and the
+/// outcome are the same on all of them, with or without a tracing layer around it.
 ///
 /// ```
 /// use tomodachi_core::{EnvelopeLayer, JsonEnvelope, Outcome};
@@ -106,11 +108,11 @@ where
             Err(error) => {
                 let body = String::from_utf8_lossy(message.body());
                 let message_body: String = body.chars().take(1000).collect();
-                tracing::warn!(
-                    target: "tomodachi.envelope",
+                tracing::error!(
+                    target: "exception",
                     outcome = self.on_error.as_str(),
                     message_body,
-                    "unable to open message envelope: {error}"
+                    "uncaught exception: {error}"
                 );
                 EnvelopeFuture {
                     kind: Kind::Ready {

@@ -21,7 +21,8 @@ impl fmt::Display for HandlerFailure<'_> {
     }
 }
 
-/// Decides the outcome of a failed handler (tower-http's `classify` idea).
+/// Decides the outcome of a failed handler (tower-http's `classify` idea): a message
+/// source's [driver](crate::driver) asks it when the service returns an error or panics.
 ///
 /// The default, [`RetryOnFailure`], loses nothing. [`DropOnFailure`] is Python tomodachi's
 /// behaviour (the message is acknowledged and gone). [`classify_fn`] takes a closure.
@@ -35,10 +36,25 @@ impl fmt::Display for HandlerFailure<'_> {
 /// });
 /// assert_eq!(classifier.classify(&HandlerFailure::Panic("boom")), Outcome::Reject);
 /// ```
-pub trait Classify: Clone + Send + Sync + 'static {
+pub trait Classify: fmt::Debug + Send + Sync + 'static {
     /// The outcome of a message whose handler failed.
     fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome;
 }
+
+impl<C: Classify + ?Sized> Classify for std::sync::Arc<C> {
+    fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome {
+        (**self).classify(failure)
+    }
+}
+
+impl<C: Classify + ?Sized> Classify for Box<C> {
+    fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome {
+        (**self).classify(failure)
+    }
+}
+
+/// A classifier chosen at run time (what sources keep in their configuration).
+pub type SharedClassifier = std::sync::Arc<dyn Classify>;
 
 /// Every failure is retried (the default).
 #[derive(Debug, Clone, Copy, Default)]
@@ -73,14 +89,14 @@ impl<F> fmt::Debug for ClassifyFn<F> {
 /// A classifier made from a closure.
 pub fn classify_fn<F>(f: F) -> ClassifyFn<F>
 where
-    F: Fn(&HandlerFailure<'_>) -> Outcome + Clone + Send + Sync + 'static,
+    F: Fn(&HandlerFailure<'_>) -> Outcome + Send + Sync + 'static,
 {
     ClassifyFn(f)
 }
 
 impl<F> Classify for ClassifyFn<F>
 where
-    F: Fn(&HandlerFailure<'_>) -> Outcome + Clone + Send + Sync + 'static,
+    F: Fn(&HandlerFailure<'_>) -> Outcome + Send + Sync + 'static,
 {
     fn classify(&self, failure: &HandlerFailure<'_>) -> Outcome {
         (self.0)(failure)

@@ -3,8 +3,9 @@
 //! Any `async fn` (or closure returning a future) of 0..=16 extractors, the last of which
 //! may be a body extractor, is a [`Handler`]. [`Handler::with_state`] (or
 //! [`HandlerWithoutStateExt::into_service`]) turns it into a [`HandlerService`], a
-//! `tower::Service<Message>` that never fails: errors, panics and rejections become an
-//! [`Outcome`](crate::Outcome).
+//! `tower::Service<Message>`: an extractor's rejection is an [`Outcome`](crate::Outcome),
+//! the handler's `Err` is the service's error, and the source's
+//! [driver](crate::driver) classifies errors and panics into an outcome.
 //!
 //! ```
 //! use serde::Deserialize;
@@ -31,14 +32,17 @@
 
 mod classify;
 mod future;
+mod layered;
 mod service;
 
 use std::future::Future;
 
 pub use classify::{
-    Classify, ClassifyFn, DropOnFailure, HandlerFailure, RetryOnFailure, classify_fn,
+    Classify, ClassifyFn, DropOnFailure, HandlerFailure, RetryOnFailure, SharedClassifier,
+    classify_fn,
 };
 pub use future::{CallFuture, Failure, HandlerFuture};
+pub use layered::{Layered, LayeredFuture};
 pub use service::HandlerService;
 
 use crate::extract::{FromMessage, FromMessageParts};
@@ -64,6 +68,41 @@ pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// A tower service calling this handler with `state`.
     fn with_state(self, state: S) -> HandlerService<Self, T, S> {
         HandlerService::new(self, state)
+    }
+
+    /// Wraps this one handler in `layer` (axum's `Handler::layer`): any tower layer whose
+    /// service answers `Message` with `Outcome`, such as
+    /// [`HandlerTimeoutLayer`](crate::HandlerTimeoutLayer) or `tower`'s
+    /// `ConcurrencyLimitLayer`. The layer runs inside the service-wide layers and the
+    /// envelope (the message is opened); its errors are the handler's errors. The layer
+    /// orders side by side: the facade's `tomodachi::middleware` page.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tomodachi_core::{driver, Handler, HandlerTimeoutLayer, Message, Outcome, RetryOnFailure};
+    ///
+    /// async fn slow() {
+    ///     tokio::time::sleep(Duration::from_secs(60)).await;
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let handler = slow.layer(HandlerTimeoutLayer::new(Duration::from_secs(5)));
+    /// let outcome = driver::oneshot(handler.with_state(()), Message::new(""), RetryOnFailure).await;
+    /// assert_eq!(outcome.unwrap(), Outcome::retry());
+    /// # }
+    /// ```
+    fn layer<L>(self, layer: L) -> Layered<L, Self, T, S>
+    where
+        L: tower_layer::Layer<HandlerService<Self, T, S>> + Clone + Send + Sync + 'static,
+    {
+        Layered::new(layer, self)
+    }
+
+    /// The handler's name in log records: the function's (`path::to::on_order` →
+    /// `on_order`).
+    fn name() -> &'static str {
+        service::short_name(std::any::type_name::<Self>())
     }
 }
 

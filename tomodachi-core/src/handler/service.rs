@@ -1,50 +1,31 @@
-use std::convert::Infallible;
 use std::fmt;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::task::{Context, Poll};
 
 use tower_service::Service;
 
-use super::future::settle_panic;
-use super::{Classify, Handler, HandlerFuture, RetryOnFailure};
-use crate::panic::CatchUnwind;
-use crate::{Message, Outcome};
+use super::{Handler, HandlerFuture};
+use crate::{BoxError, Message, Outcome};
 
 /// A [`Handler`] with its state, as a `tower::Service<Message>`.
 ///
-/// It is always ready and never fails: an extractor rejection, a handler `Err` and a
-/// panic all become an [`Outcome`], logged with the handler's name (errors and panics on
-/// the `exception` logger as `uncaught exception: …`). Replace the classifier with
-/// [`HandlerService::classifier`].
-pub struct HandlerService<H, T, S, C = RetryOnFailure> {
+/// It is always ready. An extractor's rejection is an [`Outcome`] (logged with the
+/// handler's name); the handler's `Err` is the service's error, and a panic unwinds: the
+/// [driver](crate::driver) of the source classifies both, once, with the source's
+/// [`Classify`](crate::Classify).
+pub struct HandlerService<H, T, S> {
     handler: H,
     state: S,
-    classifier: C,
     name: &'static str,
     _marker: PhantomData<fn() -> T>,
 }
 
-impl<H, T, S> HandlerService<H, T, S> {
+impl<H: Handler<T, S>, T, S> HandlerService<H, T, S> {
     pub(crate) fn new(handler: H, state: S) -> Self {
         Self {
             handler,
             state,
-            classifier: RetryOnFailure,
-            name: short_name(std::any::type_name::<H>()),
-            _marker: PhantomData,
-        }
-    }
-}
-
-impl<H, T, S, C> HandlerService<H, T, S, C> {
-    /// Uses `classifier` to decide the outcome of failed calls.
-    pub fn classifier<C2>(self, classifier: C2) -> HandlerService<H, T, S, C2> {
-        HandlerService {
-            handler: self.handler,
-            state: self.state,
-            classifier,
-            name: self.name,
+            name: H::name(),
             _marker: PhantomData,
         }
     }
@@ -68,7 +49,7 @@ impl<H, T, S, C> HandlerService<H, T, S, C> {
 }
 
 /// `path::to::handler` → `handler`; closures keep their parent: `parent::{{closure}}`.
-fn short_name(full: &'static str) -> &'static str {
+pub(crate) fn short_name(full: &'static str) -> &'static str {
     let path = full.split('<').next().unwrap_or(full);
     let mut segments = path.rsplit("::");
     let last = segments.next().unwrap_or(path);
@@ -80,19 +61,18 @@ fn short_name(full: &'static str) -> &'static str {
     }
 }
 
-impl<H: Clone, T, S: Clone, C: Clone> Clone for HandlerService<H, T, S, C> {
+impl<H: Clone, T, S: Clone> Clone for HandlerService<H, T, S> {
     fn clone(&self) -> Self {
         Self {
             handler: self.handler.clone(),
             state: self.state.clone(),
-            classifier: self.classifier.clone(),
             name: self.name,
             _marker: PhantomData,
         }
     }
 }
 
-impl<H, T, S, C> fmt::Debug for HandlerService<H, T, S, C> {
+impl<H, T, S> fmt::Debug for HandlerService<H, T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandlerService")
             .field("name", &self.name)
@@ -100,31 +80,22 @@ impl<H, T, S, C> fmt::Debug for HandlerService<H, T, S, C> {
     }
 }
 
-impl<H, T, S, C> Service<Message> for HandlerService<H, T, S, C>
+impl<H, T, S> Service<Message> for HandlerService<H, T, S>
 where
     H: Handler<T, S>,
     S: Clone + Send + Sync + 'static,
-    C: Classify,
 {
     type Response = Outcome;
-    type Error = Infallible;
-    type Future = HandlerFuture<H::Future, C>;
+    type Error = BoxError;
+    type Future = HandlerFuture<H::Future>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, message: Message) -> Self::Future {
-        let handler = self.handler.clone();
-        let state = self.state.clone();
-        match crate::panic::catch_unwind(AssertUnwindSafe(move || handler.call(message, state))) {
-            Ok(future) => HandlerFuture::running(
-                CatchUnwind::new(AssertUnwindSafe(future)),
-                self.classifier.clone(),
-                self.name,
-            ),
-            Err(panic) => HandlerFuture::ready(settle_panic(panic, &self.classifier, self.name)),
-        }
+        let future = self.handler.clone().call(message, self.state.clone());
+        HandlerFuture::new(future, self.name)
     }
 }
 

@@ -228,7 +228,7 @@ where
             conn: Some(InFlight::start(&self.conn)),
             version,
             wants_keep_alive,
-            _task: tomodachi_core::Transport::Http.stats().task(),
+            _task: crate::TRANSPORT.stats().task(),
         }
     }
 }

@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use http::{HeaderValue, Request};
 use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
-use tomodachi_core::{Shutdown, Source, TaskTracker, Transport};
+use tomodachi_core::{Shutdown, Source, TaskTracker};
 use tower::ServiceBuilder;
 use tower_service::Service;
 
@@ -352,7 +352,7 @@ where
     A::Future: Send + 'static,
 {
     Box::pin(async move {
-        Transport::Http.stats().enable();
+        crate::TRANSPORT.enable();
         let tracker = TaskTracker::new();
         let force = CancellationToken::new();
         let grace = config.grace;

@@ -6,7 +6,6 @@ mod scan;
 mod telemetry;
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +13,13 @@ use std::time::Duration;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
 };
-use futures_util::FutureExt as _;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tomodachi_core::{BoxError, Message, Outcome, ServiceIdentity, Shutdown, Source, TaskTracker};
-use tower::{Service, ServiceExt as _};
+use tomodachi_core::driver::{Driver, Settle};
+use tomodachi_core::{
+    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source,
+};
+use tower::util::Either;
+use tower::{Layer as _, Service};
 
 use crate::error::aws;
 use crate::setup::{QueueSetup, setup};
@@ -36,7 +38,10 @@ const LOG: &str = "tomodachi.awssnssqs";
 /// - [`Outcome::Ack`] deletes (batched with `DeleteMessageBatch`); [`Outcome::Retry`] keeps
 ///   the message (with a delay, its visibility changes); [`Outcome::Reject`] sends it to the
 ///   subscription's dead-letter queue, or leaves it for the queue's redrive policy.
-/// - A service error or panic is a retry.
+/// - A service error or panic is classified by the subscription's
+///   [`on_failure`](Subscription::on_failure) (default: a retry), in core's
+///   [`Driver`](tomodachi_core::driver::Driver), as every source's are; so is a service that
+///   fails its `poll_ready` (the consumer stops and fails with [`Error::Service`]).
 /// - On shutdown the long poll stops at once, received messages not yet started become
 ///   visible again, in-flight handlers finish and their deletes are flushed.
 ///
@@ -159,7 +164,6 @@ where
                 return Err(error);
             }
         };
-        tomodachi_core::Transport::AwsSnsSqs.stats().enable();
         Ok(Box::pin(run(self, queue, service, shutdown)))
     }
 }
@@ -170,15 +174,13 @@ struct Shared {
     sqs: aws_sdk_sqs::Client,
     queue_url: Arc<str>,
     dead_letter_queue_url: Option<String>,
-    envelope: Option<tomodachi_core::SharedEnvelope>,
     deleter: Deleter,
-    handler: Arc<str>,
 }
 
 async fn run<S>(
     consumer: SqsConsumer,
     mut queue: QueueSetup,
-    mut service: S,
+    service: S,
     shutdown: Shutdown,
 ) -> Result<(), Error>
 where
@@ -186,6 +188,14 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
+    let service = match &consumer.subscription.envelope {
+        Some(envelope) => Either::Left(EnvelopeLayer::new(envelope.clone()).layer(service)),
+        None => Either::Right(service),
+    };
+    let handler: Arc<str> = Arc::from(consumer.subscription.handler_name.as_str());
+    let mut driver = Driver::new(crate::TRANSPORT, service, shutdown.clone())
+        .handler(handler.clone())
+        .classifier(consumer.subscription.classifier.clone());
     let sqs = consumer.clients.sqs().clone();
     let (deleter, deleter_task) =
         Deleter::spawn(sqs.clone(), queue.queue_url.clone(), consumer.delete_linger);
@@ -193,9 +203,7 @@ where
         sqs: sqs.clone(),
         queue_url: Arc::from(queue.queue_url.as_str()),
         dead_letter_queue_url: queue.dead_letter_queue_url.clone(),
-        envelope: consumer.subscription.envelope.clone(),
         deleter,
-        handler: Arc::from(consumer.subscription.handler_name.as_str()),
     });
     // The queue's name without the options' prefix (telemetry's destination name).
     let queue_name: String = queue
@@ -213,7 +221,6 @@ where
             .unwrap_or(subscription.batch_size(&queue.queue_url) as usize)
     };
     let permits = Arc::new(Semaphore::new(room));
-    let tracker = TaskTracker::new();
     let mut failures: u32 = 0;
     let mut result = Ok(());
 
@@ -227,15 +234,13 @@ where
                 Err(_) => break,
             },
         };
-        tokio::select! {
-            biased;
-            () = shutdown.triggered() => break,
-            ready = service.ready() => if let Err(error) = ready {
-                let error: BoxError = error.into();
-                tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
-                result = Err(Error::Service(error.to_string()));
+        match driver.ready().await {
+            Ok(Some(_ready)) => {}
+            Ok(None) => break,
+            Err(failed) => {
+                result = Err(Error::Service(failed.0.to_string()));
                 break;
-            },
+            }
         }
         let mut room: Vec<OwnedSemaphorePermit> = vec![first];
         let batch = subscription.batch_size(&queue.queue_url) as usize;
@@ -296,9 +301,7 @@ where
                                     sqs: sqs.clone(),
                                     queue_url: Arc::from(new_queue.queue_url.as_str()),
                                     dead_letter_queue_url: new_queue.dead_letter_queue_url.clone(),
-                                    envelope: consumer.subscription.envelope.clone(),
                                     deleter,
-                                    handler: shared.handler.clone(),
                                 });
                             }
                             queue = new_queue;
@@ -322,7 +325,6 @@ where
         };
 
         let mut messages = messages.into_iter();
-        let mut first_message = true;
         while let Some(received) = messages.next() {
             let Some(permit) = room.pop() else {
                 // SQS returned more than asked: leave the rest for later.
@@ -334,157 +336,117 @@ where
                 break;
             };
             let parsed = parse(&received, &shared.queue_url, &consumer.options.topic_prefix);
+            let settler = Settler {
+                shared: shared.clone(),
+                received,
+                _permit: permit,
+            };
             let message = match parsed {
                 Parsed::Handle(mut message) => {
                     if tomodachi_core::telemetry::enabled() {
-                        telemetry::insert_delivery(&mut message, &queue_name, &shared.handler);
+                        telemetry::insert_delivery(&mut message, &queue_name, &handler);
                     }
                     message
                 }
                 Parsed::Empty => {
-                    let shared = shared.clone();
-                    let receipt = received.receipt_handle.unwrap_or_default();
-                    tracker.spawn(async move {
-                        let _permit = permit;
-                        shared.deleter.delete(receipt).await;
-                    });
+                    driver.settle(settler, Outcome::Ack);
                     continue;
                 }
                 Parsed::Unsupported => {
-                    let body = received.body().unwrap_or_default();
+                    let body = settler.received.body().unwrap_or_default();
                     let message_body: String = body.chars().take(1000).collect();
                     tracing::warn!(target: LOG, message_body = %message_body, "unsupported format of message body");
-                    let shared = shared.clone();
-                    let receipt = received.receipt_handle.unwrap_or_default();
-                    tracker.spawn(async move {
-                        let _permit = permit;
-                        shared.deleter.delete(receipt).await;
-                    });
+                    driver.settle(settler, Outcome::Ack);
                     continue;
                 }
             };
-            if !first_message {
-                let ready = tokio::select! {
-                    biased;
-                    () = shutdown.triggered() => None,
-                    ready = service.ready() => Some(ready.map(|_| ()).map_err(Into::<BoxError>::into)),
-                };
-                match ready {
-                    Some(Ok(())) => {}
-                    Some(Err(error)) => {
-                        tracing::error!(target: "exception", queue_name = %queue.queue_name, "service failed: {error}");
-                        result = Err(Error::Service(error.to_string()));
-                        release(&shared, std::iter::once(received).chain(messages).collect()).await;
-                        break 'receive;
-                    }
-                    None => {
-                        release(&shared, std::iter::once(received).chain(messages).collect()).await;
-                        break 'receive;
-                    }
+            let ready = match driver.ready().await {
+                Ok(Some(ready)) => ready,
+                Ok(None) => {
+                    release(
+                        &shared,
+                        std::iter::once(settler.received).chain(messages).collect(),
+                    )
+                    .await;
+                    break 'receive;
                 }
-            }
-            first_message = false;
-            dispatch(&tracker, &shared, &mut service, message, received, permit);
+                Err(failed) => {
+                    result = Err(Error::Service(failed.0.to_string()));
+                    release(
+                        &shared,
+                        std::iter::once(settler.received).chain(messages).collect(),
+                    )
+                    .await;
+                    break 'receive;
+                }
+            };
+            let span = tracing::info_span!(
+                target: "tomodachi.awssnssqs.handler",
+                "handler",
+                handler = %handler,
+                r#type = "tomodachi.awssnssqs",
+            );
+            ready.dispatch(message, settler, span);
         }
     }
 
     tracing::info!(target: LOG, queue_name = %queue.queue_name, "draining sqs receiver loop");
-    tomodachi_core::shutdown::drain(&tracker, "aws_sns_sqs", None).await;
+    driver.drain().await;
     drop(shared);
     let _ = deleter_task.await;
     result
 }
 
-/// Starts the handler of one message and what follows from its outcome.
-fn dispatch<S>(
-    tracker: &TaskTracker,
-    shared: &Arc<Shared>,
-    service: &mut S,
-    mut message: Message,
+/// One received message, settled on its queue; holds its room in flight until then.
+struct Settler {
+    shared: Arc<Shared>,
     received: aws_sdk_sqs::types::Message,
-    permit: OwnedSemaphorePermit,
-) where
-    S: Service<Message, Response = Outcome> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    let opened = match &shared.envelope {
-        Some(envelope) => envelope.open(&mut message).map_err(|error| {
-            let body = String::from_utf8_lossy(message.body());
-            let message_body: String = body.chars().take(1000).collect();
-            tracing::warn!(target: "tomodachi.envelope", message_body = %message_body, "uncaught exception: {error}");
-        }),
-        None => Ok(()),
-    };
-    let handler = opened.map(|()| service.call(message));
-    let span = tracing::info_span!(
-        target: "tomodachi.awssnssqs.handler",
-        "handler",
-        handler = %shared.handler,
-        r#type = "tomodachi.awssnssqs",
-    );
-    let shared = shared.clone();
-    let task = async move {
-        let _permit = permit;
-        let _task = tomodachi_core::Transport::AwsSnsSqs.stats().task();
-        let outcome = match handler {
-            Err(()) => Outcome::Reject,
-            Ok(future) => match AssertUnwindSafe(future).catch_unwind().await {
-                Ok(Ok(outcome)) => outcome,
-                Ok(Err(error)) => {
-                    let error: BoxError = error.into();
-                    tracing::error!(target: "exception", "uncaught exception: {error}");
-                    Outcome::retry()
-                }
-                Err(panic) => {
-                    let text = panic
-                        .downcast_ref::<&str>()
-                        .map(|text| (*text).to_owned())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "panic".into());
-                    tracing::error!(target: "exception", "uncaught exception: {text}");
-                    Outcome::retry()
-                }
-            },
-        };
-        settle(&shared, outcome, received).await;
-    };
-    tracker.spawn(tracing::Instrument::instrument(task, span));
+    _permit: OwnedSemaphorePermit,
 }
 
-/// Carries an outcome out on the queue.
-async fn settle(shared: &Shared, outcome: Outcome, received: aws_sdk_sqs::types::Message) {
-    let receipt = received.receipt_handle().unwrap_or_default().to_owned();
-    match outcome {
-        Outcome::Ack => {
-            shared.deleter.delete(receipt).await;
+impl Settler {
+    fn receipt(&self) -> String {
+        self.received
+            .receipt_handle()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+impl Settle for Settler {
+    async fn ack(self) {
+        self.shared.deleter.delete(self.receipt()).await;
+    }
+
+    async fn retry(self, delay: Option<Duration>) {
+        let Some(delay) = delay else { return };
+        let seconds = delay.as_secs().min(43_200) as i32;
+        if let Err(error) = self
+            .shared
+            .sqs
+            .change_message_visibility()
+            .queue_url(&*self.shared.queue_url)
+            .receipt_handle(self.receipt())
+            .visibility_timeout(seconds)
+            .send()
+            .await
+        {
+            let error = aws("ChangeMessageVisibility", error);
+            tracing::warn!(target: LOG, "Unable to change message visibility [sqs] on AWS ({})", error.short());
         }
-        Outcome::Retry { delay: None } => {}
-        Outcome::Retry { delay: Some(delay) } => {
-            let seconds = delay.as_secs().min(43_200) as i32;
-            if let Err(error) = shared
-                .sqs
-                .change_message_visibility()
-                .queue_url(&*shared.queue_url)
-                .receipt_handle(&receipt)
-                .visibility_timeout(seconds)
-                .send()
-                .await
-            {
-                let error = aws("ChangeMessageVisibility", error);
-                tracing::warn!(target: LOG, "Unable to change message visibility [sqs] on AWS ({})", error.short());
-            }
-        }
-        Outcome::Reject => match &shared.dead_letter_queue_url {
+    }
+
+    async fn reject(self) {
+        match &self.shared.dead_letter_queue_url {
             Some(dlq_url) => {
-                if dead_letter(shared, dlq_url, &received).await {
-                    shared.deleter.delete(receipt).await;
+                if dead_letter(&self.shared, dlq_url, &self.received).await {
+                    self.shared.deleter.delete(self.receipt()).await;
                 }
             }
             None => {
-                tracing::warn!(target: LOG, sqs_message_id = received.message_id().unwrap_or_default(), "rejected message kept for the queue's redrive policy (no dead-letter queue configured)");
+                tracing::warn!(target: LOG, sqs_message_id = self.received.message_id().unwrap_or_default(), "rejected message kept for the queue's redrive policy (no dead-letter queue configured)");
             }
-        },
+        }
     }
 }
 

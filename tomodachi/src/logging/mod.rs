@@ -345,11 +345,15 @@ fn set_panic_hook() {
         if tomodachi_core::panic::report_to_catcher(info) {
             return;
         }
-        let message = info.payload_as_str().unwrap_or("panic");
+        let message = info
+            .payload_as_str()
+            .unwrap_or("panic with a non-string payload");
         tracing::error!(
             target: "exception",
+            exc_type = "panic",
+            exc_message = message,
             location = tomodachi_core::panic::hook_location(info),
-            "uncaught exception: panic: {message}"
+            "uncaught exception: {message}"
         );
     }));
 }

@@ -1,6 +1,6 @@
 //! The HTTP server on the service builder.
 
-use tomodachi_core::{Source, Transport};
+use tomodachi_core::Source;
 use tomodachi_http::{HttpRouter, HttpServer};
 
 use crate::Service;
@@ -33,7 +33,7 @@ where
     #[must_use]
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
-        self.register(Transport::Http, move |context| async move {
+        self.register(tomodachi_http::TRANSPORT, move |context| async move {
             #[cfg(feature = "otel")]
             let router = match crate::instrument::telemetry() {
                 Some(telemetry) => router.layer(

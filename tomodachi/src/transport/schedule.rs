@@ -1,10 +1,10 @@
 //! Scheduled handlers on the service builder.
 
-use tomodachi_core::{Handler, Source, Transport};
+use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_schedule::{Schedule, ScheduleSource};
 
 use crate::Service;
-use crate::service::running;
+use crate::service::{BoxMessageService, boxed, running};
 
 impl<S> Service<S>
 where
@@ -36,13 +36,39 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        self.register(Transport::Schedule, move |context| async move {
-            schedule.validate()?;
+        self.schedule_source(ScheduleSource::new(schedule).named(name), service)
+    }
+
+    /// Drives `service` (any `tower::Service<Message, Response = Outcome>`) on `schedule`:
+    /// [`schedule`](Service::schedule) without the handler conversion. The service's layers
+    /// and telemetry wrap it as they wrap handlers (no envelope: runs have no body).
+    ///
+    /// ```no_run
+    /// use tomodachi::{BoxError, Message, Outcome, Schedule, Service};
+    ///
+    /// # async fn run() -> tomodachi::Exit {
+    /// let tick = tower::service_fn(|_run: Message| async { Ok::<_, BoxError>(Outcome::Ack) });
+    /// Service::new("ticker")
+    ///     .schedule_service(Schedule::heartbeat(), tick)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn schedule_service<T>(self, schedule: Schedule, service: T) -> Self
+    where
+        T: tower::Service<Message, Response = Outcome> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+    {
+        self.schedule_source(ScheduleSource::new(schedule), boxed(service))
+    }
+
+    fn schedule_source(self, source: ScheduleSource, service: BoxMessageService) -> Self {
+        self.register(tomodachi_schedule::TRANSPORT, move |context| async move {
+            source.schedule().validate()?;
             let service = context.wrap(service, None);
-            let work = ScheduleSource::new(schedule)
-                .named(name)
-                .start(service, context.shutdown.clone())
-                .await?;
+            let work = source.start(service, context.shutdown.clone()).await?;
             Ok(running(work))
         })
     }

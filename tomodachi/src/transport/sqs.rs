@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use tokio::sync::OnceCell;
-use tomodachi_core::{Handler, Source, Transport};
+use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_sqs::{AwsClients, SqsConsumer, Subscription};
 
 use crate::Service;
-use crate::service::running;
+use crate::service::{boxed, running};
 
 impl<S> Service<S>
 where
@@ -43,16 +43,46 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        self.register(Transport::AwsSnsSqs, move |context| async move {
+        let subscription = if subscription.handler_name_ref() == "handler" {
+            subscription.handler_name(name)
+        } else {
+            subscription
+        };
+        self.sqs_service(subscription, service)
+    }
+
+    /// Drives `service` (any `tower::Service<Message, Response = Outcome>`) with each
+    /// message of `subscription`: [`sqs`](Service::sqs) without the handler conversion.
+    /// The service's layers, envelope and telemetry wrap it as they wrap handlers.
+    ///
+    /// ```no_run
+    /// use tomodachi::sqs::Subscription;
+    /// use tomodachi::{BoxError, Message, Outcome, Service};
+    ///
+    /// # async fn run() -> tomodachi::Exit {
+    /// let echo = tower::service_fn(|message: Message| async move {
+    ///     tracing::info!(bytes = message.body().len(), "received");
+    ///     Ok::<_, BoxError>(Outcome::Ack)
+    /// });
+    /// Service::new("aws-example")
+    ///     .sqs_service(Subscription::topic("example-topic").handler_name("echo"), echo)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn sqs_service<T>(self, subscription: Subscription, service: T) -> Self
+    where
+        T: tower::Service<Message, Response = Outcome> + Clone + Send + Sync + 'static,
+        T::Error: Into<BoxError>,
+        T::Future: Send + 'static,
+    {
+        let service = boxed(service);
+        self.register(tomodachi_sqs::TRANSPORT, move |context| async move {
             let mut subscription = subscription;
-            if subscription.handler_name_ref() == "handler" {
-                subscription = subscription.handler_name(name);
-            }
-            if subscription.envelope_ref().is_none()
-                && let Some(envelope) = &context.envelope
-            {
-                subscription = subscription.envelope(envelope.clone());
-            }
+            let envelope = subscription
+                .take_envelope()
+                .or_else(|| context.envelope.clone());
             let options = context.options.aws_sns_sqs.clone();
             let clients = context.shared(|| Arc::new(OnceCell::<AwsClients>::new()));
             let clients = clients
@@ -61,13 +91,6 @@ where
                 })
                 .await?
                 .clone();
-            #[cfg(feature = "otel")]
-            let envelope = crate::instrument::envelope_in_span(subscription.envelope_ref());
-            #[cfg(not(feature = "otel"))]
-            let envelope = None;
-            if envelope.is_some() {
-                subscription = subscription.envelope(tomodachi_core::RawEnvelope);
-            }
             let service = context.wrap(service, envelope.as_ref());
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
                 .start(service, context.shutdown.clone())

@@ -1,0 +1,108 @@
+//! One service call, its errors and panics classified into an [`Outcome`].
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+
+use super::Shared;
+use crate::panic::{self, CatchUnwind};
+use crate::{BoxError, HandlerFailure, Outcome};
+
+pin_project! {
+    /// The outcome of one message: the service's answer, or its error or panic classified
+    /// and logged (see [`Driver`](super::Driver)).
+    pub struct OutcomeFuture<F> {
+        #[pin]
+        kind: Kind<F>,
+        shared: Arc<Shared>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F> {
+        Running { #[pin] future: CatchUnwind<AssertUnwindSafe<F>> },
+        Panicked { panic: Option<Box<dyn Any + Send>> },
+    }
+}
+
+impl<F> std::fmt::Debug for OutcomeFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutcomeFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> OutcomeFuture<F> {
+    /// Calls `call` (which starts the service call) and catches a panic of it or of the
+    /// future it returns.
+    pub(super) fn new(call: impl FnOnce() -> F, shared: Arc<Shared>) -> Self {
+        let kind = match panic::catch_unwind(AssertUnwindSafe(call)) {
+            Ok(future) => Kind::Running {
+                future: CatchUnwind::new(AssertUnwindSafe(future)),
+            },
+            Err(panic) => Kind::Panicked { panic: Some(panic) },
+        };
+        Self { kind, shared }
+    }
+}
+
+impl<F, E> Future for OutcomeFuture<F>
+where
+    F: Future<Output = Result<Outcome, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Outcome> {
+        let this = self.project();
+        let panic = match this.kind.project() {
+            KindProj::Running { future } => match ready!(future.poll(cx)) {
+                Ok(Ok(outcome)) => return Poll::Ready(outcome),
+                Ok(Err(error)) => {
+                    let error: BoxError = error.into();
+                    return Poll::Ready(this.shared.failed(HandlerFailure::Error(&*error)));
+                }
+                Err(panic) => panic,
+            },
+            KindProj::Panicked { panic } => match panic.take() {
+                Some(panic) => panic,
+                None => return Poll::Ready(Outcome::retry()),
+            },
+        };
+        Poll::Ready(
+            this.shared
+                .failed(HandlerFailure::Panic(panic::message(&*panic))),
+        )
+    }
+}
+
+impl Shared {
+    /// Classifies a failure and writes its one record: Python tomodachi's
+    /// `uncaught exception: …` on the `exception` logger.
+    pub(super) fn failed(&self, failure: HandlerFailure<'_>) -> Outcome {
+        let outcome = self.classifier.classify(&failure);
+        match failure {
+            HandlerFailure::Error(error) => tracing::error!(
+                target: "exception",
+                handler = &*self.handler,
+                outcome = outcome.as_str(),
+                "uncaught exception: {error}"
+            ),
+            HandlerFailure::Panic(text) => tracing::error!(
+                target: "exception",
+                handler = &*self.handler,
+                outcome = outcome.as_str(),
+                exc_type = "panic",
+                exc_message = text,
+                location = panic::location(),
+                "uncaught exception: {text}"
+            ),
+        }
+        outcome
+    }
+}
