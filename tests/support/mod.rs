@@ -175,3 +175,4 @@ pub async fn expect_reachable(addr: &str, what: &str) {
 
 /// Service processes under test (the facade end-to-end tests).
 pub mod child;
+pub mod http;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo};
 use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
+use tomodachi_core::{HealthReporter, Shutdown};
 
 use crate::{AmqpOptions, Error};
 
@@ -182,6 +183,54 @@ impl AmqpConnection {
         {
             tracing::debug!(target: "tomodachi.amqp", %error, "closing the connection failed");
         }
+    }
+
+    /// Reports this connection's drops and recoveries to `health` until `shutdown` or
+    /// until the connection is replaced by a new one: degraded while lapin recovers it
+    /// (or the broker blocks it), ready once it is connected again. lapin tells the start
+    /// of a recovery by no event, so its status is read every 100 ms (a recovery takes
+    /// at least its 200 ms back-off).
+    pub(crate) async fn report_health(&self, health: HealthReporter, shutdown: Shutdown) {
+        let Some(connection) = self.inner.connection.lock().await.clone() else {
+            return;
+        };
+        let connection = Arc::downgrade(&connection);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(Duration::from_millis(100));
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut last = None;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = shutdown.triggered() => break,
+                    _ = ticks.tick() => {}
+                }
+                let Some(connection) = connection.upgrade() else {
+                    break;
+                };
+                let status = connection.status();
+                let state = if status.connected() && !status.blocked() {
+                    None
+                } else if status.blocked() {
+                    Some("connection blocked by the broker")
+                } else if status.reconnecting() || status.connecting() {
+                    Some("connection lost: recovering")
+                } else {
+                    Some("connection closed")
+                };
+                if last != Some(state) {
+                    match state {
+                        None => health.ready(),
+                        Some(reason) => health.degraded(reason),
+                    }
+                    last = Some(state);
+                }
+                if status.closed() || status.errored() {
+                    // Replaced by a new connection (the consumer reports on that one).
+                    break;
+                }
+            }
+        });
     }
 
     /// Whether the connection is open right now.

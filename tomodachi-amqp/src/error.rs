@@ -127,6 +127,9 @@ pub enum Error {
         #[source]
         source: BoxError,
     },
+    /// A layer around the publisher failed the publish (e.g. a `tower::timeout` elapsed).
+    #[error("publish failed in a layer around the publisher: {0}")]
+    Layer(#[source] tomodachi_core::BoxError),
 }
 
 /// Checks the AMQP short-string limit of a name.

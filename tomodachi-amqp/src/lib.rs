@@ -21,7 +21,7 @@ pub use context::{
 pub use error::Error;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
-pub use publisher::{AmqpPublisher, PublishOptions};
+pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};
 
 /// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
 /// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.

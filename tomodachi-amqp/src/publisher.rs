@@ -3,16 +3,23 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation};
 use serde::Serialize;
 use tokio::sync::Mutex;
+use tomodachi_core::publish::{BoxPublishService, PublishLayers};
+use tomodachi_core::telemetry::{self, Publish, PublishRequest};
 use tomodachi_core::{
-    Envelope, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity, SharedEnvelope,
-    telemetry, to_python_json,
+    BoxError, Envelope, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity,
+    SharedEnvelope, to_python_json,
 };
+use tower::util::Oneshot;
+use tower::{Layer, Service, ServiceExt};
 
 use crate::context::{AmqpTable, AmqpValue, table_to_lapin};
 use crate::error::short;
@@ -79,6 +86,81 @@ impl PublishOptions {
     }
 }
 
+/// One publish: a request to a publisher's `tower::Service`.
+///
+/// [`AmqpPublisher::publish`] builds it (data sealed, exchange chosen); layers on the
+/// publisher see it, and a producer-span layer adds `traceparent` to its headers through
+/// [`PublishRequest`].
+///
+/// ```
+/// use tomodachi_amqp::{AmqpPublish, PublishOptions};
+///
+/// let publish = AmqpPublish::new("amq.topic", "order.paid", r#"{"order": 7}"#, PublishOptions::new());
+/// assert_eq!(publish.routing_key(), "order.paid");
+/// ```
+#[derive(Debug, Clone)]
+pub struct AmqpPublish {
+    exchange: String,
+    routing_key: String,
+    payload: Bytes,
+    options: PublishOptions,
+}
+
+impl AmqpPublish {
+    /// A publish of `payload` (sent as it is) to `exchange` with `routing_key` (prefixed
+    /// on the wire as [`PublishOptions::routing_key_prefix`] says).
+    pub fn new(
+        exchange: impl Into<String>,
+        routing_key: impl Into<String>,
+        payload: impl Into<Bytes>,
+        options: PublishOptions,
+    ) -> Self {
+        Self {
+            exchange: exchange.into(),
+            routing_key: routing_key.into(),
+            payload: payload.into(),
+            options,
+        }
+    }
+
+    /// The exchange.
+    pub fn exchange(&self) -> &str {
+        &self.exchange
+    }
+
+    /// The routing key, without its prefix.
+    pub fn routing_key(&self) -> &str {
+        &self.routing_key
+    }
+
+    /// The payload, sealed.
+    pub fn payload(&self) -> &Bytes {
+        &self.payload
+    }
+
+    /// The per-message options (headers, persistence, prefix).
+    pub fn options(&self) -> &PublishOptions {
+        &self.options
+    }
+
+    /// The per-message options, mutable.
+    pub fn options_mut(&mut self) -> &mut PublishOptions {
+        &mut self.options
+    }
+}
+
+impl PublishRequest for AmqpPublish {
+    fn publish(&self) -> Publish<'_> {
+        Publish::new(telemetry::RABBITMQ, &self.routing_key).exchange(&self.exchange)
+    }
+
+    fn inject(&mut self, key: &str, value: &str) {
+        self.options
+            .headers
+            .insert(key.to_owned(), AmqpValue::String(value.to_owned()));
+    }
+}
+
 /// Publishes messages to the broker, sealed in the service's envelope.
 ///
 /// Cheap to clone; every clone shares one channel (in confirm mode) on one connection.
@@ -90,39 +172,56 @@ impl PublishOptions {
 /// ([`AmqpPublisher::persistent`]); the routing key is prefixed with
 /// `routing_key_prefix` and encoded; the envelope's topic is the un-prefixed key.
 ///
-/// In handlers, take it from the state ([`State`](tomodachi_core::State) with
-/// [`FromRef`](tomodachi_core::FromRef)) or as an argument when the consumer was given one
-/// with [`Consumer::publisher`](crate::Consumer::publisher).
+/// A publish is a request ([`AmqpPublish`]) to a `tower::Service`: the publisher is one,
+/// and [`AmqpPublisher::layer`] wraps it in any tower layer (`tower::retry`,
+/// `tower::timeout`, `ConcurrencyLimitLayer`, `tomodachi-otel`'s `PublishTraceLayer`)
+/// while `publish` stays one line.
+///
+/// In handlers, take it as an argument when the consumer was given one with
+/// [`Consumer::publisher`](crate::Consumer::publisher) (the `tomodachi` facade gives every
+/// handler the service's), or from the state ([`State`](tomodachi_core::State) with
+/// [`FromRef`](tomodachi_core::FromRef)).
 ///
 /// ```no_run
+/// use std::time::Duration;
+///
 /// use tomodachi_amqp::{AmqpOptions, AmqpPublisher};
 /// use tomodachi_core::ServiceIdentity;
+/// use tower::limit::ConcurrencyLimitLayer;
 ///
 /// # async fn run() -> Result<(), tomodachi_amqp::Error> {
-/// let publisher = AmqpPublisher::new(AmqpOptions::default(), ServiceIdentity::with_random_uuid("orders"));
+/// let publisher = AmqpPublisher::new(AmqpOptions::default(), ServiceIdentity::with_random_uuid("orders"))
+///     .layer(ConcurrencyLimitLayer::new(64));
 /// publisher.publish(&serde_json::json!({"order": 7}), "order.paid").await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct AmqpPublisher {
-    connection: AmqpConnection,
+    inner: Arc<Inner>,
+}
+
+/// What a publisher's clones share (one `Arc`: a clone per handler call is cheap).
+#[derive(Clone)]
+struct Inner {
+    broker: Broker,
+    layers: PublishLayers<AmqpPublish, (), Error>,
+    service: BoxPublishService<AmqpPublish, (), Error>,
     identity: ServiceIdentity,
     envelope: SharedEnvelope,
     exchange: String,
     persistent: bool,
-    publish_timeout: Duration,
-    channel: Arc<Mutex<Option<Channel>>>,
 }
 
 impl fmt::Debug for AmqpPublisher {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AmqpPublisher")
-            .field("connection", &self.connection)
-            .field("identity", &self.identity)
-            .field("envelope", &self.envelope)
-            .field("exchange", &self.exchange)
-            .field("persistent", &self.persistent)
-            .field("publish_timeout", &self.publish_timeout)
+            .field("connection", &self.inner.broker.connection)
+            .field("identity", &self.inner.identity)
+            .field("envelope", &self.inner.envelope)
+            .field("exchange", &self.inner.exchange)
+            .field("persistent", &self.inner.persistent)
+            .field("publish_timeout", &self.inner.broker.publish_timeout)
+            .field("layers", &self.inner.layers)
             .finish_non_exhaustive()
     }
 }
@@ -140,15 +239,52 @@ impl AmqpPublisher {
             "" => "amq.topic".to_owned(),
             name => name.to_owned(),
         };
-        Self {
+        let broker = Broker {
             connection,
-            identity,
-            envelope: Arc::new(JsonEnvelope),
-            exchange,
-            persistent: false,
             publish_timeout: Duration::from_secs(30),
             channel: Arc::new(Mutex::new(None)),
+        };
+        let layers = PublishLayers::new(Error::Layer);
+        Self {
+            inner: Arc::new(Inner {
+                service: layers.apply(broker.clone()),
+                broker,
+                layers,
+                identity,
+                envelope: Arc::new(JsonEnvelope),
+                exchange,
+                persistent: false,
+            }),
         }
+    }
+
+    /// Wraps the publisher's service in `layer` (any tower layer whose service answers an
+    /// [`AmqpPublish`] with `()`); the last layer added is the outermost. A layer's own
+    /// error (a timeout) is an [`Error::Layer`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// use tomodachi_amqp::{AmqpOptions, AmqpPublisher};
+    /// use tomodachi_core::ServiceIdentity;
+    /// use tower::timeout::TimeoutLayer;
+    ///
+    /// let publisher = AmqpPublisher::new(AmqpOptions::default(), ServiceIdentity::with_random_uuid("orders"))
+    ///     .layer(TimeoutLayer::new(Duration::from_secs(5)));
+    /// # let _ = publisher;
+    /// ```
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxPublishService<AmqpPublish, (), Error>> + Send + Sync + 'static,
+        L::Service: Service<AmqpPublish, Response = ()> + Clone + Send + Sync + 'static,
+        <L::Service as Service<AmqpPublish>>::Error: Into<BoxError>,
+        <L::Service as Service<AmqpPublish>>::Future: Send + 'static,
+    {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.layers.push(layer);
+        inner.service = inner.layers.apply(inner.broker.clone());
+        self
     }
 
     /// Seals with `envelope` instead of [`JsonEnvelope`] ([`RawEnvelope`] sends the data
@@ -157,39 +293,41 @@ impl AmqpPublisher {
     /// [`RawEnvelope`]: tomodachi_core::RawEnvelope
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = tomodachi_core::envelope::shared(envelope);
+        Arc::make_mut(&mut self.inner).envelope = tomodachi_core::envelope::shared(envelope);
         self
     }
 
     /// Publishes to this exchange by default (instead of `options.amqp.exchange_name`).
     #[must_use]
     pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
-        self.exchange = exchange.into();
+        Arc::make_mut(&mut self.inner).exchange = exchange.into();
         self
     }
 
     /// Sends persistent messages (delivery mode 2) by default. tomodachi does not.
     #[must_use]
     pub fn persistent(mut self, persistent: bool) -> Self {
-        self.persistent = persistent;
+        Arc::make_mut(&mut self.inner).persistent = persistent;
         self
     }
 
     /// How long a publish may wait for the broker (outage, recovery, confirm).
     #[must_use]
     pub fn publish_timeout(mut self, timeout: Duration) -> Self {
-        self.publish_timeout = timeout;
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.broker.publish_timeout = timeout;
+        inner.service = inner.layers.apply(inner.broker.clone());
         self
     }
 
     /// The identity messages are sealed with.
     pub fn identity(&self) -> &ServiceIdentity {
-        &self.identity
+        &self.inner.identity
     }
 
     /// The connection the publisher uses.
     pub fn connection(&self) -> &AmqpConnection {
-        &self.connection
+        &self.inner.broker.connection
     }
 
     /// Seals `data` and publishes it with `routing_key` (prefixed with
@@ -199,7 +337,8 @@ impl AmqpPublisher {
     ///
     /// [`Error::Seal`] if `data` cannot be serialized or sealed;
     /// [`Error::PublishTimeout`] if the broker did not confirm in time;
-    /// [`Error::PublishNacked`] or [`Error::Publish`] if it refused the message.
+    /// [`Error::PublishNacked`] or [`Error::Publish`] if it refused the message;
+    /// [`Error::Layer`] if a layer failed it.
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         data: &T,
@@ -226,10 +365,11 @@ impl AmqpPublisher {
         };
         let raw = to_python_json(data).map_err(|e| seal_error(e.into()))?;
         let payload = self
+            .inner
             .envelope
-            .seal(&self.identity, routing_key, &raw)
+            .seal(&self.inner.identity, routing_key, &raw)
             .map_err(|e| seal_error(e.into()))?;
-        self.publish_payload(payload.as_bytes(), routing_key, options)
+        self.publish_payload(payload.into_bytes(), routing_key, options)
             .await
     }
 
@@ -240,48 +380,83 @@ impl AmqpPublisher {
     /// As [`AmqpPublisher::publish`], without [`Error::Seal`].
     pub async fn publish_payload(
         &self,
-        payload: &[u8],
+        payload: impl Into<Bytes>,
         routing_key: &str,
         mut options: PublishOptions,
     ) -> Result<(), Error> {
-        // Telemetry (a PRODUCER span and `traceparent` in the headers) when a hook is
-        // installed; otherwise nothing is added.
-        let exchange = options
-            .exchange
-            .as_deref()
-            .filter(|name| !name.is_empty())
-            .unwrap_or(self.exchange.as_str());
-        let headers = &mut options.headers;
-        let span = telemetry::start_publish(
-            &telemetry::Publish::new(telemetry::RABBITMQ, routing_key).exchange(exchange),
-            &mut |key, value| {
-                headers.insert(key.to_owned(), AmqpValue::String(value.to_owned()));
-            },
-        );
-        let result = self.send(payload, routing_key, options).await;
-        span.finish(result.as_ref().err().map(|e| e as &dyn fmt::Display));
-        result
+        let exchange = match options.exchange.take() {
+            Some(name) if !name.is_empty() => name,
+            _ => self.inner.exchange.clone(),
+        };
+        options.persistent = Some(options.persistent.unwrap_or(self.inner.persistent));
+        let request = AmqpPublish::new(exchange, routing_key, payload, options);
+        self.inner.service.clone().oneshot(request).await
     }
 
-    async fn send(
-        &self,
-        payload: &[u8],
-        routing_key: &str,
-        options: PublishOptions,
-    ) -> Result<(), Error> {
-        let exchange_name = match options.exchange.as_deref() {
-            Some(name) if !name.is_empty() => name,
-            _ => self.exchange.as_str(),
-        };
+    /// Closes the publisher's channel (and nothing else). A later publish reopens it.
+    pub async fn close(&self) {
+        self.inner.broker.close().await;
+    }
+}
+
+/// The publisher as the `tower::Service` it wraps: a request is one [`AmqpPublish`], sent
+/// through the publisher's layers.
+/// It is always ready: each call awaits the layers' readiness (a concurrency limit) on
+/// its own clone of the stack.
+impl Service<AmqpPublish> for AmqpPublisher {
+    type Response = ();
+    type Error = Error;
+    type Future = Oneshot<BoxPublishService<AmqpPublish, (), Error>, AmqpPublish>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AmqpPublish) -> Self::Future {
+        self.inner.service.clone().oneshot(request)
+    }
+}
+
+/// The broker call under the layers: publish with confirms, waiting through outages.
+#[derive(Clone)]
+struct Broker {
+    connection: AmqpConnection,
+    publish_timeout: Duration,
+    channel: Arc<Mutex<Option<Channel>>>,
+}
+
+impl Service<AmqpPublish> for Broker {
+    type Response = ();
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<(), Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: AmqpPublish) -> Self::Future {
+        let broker = self.clone();
+        Box::pin(async move { broker.send(request).await })
+    }
+}
+
+impl Broker {
+    async fn send(&self, request: AmqpPublish) -> Result<(), Error> {
+        let AmqpPublish {
+            exchange: exchange_name,
+            routing_key,
+            payload,
+            options,
+        } = request;
         let prefix = options
             .routing_key_prefix
             .as_deref()
             .unwrap_or(&self.connection.options().routing_key_prefix);
-        let wire_key = wire_routing_key(prefix, routing_key);
-        let exchange = short("exchange name", exchange_name)?;
+        let wire_key = wire_routing_key(prefix, &routing_key);
+        let exchange = short("exchange name", &exchange_name)?;
         let key = short("routing key", &wire_key)?;
         let mut properties = BasicProperties::default();
-        if options.persistent.unwrap_or(self.persistent) {
+        if options.persistent.unwrap_or(false) {
             properties = properties.with_delivery_mode(2);
         }
         if !options.headers.is_empty() {
@@ -291,7 +466,7 @@ impl AmqpPublisher {
         let started = Instant::now();
         let deadline = started + self.publish_timeout;
         let timeout = |reason: String| Error::PublishTimeout {
-            exchange: exchange_name.to_owned(),
+            exchange: exchange_name.clone(),
             routing_key: wire_key.clone(),
             waited: started.elapsed(),
             reason,
@@ -306,7 +481,7 @@ impl AmqpPublisher {
                         exchange.clone(),
                         key.clone(),
                         BasicPublishOptions::default(),
-                        payload,
+                        &payload,
                         properties.clone(),
                     )
                     .await
@@ -317,7 +492,7 @@ impl AmqpPublisher {
                 Err(_) => return Err(timeout("no confirm from the broker".to_owned())),
                 Ok(Ok(Confirmation::Nack(_))) => {
                     return Err(Error::PublishNacked {
-                        exchange: exchange_name.to_owned(),
+                        exchange: exchange_name,
                         routing_key: wire_key,
                     });
                 }
@@ -332,7 +507,7 @@ impl AmqpPublisher {
                         // e.g. NOT_FOUND: the exchange does not exist. Retrying cannot help.
                         self.forget(&channel).await;
                         return Err(Error::Publish {
-                            exchange: exchange_name.to_owned(),
+                            exchange: exchange_name,
                             routing_key: wire_key,
                             source: Box::new(error),
                         });
@@ -348,7 +523,7 @@ impl AmqpPublisher {
             };
             tracing::warn!(
                 target: "tomodachi.amqp",
-                exchange_name,
+                exchange_name = exchange_name.as_str(),
                 routing_key = %wire_key,
                 %reason,
                 "publish failed [amqp]: retrying"
@@ -390,8 +565,7 @@ impl AmqpPublisher {
         }
     }
 
-    /// Closes the publisher's channel (and nothing else). A later publish reopens it.
-    pub async fn close(&self) {
+    async fn close(&self) {
         if let Some(channel) = self.channel.lock().await.take()
             && channel.status().connected()
         {
@@ -406,13 +580,15 @@ enum Attempt {
 }
 
 /// A handler argument, when the consumer was given a publisher
-/// ([`Consumer::publisher`](crate::Consumer::publisher)).
+/// ([`Consumer::publisher`](crate::Consumer::publisher)) or a layer put one into the
+/// message's extensions (as the `tomodachi` facade does for every handler).
 impl<S> FromMessageParts<S> for AmqpPublisher {
     type Rejection = Rejection;
 
     fn from_message_parts(parts: &Parts, _state: &S) -> Result<Self, Rejection> {
         parts
             .context::<AmqpPublisher>()
+            .or_else(|| parts.extensions().get::<AmqpPublisher>())
             .cloned()
             .ok_or_else(Rejection::missing_context::<AmqpPublisher>)
     }

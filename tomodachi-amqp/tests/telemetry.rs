@@ -1,57 +1,81 @@
-//! Telemetry wiring against the real broker: the publisher calls the installed publish hook
-//! and sends what it injects as headers; the consumer puts a `Delivery` with that trace
-//! context into each message. (Own test binary: the hook is process-wide.)
+//! Telemetry wiring against the real broker: a layer on the publisher injects trace
+//! context, which the publisher sends as headers; the consumer puts a `Delivery` with that
+//! trace context into each message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use std::convert::Infallible;
-use std::fmt;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use support::*;
 use tokio::sync::mpsc;
 use tomodachi_amqp::{AmqpPublisher, Binding, Consumer};
-use tomodachi_core::telemetry::{self, Delivery, FinishPublish, Publish, PublishHook, PublishSpan};
+use tomodachi_core::telemetry::{self, Delivery, PublishRequest};
 use tomodachi_core::{JsonEnvelope, Message, Outcome, Shutdown, Source};
+use tower::{Layer, Service};
 
 const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 static PUBLISHES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-#[derive(Debug)]
-struct Hook;
+/// A stand-in for a producer-span layer: injects trace context into each publish request
+/// and records where it went and how it ended.
+#[derive(Debug, Clone)]
+struct Trace;
 
-struct Finished(String);
+impl<S> Layer<S> for Trace {
+    type Service = Traced<S>;
 
-impl FinishPublish for Finished {
-    fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>) {
-        let state = if error.is_some() { "failed" } else { "ok" };
-        PUBLISHES
-            .lock()
-            .unwrap()
-            .push(format!("{} {state}", self.0));
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced(inner)
     }
 }
 
-impl PublishHook for Hook {
-    fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
-        inject("traceparent", TRACEPARENT);
-        inject("tracestate", "k=v");
-        PublishSpan::new(Finished(format!(
+#[derive(Debug, Clone)]
+struct Traced<S>(S);
+
+impl<S, R> Service<R> for Traced<S>
+where
+    S: Service<R>,
+    S::Future: Send + 'static,
+    R: PublishRequest,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: R) -> Self::Future {
+        let publish = request.publish();
+        let name = format!(
             "{} {} {}",
             publish.system,
             publish.exchange.unwrap_or_default(),
             publish.destination
-        )))
+        );
+        request.inject("traceparent", TRACEPARENT);
+        request.inject("tracestate", "k=v");
+        let sent = self.0.call(request);
+        Box::pin(async move {
+            let result = sent.await;
+            let state = if result.is_ok() { "ok" } else { "failed" };
+            PUBLISHES.lock().unwrap().push(format!("{name} {state}"));
+            result
+        })
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_injects_and_consumer_delivers_the_trace_context() {
     logs();
-    telemetry::set_publish_hook(Hook).unwrap();
+    telemetry::enable();
     let exchange = unique("otel");
     let binding = Binding::routing_key("traced.event")
         .exchange(&exchange)
@@ -76,7 +100,9 @@ async fn publish_injects_and_consumer_delivers_the_trace_context() {
     .unwrap();
     let task = tokio::spawn(running);
 
-    let publisher = AmqpPublisher::new(options(), identity("sender")).exchange(&exchange);
+    let publisher = AmqpPublisher::new(options(), identity("sender"))
+        .exchange(&exchange)
+        .layer(Trace);
     publisher
         .publish(&json!({"n": 1}), "traced.event")
         .await

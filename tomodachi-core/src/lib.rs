@@ -6,12 +6,14 @@ pub mod driver;
 pub mod envelope;
 pub mod extract;
 pub mod handler;
+pub mod health;
 pub mod layer;
 #[cfg(feature = "test-util")]
 pub mod memory;
 mod message;
 mod outcome;
 pub mod panic;
+pub mod publish;
 pub mod shutdown;
 mod source;
 pub mod stats;
@@ -30,6 +32,7 @@ pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,
     RetryOnFailure, SharedClassifier, classify_fn,
 };
+pub use health::{Health, HealthReporter};
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
 pub use message::Message;

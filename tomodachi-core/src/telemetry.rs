@@ -1,5 +1,5 @@
-//! Transport-agnostic telemetry hooks: what a tracing/metrics layer needs to know about a
-//! delivery, and the hook publishers call so trace context crosses the broker.
+//! Transport-agnostic telemetry: what a tracing/metrics layer needs to know about a
+//! delivery, and about a publish so trace context crosses the broker.
 //!
 //! Transports know nothing of OpenTelemetry. Instead:
 //!
@@ -8,15 +8,15 @@
 //!   id, the handler's name and the W3C trace context as received ([`Carrier`]). A layer
 //!   (such as `tomodachi-otel`'s) reads it to name its span, set its attributes and find
 //!   its parent.
-//! - every publisher calls [`start_publish`] before it sends, passing a closure that adds a
-//!   header or message attribute. When no hook is installed (the default) this is one
-//!   atomic load and nothing is injected; `tomodachi-otel` installs one with
-//!   [`set_publish_hook`] that opens a PRODUCER span and injects `traceparent`/`tracestate`.
+//! - every publisher is a `tower::Service` whose request implements [`PublishRequest`]: a
+//!   layer on it (such as `tomodachi-otel`'s `PublishTraceLayer`) reads [`Publish`] to name
+//!   a PRODUCER span and calls [`PublishRequest::inject`] to send `traceparent`/`tracestate`
+//!   along. Without such a layer nothing is added.
 //!
 //! [`Message`]: crate::Message
 //!
 //! ```
-//! use tomodachi_core::telemetry::{self, Delivery, Publish};
+//! use tomodachi_core::telemetry::{self, Delivery};
 //! use tomodachi_core::Message;
 //!
 //! // consume side (a transport)
@@ -25,19 +25,10 @@
 //!     .traceparent(Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()));
 //! let message = Message::new("{}").with_context(delivery);
 //! assert_eq!(message.context::<Delivery>().unwrap().carrier.get("traceparent").map(|s| s.len()), Some(55));
-//!
-//! // publish side (a publisher): without a hook nothing is injected
-//! let mut headers = Vec::new();
-//! let span = telemetry::start_publish(&Publish::new(telemetry::RABBITMQ, "order.paid"), &mut |k, v| {
-//!     headers.push((k.to_owned(), v.to_owned()));
-//! });
-//! assert!(headers.is_empty());
-//! span.finish(None);
 //! ```
 
-use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
 
 /// `messaging.system` of AWS SNS+SQS consumers and publishers.
 pub const AWS_SQS: &str = "aws_sqs";
@@ -170,7 +161,7 @@ impl HttpRoute {
     }
 }
 
-/// What a publisher is about to send, for [`start_publish`].
+/// What a publisher is about to send ([`PublishRequest::publish`]).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Publish<'a> {
@@ -210,63 +201,45 @@ impl<'a> Publish<'a> {
     }
 }
 
-/// The process-wide publish hook, installed once by a telemetry crate.
-pub trait PublishHook: Send + Sync + fmt::Debug + 'static {
-    /// Called before a publish: open whatever records it (a PRODUCER span) and call
-    /// `inject(key, value)` for each header/attribute to send along (never with an empty
-    /// value: SNS/SQS refuse those).
-    fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan;
+/// A request to a publisher `tower::Service` (an SNS publish, an SQS send, an AMQP
+/// publish), as a producer-span layer sees it: what goes where, and a way to send trace
+/// context along (a message attribute or a header).
+///
+/// Transports implement it for their publish requests; a telemetry layer (such as
+/// `tomodachi-otel`'s `PublishTraceLayer`) is generic over it, so it knows no broker.
+///
+/// ```
+/// use tomodachi_core::telemetry::{self, Publish, PublishRequest};
+///
+/// struct Send { queue: String, headers: Vec<(String, String)> }
+///
+/// impl PublishRequest for Send {
+///     fn publish(&self) -> Publish<'_> {
+///         Publish::new(telemetry::AWS_SQS, &self.queue)
+///     }
+///     fn inject(&mut self, key: &str, value: &str) {
+///         self.headers.push((key.to_owned(), value.to_owned()));
+///     }
+/// }
+///
+/// let mut request = Send { queue: "orders".into(), headers: Vec::new() };
+/// assert_eq!(request.publish().destination, "orders");
+/// request.inject("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+/// assert_eq!(request.headers.len(), 1);
+/// ```
+pub trait PublishRequest {
+    /// What is published where (system, destination, exchange).
+    fn publish(&self) -> Publish<'_>;
+
+    /// Sends `key: value` along with the message (never called with an empty value:
+    /// SNS/SQS refuse those). A value of the same key is replaced.
+    fn inject(&mut self, key: &str, value: &str);
 }
 
-/// What a [`PublishHook`] opened for one publish; [`PublishSpan::finish`] (or drop) ends it.
-pub struct PublishSpan(Option<Box<dyn FinishPublish>>);
-
-/// The end of a publish record (implemented by telemetry crates).
-pub trait FinishPublish: Send {
-    /// The publish ended; `error` is its failure, if it failed.
-    fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>);
-}
-
-impl PublishSpan {
-    /// Nothing to finish (no hook installed).
-    pub const fn none() -> Self {
-        Self(None)
-    }
-
-    /// A span that `finish` ends.
-    pub fn new(finish: impl FinishPublish + 'static) -> Self {
-        Self(Some(Box::new(finish)))
-    }
-
-    /// Ends the publish record; `error` is set if the publish failed.
-    pub fn finish(mut self, error: Option<&dyn fmt::Display>) {
-        if let Some(inner) = self.0.take() {
-            inner.finish(error);
-        }
-    }
-}
-
-impl Drop for PublishSpan {
-    fn drop(&mut self) {
-        if let Some(inner) = self.0.take() {
-            inner.finish(None);
-        }
-    }
-}
-
-impl fmt::Debug for PublishSpan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("PublishSpan")
-            .field(&self.0.is_some())
-            .finish()
-    }
-}
-
-static HOOK: OnceLock<Box<dyn PublishHook>> = OnceLock::new();
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
 /// Turns on [`Delivery`] contexts: transports check [`enabled`] and build a [`Delivery`]
-/// per message only when telemetry is on (installing a publish hook turns it on too).
+/// per message only when telemetry is on (a telemetry crate calls it when it installs).
 pub fn enable() {
     ENABLED.store(true, Ordering::Relaxed);
 }
@@ -276,58 +249,9 @@ pub fn enabled() -> bool {
     ENABLED.load(Ordering::Relaxed)
 }
 
-/// The hook was already installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("a publish hook is already installed")]
-pub struct HookAlreadySet;
-
-/// Installs the process-wide publish hook (once per process).
-/// Turns [`enabled`] on.
-pub fn set_publish_hook(hook: impl PublishHook) -> Result<(), HookAlreadySet> {
-    enable();
-    HOOK.set(Box::new(hook)).map_err(|_| HookAlreadySet)
-}
-
-/// The installed publish hook, if any.
-pub fn publish_hook() -> Option<&'static dyn PublishHook> {
-    HOOK.get().map(|hook| &**hook)
-}
-
-/// What publishers call before sending: runs the installed hook, or does nothing.
-pub fn start_publish(publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
-    match HOOK.get() {
-        Some(hook) => hook.start(publish, inject),
-        None => PublishSpan::none(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
-
-    #[derive(Debug)]
-    struct Recorder;
-
-    static FINISHED: Mutex<Vec<(String, Option<String>)>> = Mutex::new(Vec::new());
-
-    struct Open(String);
-
-    impl FinishPublish for Open {
-        fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>) {
-            FINISHED
-                .lock()
-                .unwrap()
-                .push((self.0, error.map(|e| e.to_string())));
-        }
-    }
-
-    impl PublishHook for Recorder {
-        fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
-            inject("traceparent", "00-abc");
-            PublishSpan::new(Open(format!("{} publish", publish.destination)))
-        }
-    }
 
     #[test]
     fn carrier_lookup_is_case_insensitive() {
@@ -343,31 +267,5 @@ mod tests {
         assert_eq!(delivery.operation, "process");
         assert_eq!(delivery.attributes, vec![("x", Arc::from("y"))]);
         assert!(Carrier::default().is_empty());
-    }
-
-    // One test installs the hook: the hook is process-wide and set once.
-    #[test]
-    fn installed_hook_injects_and_finishes() {
-        set_publish_hook(Recorder).unwrap();
-        assert!(enabled());
-        assert_eq!(set_publish_hook(Recorder), Err(HookAlreadySet));
-        assert!(publish_hook().is_some());
-
-        let mut injected = Vec::new();
-        let span = start_publish(&Publish::new(RABBITMQ, "a.b"), &mut |k, v| {
-            injected.push(format!("{k}={v}"));
-        });
-        assert_eq!(injected, ["traceparent=00-abc"]);
-        span.finish(Some(&"boom"));
-        drop(start_publish(&Publish::new(AWS_SNS, "t"), &mut |_, _| {}));
-
-        let finished = FINISHED.lock().unwrap().clone();
-        assert_eq!(
-            finished,
-            [
-                ("a.b publish".to_owned(), Some("boom".to_owned())),
-                ("t publish".to_owned(), None)
-            ]
-        );
     }
 }

@@ -63,6 +63,10 @@ pub struct HttpRouter<S = ()> {
     regex_routes: Vec<RegexRoute<S>>,
     not_found: MethodRouter<S>,
     error_handlers: Vec<(StatusCode, MethodRouter<S>)>,
+    /// Routes served only where no other route matches (see `fallback_route`).
+    fallback_routes: Router<S>,
+    /// The paths given to `route` and `route_service`, for `has_route`.
+    paths: Vec<String>,
 }
 
 impl<S> std::fmt::Debug for HttpRouter<S> {
@@ -108,13 +112,46 @@ where
             regex_routes: Vec::new(),
             not_found: any(not_found),
             error_handlers: Vec::new(),
+            fallback_routes: Router::new(),
+            paths: Vec::new(),
         }
     }
 
     /// Adds an axum path route (see [`axum::Router::route`]; panics as it does).
     pub fn route(mut self, path: &str, method_router: MethodRouter<S>) -> Self {
         self.router = self.router.route(path, method_router);
+        self.paths.push(path.to_owned());
         self
+    }
+
+    /// Adds a route that only answers where none of the router's other routes matches,
+    /// whenever those are added: the router's own routes (axum paths, regex routes,
+    /// merged and nested routers) always win. For routes a framework adds to every
+    /// service, such as the health probes.
+    ///
+    /// ```
+    /// use axum::routing::get;
+    /// use tomodachi_http::HttpRouter;
+    ///
+    /// let router: HttpRouter = HttpRouter::new()
+    ///     .fallback_route("/health/live", get(|| async { "default" }))
+    ///     .route("/health/live", get(|| async { "the service's own" }));
+    /// assert!(router.has_route("/health/live"));
+    /// ```
+    pub fn fallback_route(mut self, path: &str, method_router: MethodRouter<S>) -> Self {
+        self.fallback_routes = self.fallback_routes.route(path, method_router);
+        self
+    }
+
+    /// Whether a route added with [`route`](Self::route), [`route_service`](Self::route_service)
+    /// or [`regex_route`](Self::regex_route) answers at exactly `path` (the paths of
+    /// merged and nested routers are not seen; fallback routes do not count).
+    pub fn has_route(&self, path: &str) -> bool {
+        self.paths.iter().any(|p| p == path)
+            || self
+                .regex_routes
+                .iter()
+                .any(|route| route.regex.is_match(path))
     }
 
     /// Adds a service at an axum path (see [`axum::Router::route_service`]).
@@ -125,6 +162,7 @@ where
         T::Future: Send + 'static,
     {
         self.router = self.router.route_service(path, service);
+        self.paths.push(path.to_owned());
         self
     }
 
@@ -339,6 +377,8 @@ where
                 .into_iter()
                 .map(|(status, handler)| (status, handler.with_state(state.clone())))
                 .collect(),
+            fallback_routes: self.fallback_routes.with_state(state.clone()),
+            paths: self.paths,
         }
     }
 }
@@ -368,9 +408,14 @@ impl HttpRouter {
         let Self {
             router,
             regex_routes,
-            not_found,
+            mut not_found,
             error_handlers,
+            fallback_routes,
+            paths: _,
         } = self;
+        if fallback_routes.has_routes() {
+            not_found = axum::routing::any_service(fallback_routes.fallback_service(not_found));
+        }
         let dispatch = RegexDispatch::new(regex_routes, not_found);
         let router = router.fallback_service(dispatch);
         let error_handlers = (!error_handlers.is_empty()).then(|| {

@@ -1,5 +1,5 @@
 //! Settings read from the environment, the resource, and [`install`]: the providers,
-//! exporters, propagator and publish hook a service runs with.
+//! exporters and propagator a service runs with.
 
 use std::net::SocketAddr;
 
@@ -340,7 +340,8 @@ impl Installed {
 }
 
 /// Builds the tracer and meter providers `settings` ask for, makes them global, installs the
-/// W3C trace-context propagator and the publish hook, and starts the Prometheus endpoint if
+/// W3C trace-context propagator, turns on [`Delivery`](tomodachi_core::telemetry::Delivery)
+/// contexts, and starts the Prometheus endpoint if
 /// asked. Call it inside a tokio runtime (the batch exporters and the endpoint need one).
 ///
 /// # Errors
@@ -435,9 +436,7 @@ pub async fn install(settings: &Settings) -> Result<Installed, Error> {
         .with_exemplars(
             settings.metrics == Exporter::Prometheus && settings.prometheus.exemplars_enabled,
         );
-    if tomodachi_core::telemetry::set_publish_hook(telemetry.publish_hook()).is_err() {
-        tracing::warn!(target: "tomodachi.opentelemetry", "a publish hook was already installed; keeping it");
-    }
+    tomodachi_core::telemetry::enable();
 
     #[cfg(feature = "prometheus")]
     let prometheus = match prometheus_listener {

@@ -20,7 +20,7 @@ pub use config::{
 };
 pub use http::{HttpTrace, HttpTraceFuture, HttpTraceLayer, RouteFn};
 pub use message::{MessageTrace, MessageTraceFuture, MessageTraceLayer};
-pub use publish::OtelPublishHook;
+pub use publish::{PublishTrace, PublishTraceFuture, PublishTraceLayer};
 pub use telemetry::{SCOPE, Telemetry};
 
 pub use opentelemetry;

@@ -24,8 +24,7 @@ use crate::series::{MessageSeries, OUTCOMES};
 /// tomodachi's duration and active-task instruments plus a per-outcome counter.
 ///
 /// Messages without a [`Delivery`] pass through untouched. Transports add one only when
-/// telemetry is on: [`crate::install`] turns it on, and so does installing
-/// [`Telemetry::publish_hook`]; without either, call
+/// telemetry is on: [`crate::install`] turns it on; without it, call
 /// [`tomodachi_core::telemetry::enable`] once.
 #[derive(Debug, Clone)]
 pub struct MessageTraceLayer {

@@ -22,7 +22,7 @@ use tomodachi_core::telemetry::{AWS_SQS, RABBITMQ, SCHEDULE};
 
 use crate::http::HttpTraceLayer;
 use crate::message::MessageTraceLayer;
-use crate::publish::OtelPublishHook;
+use crate::publish::PublishTraceLayer;
 use crate::series::{
     ActiveRequests, DURATION_BUCKETS, Histogram as Series, MessageSeries, Registry, RequestSeries,
 };
@@ -31,12 +31,12 @@ use crate::series::{
 pub const SCOPE: &str = "tomodachi";
 
 /// A tracer, tomodachi's metric instruments and the excluded-URL patterns: what the layers
-/// and the publish hook share. Cheap to clone.
+/// share. Cheap to clone.
 ///
 /// Build it from any tracer and meter provider (the in-memory ones in tests, the ones
 /// [`crate::install`] builds from `OTEL_*` in a service), then take its layers:
-/// [`Telemetry::message_layer`], [`Telemetry::http_layer`] and its publish hook,
-/// [`Telemetry::publish_hook`].
+/// [`Telemetry::message_layer`], [`Telemetry::http_layer`] and, for publishers,
+/// [`Telemetry::publish_layer`].
 #[derive(Clone)]
 pub struct Telemetry {
     pub(crate) inner: Arc<Inner>,
@@ -285,10 +285,9 @@ impl Telemetry {
         HttpTraceLayer::new(self.clone())
     }
 
-    /// The publish hook that opens PRODUCER spans and injects `traceparent`; install it
-    /// with [`tomodachi_core::telemetry::set_publish_hook`].
-    pub fn publish_hook(&self) -> OtelPublishHook {
-        OtelPublishHook::new(self.clone())
+    /// The layer around a publisher that opens PRODUCER spans and injects `traceparent`.
+    pub fn publish_layer(&self) -> PublishTraceLayer {
+        PublishTraceLayer::new(self.clone())
     }
 
     /// `parent` with a new span from `builder` as its active span.

@@ -11,7 +11,7 @@ use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
 use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use tomodachi_core::telemetry::{
-    AWS_SQS, Delivery, HttpRoute, Publish, PublishHook, RABBITMQ, SCHEDULE,
+    AWS_SNS, AWS_SQS, Delivery, HttpRoute, Publish, PublishRequest, RABBITMQ, SCHEDULE,
 };
 use tomodachi_core::{Message, Outcome};
 use tomodachi_otel::Telemetry;
@@ -235,21 +235,46 @@ async fn message_without_delivery_passes_through_unrecorded() {
     assert!(h.spans.get_finished_spans().unwrap().is_empty());
 }
 
+/// A publish request as a transport's would be: a destination and the headers it sends.
+#[derive(Debug, Clone)]
+struct TestPublish {
+    system: &'static str,
+    routing_key: &'static str,
+    headers: Vec<(String, String)>,
+}
+
+impl PublishRequest for TestPublish {
+    fn publish(&self) -> Publish<'_> {
+        Publish::new(self.system, self.routing_key).exchange("amq.topic")
+    }
+
+    fn inject(&mut self, key: &str, value: &str) {
+        self.headers.push((key.to_owned(), value.to_owned()));
+    }
+}
+
 #[tokio::test]
 async fn publish_inside_a_handler_is_a_producer_child_and_injects_its_context() {
     let h = harness();
-    let hook = h.telemetry.publish_hook();
+    // The "broker": answers with the headers the publish carried.
+    let publisher =
+        h.telemetry
+            .publish_layer()
+            .layer(service_fn(|publish: TestPublish| async move {
+                Ok::<_, Infallible>(publish.headers)
+            }));
     let injected = Arc::new(Mutex::new(Vec::<(String, String)>::new()));
     let injected2 = injected.clone();
     let handler = service_fn(move |_message: Message| {
-        let hook = hook.clone();
+        let publisher = publisher.clone();
         let injected = injected2.clone();
         async move {
-            let span = hook.start(
-                &Publish::new(RABBITMQ, "order.shipped").exchange("amq.topic"),
-                &mut |k, v| injected.lock().unwrap().push((k.to_owned(), v.to_owned())),
-            );
-            span.finish(None);
+            let request = TestPublish {
+                system: RABBITMQ,
+                routing_key: "order.shipped",
+                headers: Vec::new(),
+            };
+            *injected.lock().unwrap() = publisher.oneshot(request).await?;
             Ok::<_, Infallible>(Outcome::Ack)
         }
     });
@@ -277,9 +302,14 @@ async fn publish_inside_a_handler_is_a_producer_child_and_injects_its_context() 
     assert_eq!(producer.span_kind, SpanKind::Producer);
     assert_eq!(producer.parent_span_id, consumer.span_context.span_id());
     assert_eq!(producer.span_context.trace_id().to_string(), TRACE_ID);
+    assert_eq!(producer.status, Status::Unset);
     assert_eq!(
         attr_str(producer, "messaging.rabbitmq.destination.routing_key").as_deref(),
         Some("order.shipped")
+    );
+    assert_eq!(
+        attr_str(producer, "messaging.destination.name").as_deref(),
+        Some("amq.topic")
     );
     assert_eq!(
         attr_str(producer, "messaging.operation").as_deref(),
@@ -293,6 +323,39 @@ async fn publish_inside_a_handler_is_a_producer_child_and_injects_its_context() 
     assert_eq!(
         traceparent,
         &format!("00-{TRACE_ID}-{}-01", producer.span_context.span_id())
+    );
+}
+
+#[tokio::test]
+async fn failed_publish_ends_its_producer_span_with_the_error() {
+    let h = harness();
+    let publisher = h
+        .telemetry
+        .publish_layer()
+        .layer(service_fn(|_publish: TestPublish| async {
+            Err::<(), _>("Topic does not exist")
+        }));
+    let request = TestPublish {
+        system: AWS_SNS,
+        routing_key: "order-paid",
+        headers: Vec::new(),
+    };
+    let error = publisher.oneshot(request).await.unwrap_err();
+    assert_eq!(error, "Topic does not exist");
+
+    let spans = h.spans.get_finished_spans().unwrap();
+    assert_eq!(spans.len(), 1);
+    let producer = &spans[0];
+    assert_eq!(producer.name, "order-paid publish");
+    assert_eq!(producer.span_kind, SpanKind::Producer);
+    assert_eq!(producer.status, Status::error("Topic does not exist"));
+    assert_eq!(
+        attr_str(producer, "messaging.destination.name").as_deref(),
+        Some("order-paid")
+    );
+    assert_eq!(
+        attr_str(producer, "messaging.system").as_deref(),
+        Some("aws_sns")
     );
 }
 

@@ -30,25 +30,14 @@ fn python_json<T: Serialize + ?Sized>(value: &T) -> String {
         .unwrap_or_else(|_| "null".to_owned())
 }
 
-/// SQS `MessageAttributeValue` of an attribute.
-/// Starts a PRODUCER span for a publish to `destination` over `system` and adds what the
-/// telemetry hook injects (`traceparent`, …) to `attributes`, replacing same-named ones.
-/// Without a hook nothing is added.
-pub(crate) fn start_publish(
-    system: &'static str,
-    destination: &str,
-    attributes: &mut Vec<(String, AttributeValue)>,
-) -> tomodachi_core::telemetry::PublishSpan {
-    use tomodachi_core::telemetry;
-    telemetry::start_publish(
-        &telemetry::Publish::new(system, destination),
-        &mut |key, value| {
-            attributes.retain(|(name, _)| name != key);
-            attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
-        },
-    )
+/// Adds `key: value` (trace context a layer injects) to `attributes`, replacing a
+/// same-named one.
+pub(crate) fn inject(attributes: &mut Vec<(String, AttributeValue)>, key: &str, value: &str) {
+    attributes.retain(|(name, _)| name != key);
+    attributes.push((key.to_owned(), AttributeValue::String(value.to_owned())));
 }
 
+/// SQS `MessageAttributeValue` of an attribute.
 pub(crate) fn to_sqs(value: &AttributeValue) -> aws_sdk_sqs::types::MessageAttributeValue {
     let (data_type, string_value) = wire(value);
     let mut builder = aws_sdk_sqs::types::MessageAttributeValue::builder().data_type(data_type);

@@ -1,7 +1,11 @@
 //! AWS clients built from the service's options.
 
+use std::fmt;
+use std::sync::Arc;
+
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
+use tokio::sync::OnceCell;
 
 use crate::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, Error};
 
@@ -85,6 +89,91 @@ impl AwsClients {
     /// The region the SNS client uses.
     pub fn region(&self) -> Option<&str> {
         self.sns.config().region().map(Region::as_ref)
+    }
+}
+
+/// The AWS clients of a service, made from its options the first time they are needed and
+/// then shared by every consumer and publisher given a clone (what
+/// [`AmqpConnection`](https://docs.rs/tomodachi-amqp) is for AMQP).
+///
+/// A service that only publishes builds no client until its first publish; a failure to
+/// make them (no region) is that publish's error, and the next use tries again.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
+/// use tomodachi_core::ServiceIdentity;
+/// use tomodachi_sqs::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, LazyAwsClients, SnsPublisher, SqsSender};
+///
+/// let clients = LazyAwsClients::new(AwsSnsSqsOptions::default(), AwsEndpointUrlsOptions::default());
+/// let identity = ServiceIdentity::with_random_uuid("orders");
+/// let publisher = SnsPublisher::with_clients(clients.clone(), identity.clone());
+/// let sender = SqsSender::with_clients(clients.clone(), identity);
+/// publisher.publish(&serde_json::json!({"order": 7}), "order-paid").await?; // the clients are made here
+/// # let _ = sender;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct LazyAwsClients {
+    inner: Arc<Lazy>,
+}
+
+struct Lazy {
+    options: AwsSnsSqsOptions,
+    endpoints: AwsEndpointUrlsOptions,
+    clients: OnceCell<AwsClients>,
+}
+
+impl fmt::Debug for LazyAwsClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyAwsClients")
+            .field("region_name", &self.inner.options.region_name)
+            .field("endpoints", &self.inner.endpoints)
+            .field("made", &self.inner.clients.initialized())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LazyAwsClients {
+    /// Clients to be made from these options on first use.
+    pub fn new(options: AwsSnsSqsOptions, endpoints: AwsEndpointUrlsOptions) -> Self {
+        Self {
+            inner: Arc::new(Lazy {
+                options,
+                endpoints,
+                clients: OnceCell::new(),
+            }),
+        }
+    }
+
+    /// Clients already made; `options` are the rest of what publishers and consumers read
+    /// (prefixes, KMS keys, ...).
+    pub fn ready(clients: AwsClients, options: AwsSnsSqsOptions) -> Self {
+        Self {
+            inner: Arc::new(Lazy {
+                options,
+                endpoints: AwsEndpointUrlsOptions::default(),
+                clients: OnceCell::new_with(Some(clients)),
+            }),
+        }
+    }
+
+    /// The `aws_sns_sqs` options.
+    pub fn options(&self) -> &AwsSnsSqsOptions {
+        &self.inner.options
+    }
+
+    /// The clients, made now if this is the first use.
+    ///
+    /// # Errors
+    ///
+    /// As [`AwsClients::from_options`]; a later call tries again.
+    pub async fn get(&self) -> Result<&AwsClients, Error> {
+        self.inner
+            .clients
+            .get_or_try_init(|| {
+                AwsClients::from_options(&self.inner.options, &self.inner.endpoints)
+            })
+            .await
     }
 }
 

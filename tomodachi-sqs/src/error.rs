@@ -66,6 +66,9 @@ pub enum Error {
     /// The data could not be serialized.
     #[error("unserializable data: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// A layer around a publisher failed the publish (e.g. a `tower::timeout` elapsed).
+    #[error("publish failed in a layer around the publisher: {0}")]
+    Layer(#[source] tomodachi_core::BoxError),
 }
 
 impl Error {

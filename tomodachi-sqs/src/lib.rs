@@ -9,7 +9,7 @@ mod python_json;
 mod setup;
 mod subscription;
 
-pub use client::{AwsClients, sdk_config};
+pub use client::{AwsClients, LazyAwsClients, sdk_config};
 pub use error::Error;
 pub use options::{AwsEndpointUrlsOptions, AwsSnsSqsOptions};
 pub use subscription::Subscription;
@@ -30,8 +30,8 @@ mod publish;
 mod send;
 
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
-pub use publish::{PublishOptions, SnsPublisher, TopicMode};
-pub use send::{SendOptions, SqsSender};
+pub use publish::{PublishOptions, SnsPublish, SnsPublisher, TopicMode};
+pub use send::{SendOptions, SqsSend, SqsSender};
 
 /// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
 /// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.

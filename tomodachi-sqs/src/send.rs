@@ -1,20 +1,28 @@
 //! Sending straight to SQS queues (Python tomodachi's `sqs_send_message`).
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tomodachi_core::publish::{BoxPublishService, PublishLayers};
+use tomodachi_core::telemetry::{self, Publish, PublishRequest};
 use tomodachi_core::{
-    AttributeValue, JsonEnvelope, ServiceIdentity, SharedEnvelope, telemetry, to_python_json,
+    AttributeValue, BoxError, FromMessageParts, JsonEnvelope, Parts, Rejection, ServiceIdentity,
+    SharedEnvelope, to_python_json,
 };
+use tower::util::Oneshot;
+use tower::{Layer, Service, ServiceExt};
 
-use crate::attributes::{BodyAttribute, to_body, to_sqs};
+use crate::attributes::{BodyAttribute, inject, to_body, to_sqs};
 use crate::error::aws;
 use crate::outgoing::{deduplication_id, message_id};
 use crate::setup::queue_url_from_arn;
-use crate::{AwsClients, AwsSnsSqsOptions, Error};
+use crate::{AwsClients, AwsSnsSqsOptions, Error, LazyAwsClients};
 
 const LOG: &str = "tomodachi.awssnssqs";
 
@@ -79,18 +87,100 @@ impl SendOptions {
     }
 }
 
+/// One SQS send: a request to a sender's `tower::Service`.
+///
+/// [`SqsSender::send`] builds it (data sealed, FIFO deduplication id chosen, so a retry
+/// sends the same message); layers on the sender see it, and a producer-span layer adds
+/// `traceparent` to its message attributes through [`PublishRequest`] (they are in the
+/// body's `MessageAttributes` too, as tomodachi writes them).
+#[derive(Debug, Clone)]
+pub struct SqsSend {
+    queue: String,
+    message: String,
+    attributes: Vec<(String, AttributeValue)>,
+    group_id: Option<String>,
+    deduplication_id: Option<String>,
+    delay_seconds: Option<i32>,
+    queue_name_prefix: Option<Option<String>>,
+    raw_body: bool,
+}
+
+impl SqsSend {
+    /// A send of `message` (sealed, or the raw body with [`SendOptions::raw_body`]) to
+    /// `queue` (a name, a queue URL or an ARN) with `options`.
+    pub fn new(queue: impl Into<String>, message: impl Into<String>, options: SendOptions) -> Self {
+        let deduplication_id =
+            deduplication_id(options.group_id.as_ref(), options.deduplication_id.as_ref());
+        Self {
+            queue: queue.into(),
+            message: message.into(),
+            attributes: options.attributes,
+            group_id: options.group_id,
+            deduplication_id,
+            delay_seconds: options.delay_seconds,
+            queue_name_prefix: options.queue_name_prefix,
+            raw_body: options.raw_body,
+        }
+    }
+
+    /// The queue as given (name, URL or ARN).
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// The message: sealed data, or the raw body.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The message attributes.
+    pub fn attributes(&self) -> &[(String, AttributeValue)] {
+        &self.attributes
+    }
+}
+
+impl PublishRequest for SqsSend {
+    fn publish(&self) -> Publish<'_> {
+        Publish::new(telemetry::AWS_SQS, &self.queue)
+    }
+
+    fn inject(&mut self, key: &str, value: &str) {
+        inject(&mut self.attributes, key, value);
+    }
+}
+
 /// Sends data to SQS queues by name, URL or ARN, wrapped exactly as tomodachi's
 /// `sqs_send_message` wraps it, so Python and Rust handlers read it alike.
 ///
 /// The body is `{"Type": "Message", "QueueUrl": …, "Version": "0", "Message": <sealed data,
 /// topic "">, "Timestamp": "…Z", "MessageAttributes": {…}}`.
-#[derive(Debug, Clone)]
+///
+/// A send is a request ([`SqsSend`]) to a `tower::Service`: the sender is one, and
+/// [`SqsSender::layer`] wraps it in any tower layer while `send` stays one line.
+#[derive(Clone)]
 pub struct SqsSender {
-    clients: AwsClients,
-    options: Arc<AwsSnsSqsOptions>,
+    inner: Arc<Inner>,
+}
+
+/// What a sender's clones share (one `Arc`: a clone per handler call is cheap).
+#[derive(Clone)]
+struct Inner {
+    queues: Queues,
+    layers: PublishLayers<SqsSend, String, Error>,
+    service: BoxPublishService<SqsSend, String, Error>,
     identity: ServiceIdentity,
     envelope: SharedEnvelope,
-    queues: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl fmt::Debug for SqsSender {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqsSender")
+            .field("clients", &self.inner.queues.clients)
+            .field("identity", &self.inner.identity)
+            .field("envelope", &self.inner.envelope)
+            .field("layers", &self.inner.layers)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Serialize)]
@@ -125,20 +215,54 @@ impl Serialize for OrderedAttributes<'_> {
 impl SqsSender {
     /// A sender for the service `identity`, with the JSON envelope.
     pub fn new(clients: AwsClients, options: AwsSnsSqsOptions, identity: ServiceIdentity) -> Self {
-        Self {
+        Self::with_clients(LazyAwsClients::ready(clients, options), identity)
+    }
+
+    /// A sender on shared (possibly not yet made) clients, with the JSON envelope.
+    pub fn with_clients(clients: LazyAwsClients, identity: ServiceIdentity) -> Self {
+        let queues = Queues {
             clients,
-            options: Arc::new(options),
-            identity,
-            envelope: Arc::new(JsonEnvelope),
-            queues: Arc::default(),
+            urls: Arc::default(),
+        };
+        let layers = PublishLayers::new(Error::Layer);
+        Self {
+            inner: Arc::new(Inner {
+                service: layers.apply(queues.clone()),
+                queues,
+                layers,
+                identity,
+                envelope: Arc::new(JsonEnvelope),
+            }),
         }
+    }
+
+    /// Wraps the sender's service in `layer` (any tower layer whose service answers an
+    /// [`SqsSend`] with the message id); the last layer added is the outermost. A layer's
+    /// own error (a timeout) is an [`Error::Layer`].
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<BoxPublishService<SqsSend, String, Error>> + Send + Sync + 'static,
+        L::Service: Service<SqsSend, Response = String> + Clone + Send + Sync + 'static,
+        <L::Service as Service<SqsSend>>::Error: Into<BoxError>,
+        <L::Service as Service<SqsSend>>::Future: Send + 'static,
+    {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.layers.push(layer);
+        inner.service = inner.layers.apply(inner.queues.clone());
+        self
     }
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
     pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
-        self.envelope = tomodachi_core::envelope::shared(envelope);
+        Arc::make_mut(&mut self.inner).envelope = tomodachi_core::envelope::shared(envelope);
         self
+    }
+
+    /// The identity messages are sealed with.
+    pub fn identity(&self) -> &ServiceIdentity {
+        &self.inner.identity
     }
 
     /// Sends `data` to `queue` (a name, a queue URL or an `arn:aws:sqs:` ARN); returns the
@@ -156,21 +280,6 @@ impl SqsSender {
         &self,
         data: &T,
         queue: &str,
-        mut options: SendOptions,
-    ) -> Result<String, Error> {
-        // Telemetry: a PRODUCER span and `traceparent` as a message attribute when a hook
-        // is installed; otherwise nothing is added.
-        let span =
-            crate::attributes::start_publish(telemetry::AWS_SQS, queue, &mut options.attributes);
-        let result = self.send_sealed(data, queue, options).await;
-        span.finish(result.as_ref().err().map(|e| e as &dyn std::fmt::Display));
-        result
-    }
-
-    async fn send_sealed<T: Serialize + ?Sized>(
-        &self,
-        data: &T,
-        queue: &str,
         options: SendOptions,
     ) -> Result<String, Error> {
         let fifo_name = queue.ends_with(".fifo");
@@ -183,103 +292,149 @@ impl SqsSender {
             tracing::warn!(target: LOG, queue_name = queue, group_id = options.group_id.as_deref().unwrap_or(""), "Bad combination of SQS.SendMessage request parameter - FIFO related arguments ({message})");
             return Err(Error::Fifo(message.into()));
         }
-        let queue_url = self.queue_url(queue, &options).await?;
         let data = to_python_json(data)?;
-        let body = if options.raw_body {
+        let message = if options.raw_body {
             raw_text(&data)?
         } else {
-            self.body(&data, &queue_url, &options)?
+            self.inner.envelope.seal(&self.inner.identity, "", &data)?
         };
-        let attributes: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = options
+        self.inner
+            .service
+            .clone()
+            .oneshot(SqsSend::new(queue, message, options))
+            .await
+    }
+
+    /// The queue's URL: verbatim for a URL, `GetQueueUrl` (cached) for a name or ARN.
+    pub async fn queue_url(&self, queue: &str, options: &SendOptions) -> Result<String, Error> {
+        self.inner
+            .queues
+            .url(queue, options.queue_name_prefix.as_ref())
+            .await
+    }
+}
+
+/// A handler argument, when a layer put the service's sender into the message's
+/// extensions (as the `tomodachi` facade does for every handler) or the transport into its
+/// context.
+impl<S> FromMessageParts<S> for SqsSender {
+    type Rejection = Rejection;
+
+    fn from_message_parts(parts: &Parts, _state: &S) -> Result<Self, Rejection> {
+        parts
+            .context::<SqsSender>()
+            .or_else(|| parts.extensions().get::<SqsSender>())
+            .cloned()
+            .ok_or_else(Rejection::missing_context::<SqsSender>)
+    }
+}
+
+/// The sender as the `tower::Service` it wraps: a request is one [`SqsSend`], sent through
+/// the sender's layers; the response is the SQS message id.
+/// It is always ready: each call awaits the layers' readiness (a concurrency limit) on
+/// its own clone of the stack.
+impl Service<SqsSend> for SqsSender {
+    type Response = String;
+    type Error = Error;
+    type Future = Oneshot<BoxPublishService<SqsSend, String, Error>, SqsSend>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: SqsSend) -> Self::Future {
+        self.inner.service.clone().oneshot(request)
+    }
+}
+
+/// The SQS call under the layers: the queue's URL (cached), the body, then `SendMessage`.
+#[derive(Debug, Clone)]
+struct Queues {
+    clients: LazyAwsClients,
+    urls: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Service<SqsSend> for Queues {
+    type Response = String;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<String, Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: SqsSend) -> Self::Future {
+        let queues = self.clone();
+        Box::pin(async move { queues.send(request).await })
+    }
+}
+
+impl Queues {
+    async fn send(&self, request: SqsSend) -> Result<String, Error> {
+        let queue_url = self
+            .url(&request.queue, request.queue_name_prefix.as_ref())
+            .await?;
+        let clients = self.clients.get().await?;
+        let body = if request.raw_body {
+            request.message.clone()
+        } else {
+            body(&request, &queue_url)?
+        };
+        let attributes: HashMap<String, aws_sdk_sqs::types::MessageAttributeValue> = request
             .attributes
             .iter()
             .map(|(name, value)| (name.clone(), to_sqs(value)))
             .collect();
-        let deduplication_id =
-            deduplication_id(options.group_id.as_ref(), options.deduplication_id.as_ref());
         let sent = message_id(
             "SendMessage",
             || {
-                self.clients
+                clients
                     .sqs()
                     .send_message()
                     .queue_url(&queue_url)
                     .message_body(&body)
                     .set_message_attributes(Some(attributes.clone()))
-                    .set_message_group_id(options.group_id.clone())
-                    .set_message_deduplication_id(deduplication_id.clone())
-                    .set_delay_seconds(options.delay_seconds)
+                    .set_message_group_id(request.group_id.clone())
+                    .set_message_deduplication_id(request.deduplication_id.clone())
+                    .set_delay_seconds(request.delay_seconds)
                     .send()
             },
             |output| output.message_id(),
         )
         .await;
         if let Err(error) = &sent {
-            tracing::warn!(target: LOG, queue_name = queue, "Unable to send message [sqs] on AWS ({})", error.short());
+            tracing::warn!(target: LOG, queue_name = request.queue, "Unable to send message [sqs] on AWS ({})", error.short());
         }
         sent
     }
 
-    /// tomodachi's `MessageBodyFormatter` output.
-    fn body(
-        &self,
-        data: &RawValue,
-        queue_url: &str,
-        options: &SendOptions,
-    ) -> Result<String, Error> {
-        let message = self.envelope.seal(&self.identity, "", data)?;
-        let body = Body {
-            kind: "Message",
-            queue_url,
-            version: "0",
-            message: &message,
-            timestamp: chrono::Utc::now()
-                .format("%Y-%m-%dT%H:%M:%S%.3fZ")
-                .to_string(),
-            message_attributes: OrderedAttributes(
-                options
-                    .attributes
-                    .iter()
-                    .map(|(name, value)| (name.as_str(), to_body(value)))
-                    .collect(),
-            ),
-        };
-        Ok(to_python_json(&body)?.get().to_owned())
-    }
-
     /// The queue's URL: verbatim for a URL, `GetQueueUrl` (cached) for a name or ARN.
-    pub async fn queue_url(&self, queue: &str, options: &SendOptions) -> Result<String, Error> {
+    async fn url(&self, queue: &str, prefix: Option<&Option<String>>) -> Result<String, Error> {
         if queue.starts_with("http://") || queue.starts_with("https://") {
             return Ok(queue.to_owned());
         }
         let name = if queue.starts_with("arn:aws:sqs:") {
             queue.to_owned()
         } else {
-            let prefix = match &options.queue_name_prefix {
+            let prefix = match prefix {
                 Some(prefix) => prefix.clone().unwrap_or_default(),
-                None => self.options.queue_name_prefix.clone(),
+                None => self.clients.options().queue_name_prefix.clone(),
             };
             format!("{prefix}{queue}")
         };
         if let Some(url) = self
-            .queues
+            .urls
             .lock()
             .ok()
-            .and_then(|queues| queues.get(&name).cloned())
+            .and_then(|urls| urls.get(&name).cloned())
         {
             return Ok(url);
         }
+        let clients = self.clients.get().await?;
         let url = if name.starts_with("arn:aws:sqs:") {
-            queue_url_from_arn(&self.clients, &name).await?
+            queue_url_from_arn(clients, &name).await?
         } else {
-            match self
-                .clients
-                .sqs()
-                .get_queue_url()
-                .queue_name(&name)
-                .send()
-                .await
-            {
+            match clients.sqs().get_queue_url().queue_name(&name).send().await {
                 Ok(output) => output.queue_url().map(str::to_owned),
                 Err(error) => {
                     let error = aws("GetQueueUrl", error);
@@ -297,11 +452,32 @@ impl SqsSender {
                 queue: queue.to_owned(),
             });
         };
-        if let Ok(mut queues) = self.queues.lock() {
-            queues.insert(name, url.clone());
+        if let Ok(mut urls) = self.urls.lock() {
+            urls.insert(name, url.clone());
         }
         Ok(url)
     }
+}
+
+/// tomodachi's `MessageBodyFormatter` output.
+fn body(request: &SqsSend, queue_url: &str) -> Result<String, Error> {
+    let body = Body {
+        kind: "Message",
+        queue_url,
+        version: "0",
+        message: &request.message,
+        timestamp: chrono::Utc::now()
+            .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+        message_attributes: OrderedAttributes(
+            request
+                .attributes
+                .iter()
+                .map(|(name, value)| (name.as_str(), to_body(value)))
+                .collect(),
+        ),
+    };
+    Ok(to_python_json(&body)?.get().to_owned())
 }
 
 fn raw_text(data: &RawValue) -> Result<String, Error> {

@@ -12,7 +12,8 @@ use serde_json::json;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, mpsc, watch};
-use tomodachi_core::{Message, Outcome, Shutdown, Source};
+use tomodachi_core::health::SourceState;
+use tomodachi_core::{Health, Message, Outcome, Shutdown, Source};
 use tomodachi_sqs::{AwsClients, SqsConsumer, SqsSender, Subscription};
 use tower::service_fn;
 
@@ -97,6 +98,8 @@ async fn transient_errors_back_off_and_recover() {
         }
     });
     let shutdown = Shutdown::new();
+    let health = Health::new();
+    let reporter = health.reporter("sqs");
     let running = SqsConsumer::new(
         proxied,
         options(),
@@ -105,10 +108,13 @@ async fn transient_errors_back_off_and_recover() {
             .wait_time(Duration::from_secs(1)),
         identity("flaky"),
     )
+    .health(reporter.clone())
     .start(service, shutdown.clone())
     .await
     .unwrap();
     let running = tokio::spawn(running);
+    assert_eq!(reporter.state(), SourceState::Ready);
+    let mut states = health.subscribe();
 
     proxy.set_broken(true).await;
     SqsSender::new(direct.clone(), options(), identity("sender"))
@@ -138,12 +144,27 @@ async fn transient_errors_back_off_and_recover() {
         first.elapsed()
     );
     assert!(received.try_recv().is_err());
+    // Degraded from the first failing receive (readiness is 503 meanwhile).
+    match reporter.state() {
+        SourceState::Degraded { reason } => {
+            assert!(reason.starts_with("ReceiveMessage failing"), "{reason}");
+        }
+        other => panic!("not degraded while receives fail: {other:?}"),
+    }
 
     proxy.set_broken(false).await;
+    within(
+        60,
+        "ready again after the outage",
+        states.wait_for(|snapshot| snapshot.sources()[0].state() == &SourceState::Ready),
+    )
+    .await
+    .unwrap();
     let body = within(60, "the message after recovery", received.recv())
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("after the outage"));
     shutdown.trigger();
     within(30, "drain", running).await.unwrap().unwrap();
+    assert_eq!(reporter.state(), SourceState::Stopped);
 }

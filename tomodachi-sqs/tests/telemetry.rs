@@ -1,20 +1,22 @@
-//! Telemetry wiring against moto: `SnsPublisher` calls the installed publish hook and sends
-//! what it injects as message attributes; the consumer puts a `Delivery` with that trace
-//! context into each message. (Own test binary: the hook is process-wide.)
+//! Telemetry wiring against moto: a layer on `SnsPublisher` injects trace context, which
+//! it sends as message attributes; the consumer puts a `Delivery` with that trace context
+//! into each message.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
 
 use std::convert::Infallible;
-use std::fmt;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde_json::json;
 use tokio::sync::mpsc;
-use tomodachi_core::telemetry::{self, Delivery, FinishPublish, Publish, PublishHook, PublishSpan};
+use tomodachi_core::telemetry::{self, Delivery, PublishRequest};
 use tomodachi_core::{JsonEnvelope, Message, Outcome, Shutdown, Source};
 use tomodachi_sqs::{SnsPublisher, SqsConsumer, Subscription};
+use tower::{Layer, Service};
 
 use support::*;
 
@@ -22,34 +24,53 @@ const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-
 
 static PUBLISHES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
-#[derive(Debug)]
-struct Hook;
+/// A stand-in for a producer-span layer: injects trace context into each publish request
+/// and records where it went and how it ended.
+#[derive(Debug, Clone)]
+struct Trace;
 
-struct Finished(String);
+impl<S> Layer<S> for Trace {
+    type Service = Traced<S>;
 
-impl FinishPublish for Finished {
-    fn finish(self: Box<Self>, error: Option<&dyn fmt::Display>) {
-        let state = if error.is_some() { "failed" } else { "ok" };
-        PUBLISHES
-            .lock()
-            .unwrap()
-            .push(format!("{} {state}", self.0));
+    fn layer(&self, inner: S) -> Traced<S> {
+        Traced(inner)
     }
 }
 
-impl PublishHook for Hook {
-    fn start(&self, publish: &Publish<'_>, inject: &mut dyn FnMut(&str, &str)) -> PublishSpan {
-        inject("traceparent", TRACEPARENT);
-        PublishSpan::new(Finished(format!(
-            "{} {}",
-            publish.system, publish.destination
-        )))
+#[derive(Debug, Clone)]
+struct Traced<S>(S);
+
+impl<S, R> Service<R> for Traced<S>
+where
+    S: Service<R>,
+    S::Future: Send + 'static,
+    R: PublishRequest,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: R) -> Self::Future {
+        let publish = request.publish();
+        let name = format!("{} {}", publish.system, publish.destination);
+        request.inject("traceparent", TRACEPARENT);
+        let sent = self.0.call(request);
+        Box::pin(async move {
+            let result = sent.await;
+            let state = if result.is_ok() { "ok" } else { "failed" };
+            PUBLISHES.lock().unwrap().push(format!("{name} {state}"));
+            result
+        })
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_injects_and_consumer_delivers_the_trace_context() {
-    telemetry::set_publish_hook(Hook).unwrap();
+    telemetry::enable();
     let clients = clients().await;
     let topic = unique("otel");
     let queue = unique("otel-q");
@@ -79,7 +100,8 @@ async fn publish_injects_and_consumer_delivers_the_trace_context() {
     .unwrap();
     let running = tokio::spawn(running);
 
-    let publisher = SnsPublisher::new(clients.clone(), options(), identity("publisher"));
+    let publisher =
+        SnsPublisher::new(clients.clone(), options(), identity("publisher")).layer(Trace);
     let message_id = publisher.publish(&json!({"n": 1}), &topic).await.unwrap();
 
     let delivery = within(30, "the delivery", rx.recv()).await.unwrap();

@@ -24,8 +24,6 @@ pub struct ExecutionContext {
     pub init_timestamp: f64,
     /// The working directory.
     pub cwd: String,
-    /// Always false: there is no file watcher.
-    pub watcher_enabled: bool,
     /// Per transport (`http`, `aws_sns_sqs`, `amqp`, `scheduled_functions`).
     pub transports: Vec<TransportContext>,
 }
@@ -71,7 +69,6 @@ pub fn execution_context() -> ExecutionContext {
         cwd: std::env::current_dir()
             .map(|dir| dir.display().to_string())
             .unwrap_or_default(),
-        watcher_enabled: false,
         transports: transports(),
     }
 }

@@ -83,7 +83,7 @@ where
         T: 'static,
     {
         let (service, _name) = self.message_handler(handler);
-        let service = crate::service::wrap(&self.layers, service, self.envelope.as_ref());
+        let service = crate::service::wrap(&self.layers, service, self.envelope.as_ref(), None);
         match tomodachi_core::driver::oneshot(service, message, classifier).await {
             Ok(outcome) => outcome,
             // A service that can take no work leaves the message with the broker.

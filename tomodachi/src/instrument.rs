@@ -2,10 +2,11 @@
 //! feature).
 //!
 //! [`Process::run`](crate::Process::run) installs it (providers and exporters from `OTEL_*`,
-//! the Prometheus endpoint, the publish hook, the `tracing` bridge) before the services start
-//! and flushes it after they stop. The transports then wrap their handlers: message handlers in
+//! the Prometheus endpoint, the `tracing` bridge) before the services start and flushes it
+//! after they stop. The transports then wrap their handlers: message handlers in
 //! `tomodachi_otel::MessageTraceLayer` (outermost, around the envelope), the HTTP router's
-//! routes in `tomodachi_otel::HttpTraceLayer`.
+//! routes in `tomodachi_otel::HttpTraceLayer`, and the service's publishers in
+//! `tomodachi_otel::PublishTraceLayer`.
 
 use std::sync::OnceLock;
 
@@ -50,9 +51,7 @@ pub(crate) async fn install(
 pub(crate) fn use_telemetry(telemetry: Option<Telemetry>) {
     let Some(telemetry) = telemetry else { return };
     telemetry.bridge_tracing(None);
-    if tomodachi_core::telemetry::set_publish_hook(telemetry.publish_hook()).is_err() {
-        tracing::warn!(target: "tomodachi.opentelemetry", "a publish hook was already installed; keeping it");
-    }
+    tomodachi_core::telemetry::enable();
     if TELEMETRY.set(telemetry).is_err() {
         tracing::warn!(target: "tomodachi.opentelemetry", "OpenTelemetry was already installed in this process; keeping the first");
     }

@@ -3,8 +3,15 @@
 pub mod banner;
 pub mod cli;
 mod context;
+pub mod docs {
+    //! Longer topics.
+
+    #[doc = include_str!("docs/shutdown.md")]
+    pub mod shutdown {}
+}
 #[cfg(feature = "test-util")]
 mod harness;
+mod health;
 #[cfg(feature = "otel")]
 mod instrument;
 mod lifecycle;
@@ -14,6 +21,7 @@ pub mod middleware {}
 pub mod options;
 pub mod prelude;
 mod process;
+mod publishers;
 mod service;
 mod transport;
 
@@ -22,7 +30,7 @@ pub use context::{
     ExecutionContext, TOMODACHI_COMPATIBLE_VERSION, TransportContext, execution_context,
 };
 pub use logging::{LogFormat, LogLevel};
-pub use options::{Options, OptionsError, WatcherOptions};
+pub use options::{HealthOptions, Options, OptionsError};
 pub use process::{Exit, Process, exit};
 pub use service::{BoxMessageService, HookResult, Service};
 

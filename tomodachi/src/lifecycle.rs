@@ -8,12 +8,17 @@
 //! A failing `on_start`, transport setup or `on_started` logs `failed to start service`
 //! and exits with 1, still running `on_stopping` and `on_stop`. A signal during startup
 //! abandons the startup at once and stops the same way.
+//!
+//! Health: the probes' listeners (option `health.port`) start first and stop last; the
+//! process is ready from `started service successfully` until shutdown starts.
 
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use tomodachi_core::{BoxError, Shutdown};
+use tomodachi_core::health::Phase;
+use tomodachi_core::{BoxError, Health, Shutdown};
 
+use crate::health::Probes;
 use crate::service::{HookFn, Plan, RunContext, Running};
 
 /// How the lifecycle ended.
@@ -29,8 +34,18 @@ pub(crate) enum Ending {
 
 /// Runs `plans` until `stop` is triggered. Transports watch a shutdown of their own that
 /// is triggered only after the `on_stopping` hooks have run.
-pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
+pub(crate) async fn run(mut plans: Vec<Plan>, stop: Shutdown) -> Ending {
     let sources_shutdown = Shutdown::new();
+    let health = Health::new();
+    let heartbeat = health.spawn_heartbeat(crate::health::HEARTBEAT);
+    let checks = plans
+        .iter_mut()
+        .flat_map(|plan| std::mem::take(&mut plan.checks))
+        .collect();
+    let probes = Probes::new(health.clone(), stop.clone(), checks);
+    // The probes' own listeners answer until the very end.
+    let probes_shutdown = Shutdown::new();
+    let mut probe_listeners = Vec::new();
     let mut identities = Vec::with_capacity(plans.len());
     let mut hooks = Vec::with_capacity(plans.len());
     let mut registrations = Vec::with_capacity(plans.len());
@@ -43,6 +58,8 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
             layers: plan.layers,
             envelope: plan.envelope,
             resources: Arc::default(),
+            health: health.clone(),
+            probes: probes.clone(),
         };
         identities.push(plan.identity);
         hooks.push(plan.hooks);
@@ -60,7 +77,17 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         .iter_mut()
         .map(|h| std::mem::take(&mut h.on_started))
         .collect();
+    let listeners: Vec<_> = registrations
+        .iter()
+        .map(|(context, _)| context.options.health.clone())
+        .filter(|options| options.enabled)
+        .filter_map(|options| Some((options.port?, options)))
+        .collect();
     let startup = async {
+        for (port, options) in &listeners {
+            let listener = listen(&probes, options, *port, probes_shutdown.clone()).await?;
+            probe_listeners.push(tokio::spawn(listener));
+        }
         run_hooks_strict(on_start).await?;
         let mut running: Vec<Running> = Vec::new();
         for (context, registrations) in registrations {
@@ -97,6 +124,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         for identity in &identities {
             tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "ready", "started service successfully");
         }
+        health.set_phase(Phase::Running);
     }
     // A transport that fails while running stops the service with exit code 1.
     let tasks: Vec<_> = running
@@ -120,6 +148,7 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
     if ending == Ending::Stopped {
         stop.triggered().await;
     }
+    health.set_phase(Phase::Stopping);
 
     for identity in &identities {
         tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "stopping", "stopping service");
@@ -142,10 +171,42 @@ pub(crate) async fn run(plans: Vec<Plan>, stop: Shutdown) -> Ending {
         .map(|h| std::mem::take(&mut h.on_stop))
         .collect();
     run_hooks_logged(on_stop).await;
+    probes_shutdown.trigger();
+    for listener in join_all(probe_listeners).await {
+        if let Ok(Err(error)) = listener {
+            tracing::warn!(target: "tomodachi.health", "the health probes' listener failed: {error}");
+        }
+    }
+    heartbeat.abort();
     for identity in &identities {
         tracing::info!(target: "tomodachi.lifecycle", service = &*identity.name, state = "terminated", "terminated service");
     }
     ending
+}
+
+/// Starts the probes' own listener on `port`.
+#[cfg(feature = "http")]
+async fn listen(
+    probes: &Probes,
+    options: &crate::health::HealthOptions,
+    port: u16,
+    shutdown: Shutdown,
+) -> Result<Running, BoxError> {
+    probes.listen(options, port, shutdown).await
+}
+
+/// Without the `http` feature there is no listener to start.
+#[cfg(not(feature = "http"))]
+async fn listen(
+    _probes: &Probes,
+    _options: &crate::health::HealthOptions,
+    port: u16,
+    _shutdown: Shutdown,
+) -> Result<Running, BoxError> {
+    Err(format!(
+        "health.port is {port}: the health probes' listener needs the `http` feature of tomodachi"
+    )
+    .into())
 }
 
 async fn run_hooks_strict(hooks: Vec<Vec<HookFn>>) -> Result<(), BoxError> {

@@ -6,12 +6,14 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use tomodachi_core::{
-    BoxError, Message, Outcome, ServiceIdentity, SharedEnvelope, Shutdown, Transport,
+    BoxError, Health, HealthReporter, Message, Outcome, ServiceIdentity, SharedEnvelope, Shutdown,
+    Transport,
 };
 use tower::Layer;
 use tower::util::BoxCloneSyncService;
 
 use crate::Options;
+use crate::health::{CheckFn, Probes};
 
 /// A message handler after type erasure: what sources drive.
 pub type BoxMessageService = BoxCloneSyncService<Message, Outcome, BoxError>;
@@ -55,6 +57,7 @@ pub struct Service<S = ()> {
     pub(crate) layers: Vec<LayerFn>,
     pub(crate) registrations: Vec<Registration>,
     pub(crate) hooks: Hooks,
+    pub(crate) checks: Vec<(String, CheckFn)>,
 }
 
 pub(crate) type LayerFn = Arc<dyn Fn(BoxMessageService) -> BoxMessageService + Send + Sync>;
@@ -91,6 +94,8 @@ pub(crate) struct RunContext {
     pub(crate) layers: Arc<[LayerFn]>,
     pub(crate) envelope: Option<SharedEnvelope>,
     pub(crate) resources: Arc<std::sync::Mutex<Resources>>,
+    pub(crate) health: Health,
+    pub(crate) probes: Probes,
 }
 
 /// Values the handlers of one service share (one AMQP connection, one set of AWS clients).
@@ -115,20 +120,23 @@ impl RunContext {
     }
 
     /// `service` wrapped in the service's message layers (first added = outermost), then
-    /// in the envelope, if one is given, then (instrumented) in the telemetry layer,
-    /// outermost of all: the one path of every message source, so a message that does not
-    /// open gets the same record and outcome, and its span, with or without telemetry.
+    /// in the layer that hands it the service's publishers, in the envelope, if one is
+    /// given, then (instrumented) in the telemetry layer, outermost of all: the one path of
+    /// every message source, so a message that does not open gets the same record and
+    /// outcome, and its span, with or without telemetry.
     pub(crate) fn wrap(
         &self,
         service: BoxMessageService,
         envelope: Option<&SharedEnvelope>,
     ) -> BoxMessageService {
-        wrap(&self.layers, service, envelope)
+        let publishers = crate::publishers::Publishers::of(self);
+        wrap(&self.layers, service, envelope, Some(&publishers))
     }
 }
 
-/// `service` wrapped in `layers` (first = outermost), then in the envelope, if one is given,
-/// then (instrumented) in the telemetry layer: a message handler as every source, and
+/// `service` wrapped in `layers` (first = outermost), then in the layer that hands it the
+/// service's `publishers` (if given), in the envelope, if one is given, then (instrumented)
+/// in the telemetry layer: a message handler as every source, and
 /// [`Service::handle`](crate::Service) in tests, run it.
 #[cfg_attr(
     not(any(
@@ -143,16 +151,23 @@ pub(crate) fn wrap(
     layers: &[LayerFn],
     service: BoxMessageService,
     envelope: Option<&SharedEnvelope>,
+    publishers: Option<&crate::publishers::Publishers>,
 ) -> BoxMessageService {
     let mut service = service;
     for layer in layers.iter().rev() {
         service = layer(service);
     }
-    let service = match envelope {
-        Some(envelope) => BoxCloneSyncService::new(
+    // One box for the publishers and the envelope (a box per message).
+    let publishers = publishers.map(crate::publishers::Publishers::message_layer);
+    let service = match (envelope, publishers) {
+        (Some(envelope), Some(publishers)) => BoxCloneSyncService::new(
+            tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(publishers.layer(service)),
+        ),
+        (Some(envelope), None) => BoxCloneSyncService::new(
             tomodachi_core::EnvelopeLayer::new(envelope.clone()).layer(service),
         ),
-        None => service,
+        (None, Some(publishers)) => BoxCloneSyncService::new(publishers.layer(service)),
+        (None, None) => service,
     };
     // `--opentelemetry-instrument`: the span is outermost, around the envelope.
     #[cfg(feature = "otel")]
@@ -165,13 +180,44 @@ pub(crate) fn wrap(
 /// The work a source does after its setup; resolves once drained.
 pub(crate) type Running = BoxFuture<'static, Result<(), BoxError>>;
 
-/// A source's running future as [`Running`].
-pub(crate) fn running<F, E>(work: F) -> Running
-where
-    F: Future<Output = Result<(), E>> + Send + 'static,
-    E: Into<BoxError>,
-{
-    Box::pin(async move { work.await.map_err(Into::into) })
+#[cfg_attr(
+    not(any(
+        feature = "amqp",
+        feature = "sqs",
+        feature = "schedule",
+        feature = "http"
+    )),
+    allow(dead_code)
+)]
+impl RunContext {
+    /// Registers a source called `name` with the health registry (starting).
+    pub(crate) fn reporter(&self, name: impl Into<String>) -> HealthReporter {
+        self.health.reporter(name)
+    }
+
+    /// A started source's work as [`Running`], reported to `health`: ready now,
+    /// draining from the moment shutdown reaches the sources, stopped once drained.
+    pub(crate) fn running<F, E>(&self, health: HealthReporter, work: F) -> Running
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        health.ready();
+        let shutdown = self.shutdown.clone();
+        Box::pin(async move {
+            let work = async move { work.await.map_err(Into::<BoxError>::into) };
+            tokio::pin!(work);
+            let result = tokio::select! {
+                result = &mut work => result,
+                () = shutdown.triggered() => {
+                    health.draining();
+                    work.await
+                }
+            };
+            health.stopped();
+            result
+        })
+    }
 }
 
 /// A transport handler waiting for the service to start.
@@ -193,6 +239,7 @@ impl Service<()> {
             layers: Vec::new(),
             registrations: Vec::new(),
             hooks: Hooks::default(),
+            checks: Vec::new(),
         }
     }
 }
@@ -216,6 +263,7 @@ where
             layers: self.layers,
             registrations: self.registrations,
             hooks: self.hooks,
+            checks: self.checks,
         }
     }
 
@@ -335,6 +383,44 @@ where
         self
     }
 
+    /// Adds a readiness check called `name` (a database ping, say): the readiness probe
+    /// runs it on every request while the service is running, and answers 503 while it
+    /// fails (the error is the reason in the probe's JSON). It gets the service's state.
+    ///
+    /// ```no_run
+    /// use tomodachi::Service;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db;
+    ///
+    /// impl Db {
+    ///     async fn ping(&self) -> Result<(), std::io::Error> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # async fn tick() {}
+    /// # async fn run() -> tomodachi::Exit {
+    /// Service::new("orders")
+    ///     .state(Db)
+    ///     .health_check("database", |db: Db| async move { db.ping().await })
+    ///     # .schedule(tomodachi::Schedule::heartbeat(), tick)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn health_check<F, Fut, R>(mut self, name: impl Into<String>, check: F) -> Self
+    where
+        F: Fn(S) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: HookResult,
+    {
+        let check = crate::health::check_fn(self.state.clone(), check);
+        self.checks.push((name.into(), check));
+        self
+    }
+
     fn hook<F, Fut, R>(&self, hook: F) -> HookFn
     where
         F: FnOnce(S) -> Fut + Send + 'static,
@@ -390,11 +476,12 @@ where
         self.register(transport, move |context| async move {
             let envelope = context.envelope.clone();
             let service = context.wrap(service, envelope.as_ref());
+            let health = context.reporter(transport.as_str());
             let work = source
                 .start(service, context.shutdown.clone())
                 .await
                 .map_err(Into::into)?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 
@@ -501,6 +588,7 @@ pub(crate) struct Plan {
     pub(crate) layers: Arc<[LayerFn]>,
     pub(crate) registrations: Vec<Registration>,
     pub(crate) hooks: Hooks,
+    pub(crate) checks: Vec<(String, CheckFn)>,
 }
 
 impl<S> From<Service<S>> for Plan {
@@ -516,6 +604,7 @@ impl<S> From<Service<S>> for Plan {
             layers: service.layers.into(),
             registrations: service.registrations,
             hooks: service.hooks,
+            checks: service.checks,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! One trace from an HTTP request (with an incoming `traceparent`) through an AMQP publish
-//! and an SNS publish to the consumers of those messages, with `--opentelemetry-instrument`
-//! and no code change in the handlers. Needs RabbitMQ at 127.0.0.1:5672 and moto at
+//! and an SNS publish (by the service's own publishers, which the facade hands the HTTP
+//! handler) to the consumers of those messages, with `--opentelemetry-instrument` and no
+//! code change in the handlers. Needs RabbitMQ at 127.0.0.1:5672 and moto at
 //! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`). (Own test binary: OpenTelemetry is installed
 //! once per process.)
 #![cfg(all(feature = "otel", feature = "http", feature = "amqp", feature = "sqs"))]
@@ -12,15 +13,14 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tomodachi::amqp::{AmqpOptions, AmqpPublisher, Binding};
+use tomodachi::amqp::{AmqpPublisher, Binding, PublishOptions};
 use tomodachi::http::HttpRouter;
+use tomodachi::http::axum::Extension as HttpExtension;
 use tomodachi::http::axum::extract::State as HttpState;
 use tomodachi::http::axum::routing::post;
 use tomodachi::options::HttpOptions;
-use tomodachi::sqs::{
-    AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, Subscription,
-};
-use tomodachi::{Data, JsonEnvelope, Options, Process, Service, ServiceIdentity, State};
+use tomodachi::sqs::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, Subscription};
+use tomodachi::{Data, JsonEnvelope, Options, Process, Service, State};
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -29,24 +29,24 @@ type Seen = mpsc::UnboundedSender<(&'static str, Option<(String, String)>)>;
 
 #[derive(Clone)]
 struct App {
-    publisher: AmqpPublisher,
-    sns: SnsPublisher,
+    exchange: String,
     topic: String,
     seen: Seen,
 }
 
-async fn order(HttpState(app): HttpState<App>) -> &'static str {
+async fn order(
+    HttpState(app): HttpState<App>,
+    HttpExtension(amqp): HttpExtension<AmqpPublisher>,
+    HttpExtension(sns): HttpExtension<SnsPublisher>,
+) -> &'static str {
     let _ = app
         .seen
         .send(("http", tomodachi::otel::current_trace_ids()));
-    app.publisher
-        .publish(&json!({"order": 1}), "otel.order.created")
+    let to_exchange = PublishOptions::new().exchange(&app.exchange);
+    amqp.publish_with(&json!({"order": 1}), "otel.order.created", to_exchange)
         .await
         .unwrap();
-    app.sns
-        .publish(&json!({"order": 1}), &app.topic)
-        .await
-        .unwrap();
+    sns.publish(&json!({"order": 1}), &app.topic).await.unwrap();
     "ok"
 }
 
@@ -93,21 +93,9 @@ async fn http_request_publish_and_consume_share_one_trace() {
     let (seen_tx, mut seen_rx) = mpsc::unbounded_channel();
     let topic = format!("otel-prop-{}", std::process::id());
     let (aws_options, endpoints) = aws();
-    let clients = AwsClients::from_options(&aws_options, &endpoints)
-        .await
-        .expect("moto reachable");
     let app = App {
-        sns: SnsPublisher::new(
-            clients,
-            aws_options.clone(),
-            ServiceIdentity::new("otel-prop", "u-1"),
-        ),
+        exchange: exchange.clone(),
         topic: topic.clone(),
-        publisher: AmqpPublisher::new(
-            AmqpOptions::default(),
-            ServiceIdentity::new("otel-prop", "u-1"),
-        )
-        .exchange(&exchange),
         seen: seen_tx,
     };
     let (started_tx, started_rx) = oneshot::channel::<()>();

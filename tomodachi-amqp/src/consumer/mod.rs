@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use tomodachi_core::driver::Driver;
 use tomodachi_core::{
-    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source,
+    BoxError, EnvelopeLayer, HealthReporter, Message, Outcome, ServiceIdentity, Shutdown, Source,
 };
 use tower::util::Either;
 use tower::{Layer, Service};
@@ -68,6 +68,7 @@ pub struct Consumer {
     resolved: ResolvedBinding,
     publisher: Option<AmqpPublisher>,
     drain_timeout: Option<Duration>,
+    health: HealthReporter,
 }
 
 impl Consumer {
@@ -94,6 +95,7 @@ impl Consumer {
             resolved,
             publisher: None,
             drain_timeout: None,
+            health: HealthReporter::default(),
         }
     }
 
@@ -111,6 +113,15 @@ impl Consumer {
     #[must_use]
     pub fn drain_timeout(mut self, timeout: Duration) -> Self {
         self.drain_timeout = Some(timeout);
+        self
+    }
+
+    /// Reports the consumer's health to `reporter`: ready once it consumes, degraded
+    /// (with the reason) while the connection is lost or it is subscribing again,
+    /// draining on shutdown, stopped once drained.
+    #[must_use]
+    pub fn health(mut self, reporter: HealthReporter) -> Self {
+        self.health = reporter;
         self
     }
 
@@ -139,6 +150,7 @@ where
 
     async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
+        self.health.ready();
         tracing::info!(
             target: "tomodachi.amqp",
             queue_name = %self.resolved.queue_name,
@@ -183,6 +195,10 @@ where
         .drain_grace(consumer.drain_timeout);
     let mut result = Ok(());
     let mut session = Some(session);
+    consumer
+        .connection
+        .report_health(consumer.health.clone(), shutdown.clone())
+        .await;
     while let Some(current) = session.as_mut() {
         let ready = match driver.ready().await {
             Ok(Some(ready)) => ready,
@@ -232,15 +248,21 @@ where
                     queue_name = %consumer.resolved.queue_name,
                     "consumer interrupted [amqp]: waiting for the connection to recover"
                 );
+                consumer
+                    .health
+                    .degraded(format!("connection lost, recovering: {error}"));
                 let recovered =
                     unless_shutdown(&shutdown, current.channel.wait_for_recovery(error)).await;
                 match recovered {
                     None => break,
-                    Some(Ok(())) => tracing::info!(
-                        target: "tomodachi.amqp",
-                        queue_name = %consumer.resolved.queue_name,
-                        "consumer recovered [amqp]"
-                    ),
+                    Some(Ok(())) => {
+                        tracing::info!(
+                            target: "tomodachi.amqp",
+                            queue_name = %consumer.resolved.queue_name,
+                            "consumer recovered [amqp]"
+                        );
+                        consumer.health.ready();
+                    }
                     Some(Err(error)) => {
                         tracing::warn!(target: "tomodachi.amqp", %error, "recovery failed [amqp]: reconnecting");
                         current.close().await;
@@ -257,6 +279,9 @@ where
                     queue_name = %consumer.resolved.queue_name,
                     "consumer cancelled by the broker [amqp]: subscribing again"
                 );
+                consumer
+                    .health
+                    .degraded("consumer cancelled by the broker: subscribing again");
                 current.close().await;
                 session = reconnect(&consumer, &shutdown).await;
             }
@@ -264,6 +289,7 @@ where
     }
 
     tracing::debug!(target: "tomodachi.amqp", queue_name = %consumer.resolved.queue_name, "draining amqp consumer");
+    consumer.health.draining();
     if let Some(session) = &session {
         session.cancel().await;
     }
@@ -274,6 +300,7 @@ where
     if consumer.owns_connection {
         consumer.connection.close().await;
     }
+    consumer.health.stopped();
     result
 }
 
@@ -294,10 +321,18 @@ async fn reconnect(consumer: &Consumer, shutdown: &Shutdown) -> Option<Session> 
                     "consuming from queue [amqp] \"{}\" again",
                     consumer.resolved.queue_name
                 );
+                consumer.health.ready();
+                consumer
+                    .connection
+                    .report_health(consumer.health.clone(), shutdown.clone())
+                    .await;
                 return Some(session);
             }
             Err(error) => {
                 tracing::warn!(target: "tomodachi.amqp", %error, retry_in = ?backoff, "unable to subscribe again [amqp]");
+                consumer
+                    .health
+                    .degraded(format!("unable to subscribe again: {error}"));
                 unless_shutdown(shutdown, tokio::time::sleep(backoff)).await?;
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }

@@ -13,8 +13,8 @@
 //!
 //! - **Readiness.** [`Driver::ready`] awaits the service's `poll_ready` (so
 //!   `ConcurrencyLimitLayer` is prefetch control), cut short by shutdown.
-//! - **A `poll_ready` error** means, as tower says, that the service can take no more
-//!   work. The policy is the same on every source: the driver logs
+//! - **A `poll_ready` error** (or a panic in `poll_ready`) means, as tower says, that
+//!   the service can take no more work. The policy is the same on every source: the driver logs
 //!   `uncaught exception: …` on `exception` and returns [`ServiceFailed`]; the source stops
 //!   taking work, drains what is in flight and fails with it (the facade stops the process
 //!   with exit code 1). A service that is only busy must answer `Pending`, not an error.
@@ -211,10 +211,7 @@ where
             return Ok(None);
         }
         let service = &mut self.service;
-        // Errors boxed at once: nothing of `S::Error` lives across an await.
-        let mut poll_ready = std::future::poll_fn(|cx: &mut Context<'_>| {
-            service.poll_ready(cx).map_err(Into::<BoxError>::into)
-        });
+        let mut poll_ready = std::future::poll_fn(|cx: &mut Context<'_>| poll_ready(service, cx));
         // Ready at once (the usual case): no shutdown future to set up.
         let now = futures_util::poll!(&mut poll_ready);
         let ready = match now {
@@ -323,6 +320,27 @@ where
     }
 }
 
+/// `service.poll_ready`, its error boxed at once (nothing of `S::Error` lives across an
+/// await) and a panic of it an error too: a layer that panics in `poll_ready` fails the
+/// service as an error would, instead of unwinding through the source's loop.
+fn poll_ready<S>(service: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>>
+where
+    S: Service<Message>,
+    S::Error: Into<BoxError>,
+{
+    match crate::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.poll_ready(cx))) {
+        Ok(poll) => poll.map_err(Into::into),
+        Err(panic) => {
+            let message = crate::panic::message(&*panic);
+            let error = match crate::panic::location() {
+                Some(location) => format!("poll_ready panicked at {location}: {message}"),
+                None => format!("poll_ready panicked: {message}"),
+            };
+            Poll::Ready(Err(error.into()))
+        }
+    }
+}
+
 /// What [`Driver::drain`] left behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -425,9 +443,9 @@ where
         classifier: Arc::new(classifier),
         handler: Arc::from("handler"),
     });
-    std::future::poll_fn(|cx| service.poll_ready(cx))
+    std::future::poll_fn(|cx| poll_ready(&mut service, cx))
         .await
-        .map_err(|error| ServiceFailed(error.into()))?;
+        .map_err(ServiceFailed)?;
     Ok(OutcomeFuture::new(|| service.call(message), shared).await)
 }
 
@@ -550,6 +568,35 @@ mod tests {
             error.to_string(),
             "the service failed and can take no more work: worker gone"
         );
+    }
+
+    /// A layer that panics in `poll_ready` fails the service (the source stops, drains
+    /// and fails, the process exits 1); the panic does not unwind through the source.
+    #[tokio::test]
+    async fn a_panic_in_poll_ready_fails_the_service() {
+        #[derive(Clone)]
+        struct Panics;
+        impl Service<Message> for Panics {
+            type Response = Outcome;
+            type Error = std::io::Error;
+            type Future = std::future::Ready<Result<Outcome, std::io::Error>>;
+            fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+                panic!("semaphore gone")
+            }
+            fn call(&mut self, _: Message) -> Self::Future {
+                std::future::ready(Ok(Outcome::Ack))
+            }
+        }
+        let mut driver = Driver::new(TEST, Panics, Shutdown::new());
+        let error = driver.ready().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the service failed and can take no more work: poll_ready panicked: semaphore gone"
+        );
+        let error = oneshot(Panics, Message::new(""), RetryOnFailure)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().ends_with("semaphore gone"), "{error}");
     }
 
     #[tokio::test]

@@ -72,10 +72,16 @@ pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
 
     /// Wraps this one handler in `layer` (axum's `Handler::layer`): any tower layer whose
     /// service answers `Message` with `Outcome`, such as
-    /// [`HandlerTimeoutLayer`](crate::HandlerTimeoutLayer) or `tower`'s
-    /// `ConcurrencyLimitLayer`. The layer runs inside the service-wide layers and the
-    /// envelope (the message is opened); its errors are the handler's errors. The layer
-    /// orders side by side: the facade's `tomodachi::middleware` page.
+    /// [`HandlerTimeoutLayer`](crate::HandlerTimeoutLayer). The layer runs inside the
+    /// service-wide layers and the envelope (the message is opened); its errors are the
+    /// handler's errors. The layer orders side by side: the facade's
+    /// `tomodachi::middleware` page.
+    ///
+    /// As in axum, the layer wraps each message's call afresh, so a layer whose service
+    /// keeps state of its own limits nothing here: `tower`'s `ConcurrencyLimitLayer` would
+    /// make a new semaphore for every message. Limit concurrency on the service's layers
+    /// (where readiness is the prefetch), or share the state
+    /// (`GlobalConcurrencyLimitLayer`).
     ///
     /// ```
     /// use std::time::Duration;

@@ -256,13 +256,51 @@ where
                     return Ok(Outcome::retry());
                 }
             }
+            // Made before the call: a call that panics, or a future dropped by a timeout
+            // around this layer, forgets the mark too.
+            let mark = Mark(Some((store.clone(), key.clone())));
             let result = inner.call(message).await;
+            mark.disarm();
             let handled = matches!(result, Ok(Outcome::Ack));
             if let Err(error) = store.finish(&key, handled).await {
                 tracing::error!(target: "tomodachi.dedup", message_uuid = key, error_message = %error, "dedup store failed to record the message");
             }
             result
         })
+    }
+}
+
+/// A message marked in progress in the store. If the handling ends without an outcome (a
+/// panic the driver caught, a timeout around this layer dropping the future), the mark is
+/// forgotten: a message must not stay "in progress" for ever, or every redelivery of it
+/// would be retried as a duplicate without its handler being called again.
+struct Mark<St: DedupStore>(Option<(Arc<St>, String)>);
+
+impl<St: DedupStore> Mark<St> {
+    /// The handling ended with an outcome: the caller records it.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl<St: DedupStore> Drop for Mark<St> {
+    fn drop(&mut self) {
+        let Some((store, key)) = self.0.take() else {
+            return;
+        };
+        let mut forget = Box::pin(async move {
+            if let Err(error) = store.finish(&key, false).await {
+                tracing::error!(target: "tomodachi.dedup", message_uuid = key, error_message = %error, "dedup store failed to forget the message");
+            }
+        });
+        // A store that answers at once (the in-memory one) forgets now, before the
+        // redelivery; a slower one on the runtime.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        if forget.as_mut().poll(&mut cx).is_pending()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(forget);
+        }
     }
 }
 
@@ -331,6 +369,55 @@ mod tests {
         );
         assert_eq!(
             service.clone().oneshot(message("b")).await,
+            Ok(Outcome::Ack)
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A panic is caught by the driver, outside this layer: the mark must not stay "in
+    /// progress", or every redelivery would be retried as a duplicate, never handled.
+    #[tokio::test]
+    async fn a_message_whose_handler_panicked_is_handled_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_m: Message| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                assert!(n > 0, "first delivery panics");
+                Ok::<_, std::convert::Infallible>(Outcome::Ack)
+            }
+        });
+        let service = DedupLayer::default().layer(inner);
+        let outcome =
+            |service| crate::driver::oneshot(service, message("p"), crate::RetryOnFailure);
+        assert_eq!(outcome(service.clone()).await.unwrap(), Outcome::retry());
+        assert_eq!(outcome(service.clone()).await.unwrap(), Outcome::Ack);
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A timeout around the layer drops the handler's future: the mark is forgotten with
+    /// it, and the redelivery is handled.
+    #[tokio::test(start_paused = true)]
+    async fn a_message_whose_handler_timed_out_is_handled_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_m: Message| {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n == 0 {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                }
+                Ok::<_, std::convert::Infallible>(Outcome::Ack)
+            }
+        });
+        let service = crate::HandlerTimeoutLayer::new(Duration::from_secs(5))
+            .layer(DedupLayer::default().layer(inner));
+        assert_eq!(
+            service.clone().oneshot(message("t")).await,
+            Ok(Outcome::retry())
+        );
+        assert_eq!(
+            service.clone().oneshot(message("t")).await,
             Ok(Outcome::Ack)
         );
         assert_eq!(calls.load(Ordering::SeqCst), 2);

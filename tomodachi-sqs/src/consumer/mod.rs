@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tomodachi_core::driver::{Driver, Settle};
 use tomodachi_core::{
-    BoxError, EnvelopeLayer, Message, Outcome, ServiceIdentity, Shutdown, Source,
+    BoxError, EnvelopeLayer, HealthReporter, Message, Outcome, ServiceIdentity, Shutdown, Source,
 };
 use tower::util::Either;
 use tower::{Layer as _, Service};
@@ -67,6 +67,7 @@ pub struct SqsConsumer {
     subscription: Subscription,
     identity: ServiceIdentity,
     delete_linger: Duration,
+    health: HealthReporter,
 }
 
 impl SqsConsumer {
@@ -83,6 +84,7 @@ impl SqsConsumer {
             subscription,
             identity,
             delete_linger: Duration::from_millis(5),
+            health: HealthReporter::default(),
         }
     }
 
@@ -101,6 +103,15 @@ impl SqsConsumer {
     #[must_use]
     pub fn delete_linger(mut self, linger: Duration) -> Self {
         self.delete_linger = linger;
+        self
+    }
+
+    /// Reports the consumer's health to `reporter`: ready once its queue is set up,
+    /// degraded from the first failing `ReceiveMessage` until one succeeds, draining on
+    /// shutdown, stopped once drained.
+    #[must_use]
+    pub fn health(mut self, reporter: HealthReporter) -> Self {
+        self.health = reporter;
         self
     }
 
@@ -164,6 +175,7 @@ where
                 return Err(error);
             }
         };
+        self.health.ready();
         Ok(Box::pin(run(self, queue, service, shutdown)))
     }
 }
@@ -279,12 +291,22 @@ where
                 if failures > 0 {
                     tracing::warn!(target: LOG, "Reconnected - receiving messages");
                 }
+                if failures > 0 {
+                    consumer.health.ready();
+                }
                 failures = 0;
                 output.messages.unwrap_or_default()
             }
             Err(error) => {
                 let error = aws("ReceiveMessage", error);
                 failures += 1;
+                if failures == 1 {
+                    // Degraded from the first failure of a streak: the probe shows for
+                    // how long (its `seconds`).
+                    consumer
+                        .health
+                        .degraded(format!("ReceiveMessage failing: {}", error.short()));
+                }
                 if error.is_queue_missing() {
                     tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({}) - setting the queue up again", error.short());
                     match consumer.run_setup().await {
@@ -391,9 +413,11 @@ where
     }
 
     tracing::info!(target: LOG, queue_name = %queue.queue_name, "draining sqs receiver loop");
+    consumer.health.draining();
     driver.drain().await;
     drop(shared);
     let _ = deleter_task.await;
+    consumer.health.stopped();
     result
 }
 

@@ -1,7 +1,7 @@
 //! The service options tree: tomodachi's option names and defaults, typed.
 //!
 //! [`Options`] holds one sub-tree per transport (behind that transport's feature) and the
-//! `watcher` sub-tree. Every leaf has a dotted key (`http.port`,
+//! `health` sub-tree. Every leaf has a dotted key (`http.port`,
 //! `amqp.qos.queue_prefetch_count`) that can be read with [`Options::get`], changed with
 //! [`Options::set`], and set from the environment as `TOMODACHI_` followed by the key in
 //! upper case with dots turned into underscores (`TOMODACHI_HTTP_PORT`,
@@ -11,11 +11,11 @@
 //! use tomodachi::options::Options;
 //!
 //! let mut options = Options::default();
-//! options.set("watcher.ignored_dirs", ["target"])?;
-//! options.apply_env([("TOMODACHI_WATCHER_WATCHED_FILE_ENDINGS", ".rs,.toml")])?;
-//! assert_eq!(options.watcher.ignored_dirs, ["target"]);
-//! assert_eq!(options.get("watcher.watched_file_endings")?, serde_json::json!([".rs", ".toml"]));
-//! assert!(options.get("watcher.nope").is_err());
+//! options.set("health.ready_path", "/ready")?;
+//! options.apply_env([("TOMODACHI_HEALTH_PORT", "9701")])?;
+//! assert_eq!(options.health.ready_path, "/ready");
+//! assert_eq!(options.get("health.port")?, serde_json::json!(9701));
+//! assert!(options.get("health.nope").is_err());
 //! # Ok::<(), tomodachi::options::OptionsError>(())
 //! ```
 
@@ -32,6 +32,8 @@ pub use tomodachi_http::HttpOptions;
 #[cfg(feature = "sqs")]
 pub use tomodachi_sqs::{AwsEndpointUrlsOptions, AwsSnsSqsOptions};
 
+pub use crate::health::HealthOptions;
+
 /// Prefix of the environment variables that set options.
 pub const ENV_PREFIX: &str = "TOMODACHI_";
 
@@ -43,13 +45,13 @@ pub const ENV_PREFIX: &str = "TOMODACHI_";
 /// or [`apply_process_env`](Options::apply_process_env).
 ///
 /// ```
-/// use tomodachi::options::{Options, WatcherOptions};
+/// use tomodachi::options::{HealthOptions, Options};
 ///
-/// let options = Options::new().watcher(WatcherOptions {
-///     ignored_dirs: vec!["target".into()],
-///     ..WatcherOptions::default()
+/// let options = Options::new().health(HealthOptions {
+///     port: Some(9701),
+///     ..HealthOptions::default()
 /// });
-/// assert_eq!(options.get("watcher.ignored_dirs")?, serde_json::json!(["target"]));
+/// assert_eq!(options.get("health.port")?, serde_json::json!(9701));
 /// # Ok::<(), tomodachi::options::OptionsError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -67,20 +69,8 @@ pub struct Options {
     /// `amqp.*`: the AMQP transport.
     #[cfg(feature = "amqp")]
     pub amqp: AmqpOptions,
-    /// `watcher.*`: the development file watcher.
-    pub watcher: WatcherOptions,
-}
-
-/// `watcher.*`: which files the development file watcher ignores and watches.
-///
-/// Both lists are empty by default.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WatcherOptions {
-    /// Directory names never watched.
-    pub ignored_dirs: Vec<String>,
-    /// File endings watched on top of the built-in ones.
-    pub watched_file_endings: Vec<String>,
+    /// `health.*`: the liveness and readiness endpoints.
+    pub health: HealthOptions,
 }
 
 /// An option key that does not exist, a value of the wrong type, or a bad environment
@@ -169,10 +159,10 @@ impl Options {
         self
     }
 
-    /// Replaces the `watcher` sub-tree.
+    /// Replaces the `health` sub-tree.
     #[must_use]
-    pub fn watcher(mut self, watcher: WatcherOptions) -> Self {
-        self.watcher = watcher;
+    pub fn health(mut self, health: HealthOptions) -> Self {
+        self.health = health;
         self
     }
 
@@ -180,8 +170,8 @@ impl Options {
     ///
     /// ```
     /// let options = tomodachi::options::Options::default();
-    /// assert_eq!(options.get("watcher.ignored_dirs")?, serde_json::json!([]));
-    /// assert!(options.get("watcher")?.is_object());
+    /// assert_eq!(options.get("health.ready_path")?, serde_json::json!("/health/ready"));
+    /// assert!(options.get("health")?.is_object());
     /// assert!(options.get("no.such.key").is_err());
     /// # Ok::<(), tomodachi::options::OptionsError>(())
     /// ```
@@ -199,8 +189,8 @@ impl Options {
     ///
     /// ```
     /// let options = tomodachi::options::Options::default();
-    /// let dirs: Vec<String> = options.get_as("watcher.ignored_dirs")?;
-    /// assert!(dirs.is_empty());
+    /// let port: Option<u16> = options.get_as("health.port")?;
+    /// assert!(port.is_none());
     /// # Ok::<(), tomodachi::options::OptionsError>(())
     /// ```
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<T, OptionsError> {
@@ -221,9 +211,9 @@ impl Options {
     ///
     /// ```
     /// let mut options = tomodachi::options::Options::default();
-    /// options.set("watcher.ignored_dirs", vec!["node_modules"])?;
-    /// assert_eq!(options.watcher.ignored_dirs, ["node_modules"]);
-    /// assert!(options.set("watcher.ignored_dirs", 5).is_err());
+    /// options.set("health.live_path", "/alive")?;
+    /// assert_eq!(options.health.live_path, "/alive");
+    /// assert!(options.set("health.live_path", 5).is_err());
     /// # Ok::<(), tomodachi::options::OptionsError>(())
     /// ```
     pub fn set<V: Serialize>(&mut self, key: &str, value: V) -> Result<&mut Self, OptionsError> {
@@ -262,8 +252,8 @@ impl Options {
     ///
     /// ```
     /// let mut options = tomodachi::options::Options::default();
-    /// options.set_from_str("watcher.ignored_dirs", "target, .git")?;
-    /// assert_eq!(options.watcher.ignored_dirs, ["target", ".git"]);
+    /// options.set_from_str("health.access_log", "yes")?;
+    /// assert!(options.health.access_log);
     /// # Ok::<(), tomodachi::options::OptionsError>(())
     /// ```
     pub fn set_from_str(&mut self, key: &str, text: &str) -> Result<&mut Self, OptionsError> {
@@ -285,7 +275,7 @@ impl Options {
     ///
     /// ```
     /// let keys = tomodachi::options::Options::keys();
-    /// assert!(keys.contains(&"watcher.ignored_dirs".to_owned()));
+    /// assert!(keys.contains(&"health.ready_path".to_owned()));
     /// ```
     pub fn keys() -> Vec<String> {
         let tree = serde_json::to_value(Self::default()).unwrap_or(Value::Null);
@@ -322,9 +312,9 @@ impl Options {
     /// ```
     /// let mut options = tomodachi::options::Options::default();
     /// let err = options
-    ///     .apply_env([("TOMODACHI_WATCHER_IGNORED_DIRS", "[1")])
+    ///     .apply_env([("TOMODACHI_HEALTH_LIVENESS_TIMEOUT_SECONDS", "soon")])
     ///     .unwrap_err();
-    /// assert!(err.to_string().contains("TOMODACHI_WATCHER_IGNORED_DIRS"));
+    /// assert!(err.to_string().contains("TOMODACHI_HEALTH_LIVENESS_TIMEOUT_SECONDS"));
     /// ```
     pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<&mut Self, OptionsError>
     where

@@ -5,13 +5,21 @@ use serde_json::json;
 use std::ffi::OsString;
 
 #[test]
-fn watcher_defaults_are_empty() {
+fn health_defaults() {
     let options = Options::default();
-    assert!(options.watcher.ignored_dirs.is_empty());
-    assert!(options.watcher.watched_file_endings.is_empty());
+    assert!(options.health.enabled);
+    assert_eq!(options.health.port, None);
     assert_eq!(
-        options.get("watcher").unwrap(),
-        json!({"ignored_dirs": [], "watched_file_endings": []})
+        options.get("health").unwrap(),
+        json!({
+            "enabled": true,
+            "live_path": "/health/live",
+            "ready_path": "/health/ready",
+            "port": null,
+            "host": "0.0.0.0",
+            "access_log": false,
+            "liveness_timeout_seconds": 10
+        })
     );
 }
 
@@ -21,9 +29,10 @@ fn unknown_keys_are_errors() {
     for key in [
         "",
         "nope",
-        "watcher.nope",
-        "watcher.ignored_dirs.x",
-        "watcher..x",
+        "health.nope",
+        "health.port.x",
+        "health..x",
+        "watcher.ignored_dirs",
     ] {
         assert!(
             matches!(options.get(key), Err(OptionsError::UnknownKey { key: k }) if k == key),
@@ -44,20 +53,25 @@ fn unknown_keys_are_errors() {
 #[test]
 fn set_checks_the_type_and_leaves_options_unchanged_on_error() {
     let mut options = Options::default();
-    let err = options.set("watcher.ignored_dirs", "x").unwrap_err();
+    let err = options
+        .set("health.liveness_timeout_seconds", "x")
+        .unwrap_err();
     match err {
         OptionsError::InvalidValue { key, expected, .. } => {
-            assert_eq!(key, "watcher.ignored_dirs");
-            assert!(expected.contains("list"));
+            assert_eq!(key, "health.liveness_timeout_seconds");
+            assert!(expected.contains("integer"));
         }
         other => panic!("{other:?}"),
     }
     assert_eq!(options, Options::default());
     options
-        .set("watcher", json!({"ignored_dirs": ["a"]}))
+        .set("health", json!({"ready_path": "/ready"}))
         .unwrap();
-    assert_eq!(options.watcher.ignored_dirs, ["a"]);
-    assert!(options.set("watcher", json!({"bogus": 1})).is_err());
+    assert_eq!(options.health.ready_path, "/ready");
+    assert_eq!(options.health.live_path, "/health/live");
+    assert!(options.set("health", json!({"bogus": 1})).is_err());
+    options.set_from_str("health.port", "9701").unwrap();
+    assert_eq!(options.health.port, Some(9701));
 }
 
 #[test]
@@ -65,7 +79,7 @@ fn the_tree_round_trips_through_serde_with_deny_unknown_fields() {
     let value = serde_json::to_value(Options::default()).unwrap();
     let back: Options = serde_json::from_value(value).unwrap();
     assert_eq!(back, Options::default());
-    let partial: Options = serde_json::from_value(json!({"watcher": {}})).unwrap();
+    let partial: Options = serde_json::from_value(json!({"health": {}})).unwrap();
     assert_eq!(partial, Options::default());
     assert!(serde_json::from_value::<Options>(json!({"bogus": {}})).is_err());
 }
@@ -83,23 +97,29 @@ fn env_var_names() {
     );
 }
 
+#[cfg(feature = "http")]
 #[test]
 fn env_lists_take_json_or_commas() {
     let mut options = Options::default();
     options
         .apply_env([
-            ("TOMODACHI_WATCHER_IGNORED_DIRS", r#"["a,b", "c"]"#),
-            ("TOMODACHI_WATCHER_WATCHED_FILE_ENDINGS", " .rs , .toml,, "),
+            (
+                "TOMODACHI_HTTP_REAL_IP_FROM",
+                r#"["10.0.0.0/8", "127.0.0.1"]"#,
+            ),
             ("TOMODACHI_LOGGER", "json"),
             ("OTHER", "x"),
         ])
         .unwrap();
-    assert_eq!(options.watcher.ignored_dirs, ["a,b", "c"]);
-    assert_eq!(options.watcher.watched_file_endings, [".rs", ".toml"]);
+    assert_eq!(options.http.real_ip_from, ["10.0.0.0/8", "127.0.0.1"]);
     options
-        .apply_env([("TOMODACHI_WATCHER_IGNORED_DIRS", "")])
+        .apply_env([("TOMODACHI_HTTP_REAL_IP_FROM", " 10.0.0.0/8 , ::1,, ")])
         .unwrap();
-    assert!(options.watcher.ignored_dirs.is_empty());
+    assert_eq!(options.http.real_ip_from, ["10.0.0.0/8", "::1"]);
+    options
+        .apply_env([("TOMODACHI_HTTP_REAL_IP_FROM", "")])
+        .unwrap();
+    assert!(options.http.real_ip_from.is_empty());
 }
 
 #[test]
@@ -107,8 +127,8 @@ fn a_bad_env_value_names_the_variable_and_changes_nothing() {
     let mut options = Options::default();
     let err = options
         .apply_env([
-            ("TOMODACHI_WATCHER_WATCHED_FILE_ENDINGS", ".rs"),
-            ("TOMODACHI_WATCHER_IGNORED_DIRS", "[1, 2"),
+            ("TOMODACHI_HEALTH_READY_PATH", "/ready"),
+            ("TOMODACHI_HEALTH_LIVENESS_TIMEOUT_SECONDS", "soon"),
         ])
         .unwrap_err();
     match &err {
@@ -119,14 +139,17 @@ fn a_bad_env_value_names_the_variable_and_changes_nothing() {
             expected,
             ..
         } => {
-            assert_eq!(var, "TOMODACHI_WATCHER_IGNORED_DIRS");
-            assert_eq!(key, "watcher.ignored_dirs");
-            assert_eq!(value, "[1, 2");
-            assert!(expected.contains("list"));
+            assert_eq!(var, "TOMODACHI_HEALTH_LIVENESS_TIMEOUT_SECONDS");
+            assert_eq!(key, "health.liveness_timeout_seconds");
+            assert_eq!(value, "soon");
+            assert!(expected.contains("integer"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(err.to_string().contains("TOMODACHI_WATCHER_IGNORED_DIRS"));
+    assert!(
+        err.to_string()
+            .contains("TOMODACHI_HEALTH_LIVENESS_TIMEOUT_SECONDS")
+    );
     assert_eq!(options, Options::default());
 }
 
@@ -161,9 +184,9 @@ fn bool_words() {
 #[test]
 fn keys_list_every_leaf() {
     let keys = Options::keys();
-    assert!(keys.contains(&"watcher.ignored_dirs".to_owned()));
-    assert!(keys.contains(&"watcher.watched_file_endings".to_owned()));
-    assert!(!keys.contains(&"watcher".to_owned()));
+    assert!(keys.contains(&"health.ready_path".to_owned()));
+    assert!(keys.contains(&"health.port".to_owned()));
+    assert!(!keys.contains(&"health".to_owned()));
 }
 
 #[cfg(feature = "http")]
@@ -464,8 +487,13 @@ fn keys_are_python_tomodachis() {
         "amqp.queue_ttl",
         "amqp.qos.queue_prefetch_count",
         "amqp.qos.global_prefetch_count",
-        "watcher.ignored_dirs",
-        "watcher.watched_file_endings",
+        "health.enabled",
+        "health.live_path",
+        "health.ready_path",
+        "health.port",
+        "health.host",
+        "health.access_log",
+        "health.liveness_timeout_seconds",
     ];
     let keys = Options::keys();
     let mut expected: Vec<String> = expected.iter().map(|k| (*k).to_owned()).collect();

@@ -1,10 +1,10 @@
 //! AMQP handlers on the service builder.
 
-use tomodachi_amqp::{AmqpConnection, AmqpPublisher, Binding, Consumer};
+use tomodachi_amqp::{Binding, Consumer};
 use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 
 use crate::Service;
-use crate::service::{boxed, running};
+use crate::service::boxed;
 
 impl<S> Service<S>
 where
@@ -14,7 +14,7 @@ where
     ///
     /// The service's handlers share one connection (from `options.amqp`). Messages are
     /// opened with the binding's envelope, else the service's; handlers may take the
-    /// AMQP context extractors and an `AmqpPublisher`.
+    /// AMQP context extractors and the service's publishers (`AmqpPublisher`, ...).
     ///
     /// ```no_run
     /// use tomodachi::amqp::{Binding, RoutingKey};
@@ -74,19 +74,15 @@ where
         self.register(tomodachi_amqp::TRANSPORT, move |context| async move {
             let mut binding = binding;
             let envelope = binding.take_envelope().or_else(|| context.envelope.clone());
-            let options = context.options.amqp.clone();
-            let connection = context.shared(|| AmqpConnection::new(options));
-            let mut publisher =
-                AmqpPublisher::with_connection(connection.clone(), context.identity.clone());
-            if let Some(envelope) = &context.envelope {
-                publisher = publisher.envelope(envelope.clone());
-            }
+            let connection = crate::publishers::amqp_connection(&context);
             let service = context.wrap(service, envelope.as_ref());
-            let work = Consumer::with_connection(connection, binding, context.identity.clone())
-                .publisher(publisher)
+            let consumer = Consumer::with_connection(connection, binding, context.identity.clone());
+            let health = context.reporter(format!("amqp:{}", consumer.resolved().queue_name));
+            let work = consumer
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

@@ -4,7 +4,6 @@ use tomodachi_core::Source;
 use tomodachi_http::{HttpRouter, HttpServer};
 
 use crate::Service;
-use crate::service::running;
 
 impl<S> Service<S>
 where
@@ -12,7 +11,9 @@ where
 {
     /// Serves `router` over HTTP (tomodachi's `@http`, `@http_error`, `@http_static`,
     /// `@websocket`), with the options of `options.http`. Its handlers get the service's
-    /// state. A service has one HTTP server: put every route into one router.
+    /// state and, as axum `Extension`s, the service's publishers
+    /// (`Extension<SnsPublisher>`, ...). A service has one HTTP server: put every route into
+    /// one router.
     ///
     /// ```no_run
     /// use tomodachi::http::HttpRouter;
@@ -34,6 +35,7 @@ where
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
         self.register(tomodachi_http::TRANSPORT, move |context| async move {
+            let router = router.layer(crate::publishers::Publishers::of(&context).http_layer());
             #[cfg(feature = "otel")]
             let router = match crate::instrument::telemetry() {
                 Some(telemetry) => router.layer(
@@ -43,12 +45,21 @@ where
                 ),
                 None => router,
             };
+            let health = context.reporter("http");
+            let options = &context.options.health;
+            let router = if options.enabled && options.port.is_none() {
+                context
+                    .probes
+                    .add_to(router, options, &context.identity.name)
+            } else {
+                router
+            };
             let mut server = HttpServer::new(context.options.http.clone());
             if let Some(writer) = crate::logging::access::writer() {
                 server = server.access_log_writer(writer);
             }
             let work = server.start(router, context.shutdown.clone()).await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

@@ -4,7 +4,7 @@ use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_schedule::{Schedule, ScheduleSource};
 
 use crate::Service;
-use crate::service::{BoxMessageService, boxed, running};
+use crate::service::{BoxMessageService, boxed};
 
 impl<S> Service<S>
 where
@@ -68,8 +68,9 @@ where
         self.register(tomodachi_schedule::TRANSPORT, move |context| async move {
             source.schedule().validate()?;
             let service = context.wrap(service, None);
+            let health = context.reporter(format!("schedule:{}", source.name()));
             let work = source.start(service, context.shutdown.clone()).await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }

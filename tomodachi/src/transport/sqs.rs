@@ -1,13 +1,10 @@
 //! SNS+SQS handlers on the service builder.
 
-use std::sync::Arc;
-
-use tokio::sync::OnceCell;
 use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
-use tomodachi_sqs::{AwsClients, SqsConsumer, Subscription};
+use tomodachi_sqs::{SqsConsumer, Subscription};
 
 use crate::Service;
-use crate::service::{boxed, running};
+use crate::service::boxed;
 
 impl<S> Service<S>
 where
@@ -17,8 +14,8 @@ where
     ///
     /// Topics, queues, policies and the subscription are set up at startup from
     /// `options.aws_sns_sqs` and `options.aws_endpoint_urls`; the service's handlers share
-    /// one set of AWS clients. Messages are opened with the subscription's envelope, else
-    /// the service's.
+    /// one set of AWS clients (the one its `SnsPublisher` and `SqsSender` use). Messages are
+    /// opened with the subscription's envelope, else the service's.
     ///
     /// ```no_run
     /// use tomodachi::sqs::{Subscription, Topic};
@@ -84,18 +81,22 @@ where
                 .take_envelope()
                 .or_else(|| context.envelope.clone());
             let options = context.options.aws_sns_sqs.clone();
-            let clients = context.shared(|| Arc::new(OnceCell::<AwsClients>::new()));
-            let clients = clients
-                .get_or_try_init(|| {
-                    AwsClients::from_options(&options, &context.options.aws_endpoint_urls)
-                })
+            let clients = crate::publishers::aws_clients(&context)
+                .get()
                 .await?
                 .clone();
             let service = context.wrap(service, envelope.as_ref());
+            let health = context.reporter(format!(
+                "sqs:{}",
+                subscription
+                    .topic_name()
+                    .unwrap_or(subscription.handler_name_ref())
+            ));
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
+                .health(health.clone())
                 .start(service, context.shutdown.clone())
                 .await?;
-            Ok(running(work))
+            Ok(context.running(health, work))
         })
     }
 }
