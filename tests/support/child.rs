@@ -226,6 +226,28 @@ impl Child {
         }
     }
 
+    /// As [`Child::wait_for`], but gives up quietly: `None` once `limit` has passed or the
+    /// output has ended without a matching line (for drills that count what arrived).
+    pub async fn wait_for_within(
+        &mut self,
+        limit: Duration,
+        matches: impl Fn(&Line) -> bool,
+    ) -> Option<Line> {
+        tokio::time::timeout(limit, async {
+            loop {
+                if let Some(offset) = self.lines[self.cursor..].iter().position(&matches) {
+                    let index = self.cursor + offset;
+                    self.cursor = index + 1;
+                    return Some(self.lines[index].clone());
+                }
+                self.lines.push(self.incoming.recv().await?);
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     /// Waits up to `limit` for the process to exit, then for the rest of its output, and
     /// returns its status. Fails the test (showing the output) if it is still running.
     pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {

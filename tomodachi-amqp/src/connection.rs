@@ -11,6 +11,15 @@ use tomodachi_core::{HealthReporter, Shutdown};
 
 use crate::{AmqpOptions, Error};
 
+/// lapin's recovery back-off: first retry after this, doubling…
+const RECOVERY_MIN_DELAY: Duration = Duration::from_millis(200);
+/// …up to this…
+const RECOVERY_MAX_DELAY: Duration = Duration::from_secs(5);
+/// …this many times before it gives up.
+const RECOVERY_TRIES: usize = 5;
+/// How often [`watch`] looks at the connection's state.
+const WATCH_EVERY: Duration = Duration::from_millis(100);
+
 /// A lazily opened connection to the broker of [`AmqpOptions`] (host, port, login,
 /// password, virtualhost, ssl, heartbeat), shared by every consumer and publisher given a
 /// clone of it.
@@ -114,6 +123,12 @@ impl AmqpConnection {
     }
 
     async fn open(&self) -> Result<Connection, Error> {
+        self.open_with(true).await
+    }
+
+    /// Opens a connection of its own (not the shared one), with lapin's recovery or
+    /// without it (a lease must see every drop).
+    pub(crate) async fn open_with(&self, recover: bool) -> Result<Connection, Error> {
         let options = &self.inner.options;
         let uri = AMQPUri {
             scheme: if options.ssl {
@@ -138,13 +153,16 @@ impl AmqpConnection {
         // lapin retries the TCP connect (and each recovery) with this back-off: 0.2 s
         // doubling, 5 tries (about 6 s) so that startup fails in seconds without a
         // broker. Longer outages are the consumers' and publishers' own reconnect loops.
-        let mut properties = ConnectionProperties::default()
-            .enable_auto_recover()
+        let mut properties = ConnectionProperties::default();
+        if recover {
+            properties = properties.enable_auto_recover();
+        }
+        let mut properties = properties
             .configure_backoff(|backoff| {
                 backoff
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(5))
-                    .with_max_times(5)
+                    .with_min_delay(RECOVERY_MIN_DELAY)
+                    .with_max_delay(RECOVERY_MAX_DELAY)
+                    .with_max_times(RECOVERY_TRIES)
             })
             .with_client_property("product".into(), "tomodachi-rs".into());
         if let Some(name) = &self.inner.name {
@@ -160,6 +178,11 @@ impl AmqpConnection {
             virtualhost = %options.virtualhost,
             "connected [amqp]"
         );
+        tokio::spawn(watch(
+            connection.status().clone(),
+            connection.events_listener(),
+            self.inner.name.clone().unwrap_or_default(),
+        ));
         Ok(connection)
     }
 
@@ -241,5 +264,105 @@ impl AmqpConnection {
             .await
             .as_ref()
             .is_some_and(|c| c.status().connected())
+    }
+}
+
+/// Logs what happens to a connection, since lapin recovers it silently: the drop
+/// (warning, with the reason when the broker or lapin gave one), each recovery attempt on
+/// lapin's back-off schedule, and the recovery with how long the connection was down. Ends
+/// when the connection is closed or its recovery gives up (the consumers' own reconnect
+/// loop, which logs its retries, takes over then).
+async fn watch(
+    status: lapin::ConnectionStatus,
+    events: impl futures_util::Stream<Item = lapin::Event> + Send + 'static,
+    name: String,
+) {
+    use futures_util::StreamExt as _;
+
+    struct Outage {
+        since: tokio::time::Instant,
+        attempt: u32,
+        next_attempt: tokio::time::Instant,
+        backoff: Duration,
+    }
+
+    tokio::pin!(events);
+    let mut reason: Option<String> = None;
+    let mut outage: Option<Outage> = None;
+    loop {
+        tokio::select! {
+            event = events.next() => match event {
+                Some(lapin::Event::Error(error)) => reason = Some(error.to_string()),
+                Some(_) => {}
+                None => return,
+            },
+            () = tokio::time::sleep(WATCH_EVERY) => {}
+        }
+        let now = tokio::time::Instant::now();
+        if status.connected() {
+            if let Some(outage) = outage.take() {
+                let after = now - outage.since;
+                tracing::warn!(
+                    target: "tomodachi.amqp",
+                    connection_name = %name,
+                    after_ms = after.as_millis() as u64,
+                    attempts = outage.attempt,
+                    "connection to the broker recovered [amqp] after {after:.1?}"
+                );
+            }
+        } else if status.reconnecting() || status.connecting() {
+            match outage.as_mut() {
+                None => {
+                    // lapin reports the cause of a drop it recovers from only in its own
+                    // record (`lapin::channel`, "Connection closed", ERROR, with the
+                    // broker's close reason); errors it cannot recover from come as events.
+                    let reason = reason.take().unwrap_or_else(|| {
+                        "closed by the broker or the network (cause in lapin's record)".to_owned()
+                    });
+                    tracing::warn!(
+                        target: "tomodachi.amqp",
+                        connection_name = %name,
+                        reason = %reason,
+                        retry_in_ms = RECOVERY_MIN_DELAY.as_millis() as u64,
+                        "connection to the broker lost [amqp]: {reason}"
+                    );
+                    outage = Some(Outage {
+                        since: now,
+                        attempt: 0,
+                        next_attempt: now + RECOVERY_MIN_DELAY,
+                        backoff: RECOVERY_MIN_DELAY,
+                    });
+                }
+                Some(outage) if now >= outage.next_attempt => {
+                    outage.attempt += 1;
+                    outage.backoff = (outage.backoff * 2).min(RECOVERY_MAX_DELAY);
+                    outage.next_attempt = now + outage.backoff;
+                    tracing::warn!(
+                        target: "tomodachi.amqp",
+                        connection_name = %name,
+                        attempt = outage.attempt,
+                        down_ms = (now - outage.since).as_millis() as u64,
+                        retry_in_ms = outage.backoff.as_millis() as u64,
+                        "reconnecting to the broker [amqp] (attempt {}, next in {:?})",
+                        outage.attempt,
+                        outage.backoff
+                    );
+                }
+                Some(_) => {}
+            }
+        } else if status.errored() {
+            let reason = reason
+                .take()
+                .unwrap_or_else(|| "recovery failed".to_owned());
+            tracing::warn!(
+                target: "tomodachi.amqp",
+                connection_name = %name,
+                reason = %reason,
+                "connection to the broker could not be recovered [amqp]: {reason}; consumers reconnect with a new connection"
+            );
+            return;
+        } else if status.closed() || status.closing() {
+            return;
+        }
     }
 }

@@ -5,6 +5,7 @@ mod connection;
 mod consumer;
 mod context;
 mod error;
+mod lease;
 mod naming;
 mod options;
 mod publisher;
@@ -19,6 +20,7 @@ pub use context::{
     Headers, Properties, QueueName, Redelivered, RoutingKey,
 };
 pub use error::Error;
+pub use lease::AmqpLease;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
 pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod handler;
 pub mod health;
 pub mod layer;
+pub mod lease;
 #[cfg(feature = "test-util")]
 pub mod memory;
 mod message;
@@ -20,10 +21,14 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+#[cfg(feature = "protobuf")]
+pub use envelope::ProtobufEnvelope;
 pub use envelope::{
     Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
     ServiceIdentity, SharedEnvelope, to_python_json,
 };
+#[cfg(feature = "protobuf")]
+pub use extract::Proto;
 pub use extract::{
     Attributes, Data, Extension, FromMessage, FromMessageParts, FromRef, MessageUuid, Metadata,
     OptionalFromMessageParts, Parts, Raw, Rejection, State,
@@ -35,6 +40,7 @@ pub use handler::{
 pub use health::{Health, HealthReporter};
 pub use layer::dedup::DedupLayer;
 pub use layer::timeout::HandlerTimeoutLayer;
+pub use lease::Lease;
 pub use message::Message;
 pub use outcome::{IntoOutcome, Outcome};
 pub use shutdown::Shutdown;

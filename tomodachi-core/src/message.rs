@@ -107,6 +107,12 @@ impl Parts {
         self.context.get::<T>()
     }
 
+    /// Takes the context value of type `T` out (for body extractors, which own the parts).
+    #[cfg_attr(not(feature = "protobuf"), allow(dead_code))]
+    pub(crate) fn take_context<T: Send + Sync + 'static>(&mut self) -> Option<T> {
+        self.context.remove::<T>()
+    }
+
     /// The user's extensions.
     pub fn extensions(&self) -> &Extensions {
         &self.extensions

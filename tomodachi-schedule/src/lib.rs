@@ -4,12 +4,14 @@
 mod context;
 mod cron;
 mod error;
+mod lease;
 mod schedule;
 mod source;
 mod zone;
 
 pub use context::{InvocationTime, ScheduleContext};
 pub use error::Error;
+pub use lease::{LeaseLayer, LeaseService};
 pub use schedule::{Interval, Overlap, Schedule};
 pub use source::{HANDLER_LOG_TARGET, LOG_TARGET, Running, ScheduleSource};
 pub use zone::Zone;

@@ -25,11 +25,15 @@ pub use context::{
     SqsContext, SqsMessageId, Topic,
 };
 mod heartbeat;
+#[cfg(feature = "dynamodb")]
+mod lease;
 mod outgoing;
 mod publish;
 mod send;
 
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
+#[cfg(feature = "dynamodb")]
+pub use lease::DynamoDbLease;
 pub use publish::{PublishOptions, SnsPublish, SnsPublisher, TopicMode};
 pub use send::{SendOptions, SqsSend, SqsSender};
 

@@ -30,7 +30,7 @@ pub use context::{
     ExecutionContext, TOMODACHI_COMPATIBLE_VERSION, TransportContext, execution_context,
 };
 pub use logging::{LogFormat, LogLevel};
-pub use options::{HealthOptions, Options, OptionsError};
+pub use options::{EnvelopeOptions, HealthOptions, Options, OptionsError};
 pub use process::{Exit, Process, exit};
 pub use service::{BoxMessageService, HookResult, Service};
 
@@ -42,6 +42,8 @@ pub use tomodachi_core::{
     Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State,
     Transport, classify_fn, to_python_json,
 };
+#[cfg(feature = "protobuf")]
+pub use tomodachi_core::{Proto, ProtobufEnvelope};
 
 #[cfg(feature = "test-util")]
 pub use tomodachi_core::memory;

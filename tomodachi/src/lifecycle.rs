@@ -49,6 +49,14 @@ pub(crate) async fn run(mut plans: Vec<Plan>, stop: Shutdown) -> Ending {
     let mut identities = Vec::with_capacity(plans.len());
     let mut hooks = Vec::with_capacity(plans.len());
     let mut registrations = Vec::with_capacity(plans.len());
+    // The envelopes' inflate cap is the process's: the largest any service asks for.
+    if let Some(cap) = plans
+        .iter()
+        .map(|plan| plan.options.envelope.max_inflated_size)
+        .max()
+    {
+        tomodachi_core::envelope::set_max_inflated_size(cap);
+    }
     for plan in plans {
         tracing::info!(target: "tomodachi.lifecycle", service = &*plan.identity.name, uuid = &*plan.identity.uuid, "initializing service instance");
         let context = RunContext {

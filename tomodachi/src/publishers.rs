@@ -118,7 +118,7 @@ impl Publishers {
 pub(crate) fn amqp_connection(context: &RunContext) -> AmqpConnection {
     // Named after the service, so that an operator finds it in `rabbitmqctl
     // list_connections name client_properties` and the management UI.
-    let name = format!("{}:{}", context.identity.name, context.identity.uuid);
+    let name = format!("{} ({})", context.identity.name, context.identity.uuid);
     context.shared(|| AmqpConnection::new(context.options.amqp.clone()).with_name(name))
 }
 

@@ -90,7 +90,7 @@ async fn readiness_turns_503_while_the_amqp_connection_recovers() {
     assert_eq!(sources[&amqp]["state"], "ready", "{ready}");
 
     // The facade names its connection "<service>:<uuid>": close only that one.
-    let connection_name = format!("{name}:{uuid}");
+    let connection_name = format!("{name} ({uuid})");
     let pids = connection_pids(&connection_name).await;
     assert_eq!(
         pids.len(),

@@ -236,6 +236,27 @@ where
         }
     }
 
+    /// As [`ready`](Self::ready), for work a source received before shutdown started
+    /// and holds now (an SQS receive in flight at the signal): `Some` if the service is
+    /// ready at once, shutdown or not; `None` if it is not (the source releases the work).
+    pub async fn ready_now(&mut self) -> Result<Option<Ready<'_, S>>, ServiceFailed> {
+        let service = &mut self.service;
+        let mut poll_ready = std::future::poll_fn(|cx: &mut Context<'_>| poll_ready(service, cx));
+        match futures_util::poll!(&mut poll_ready) {
+            Poll::Pending => Ok(None),
+            Poll::Ready(Ok(())) => Ok(Some(Ready { driver: self })),
+            Poll::Ready(Err(error)) => {
+                tracing::error!(
+                    target: "exception",
+                    handler = &*self.shared.handler,
+                    transport = self.transport.as_str(),
+                    "uncaught exception: the service failed and can take no more work: {error}"
+                );
+                Err(ServiceFailed(error))
+            }
+        }
+    }
+
     /// Settles a message the source decided about without calling the service (an SQS
     /// body that is not a notification, say), tracked in flight like the others.
     pub fn settle<T: Settle>(&self, settler: T, outcome: Outcome) {

@@ -1,4 +1,4 @@
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -183,11 +183,7 @@ fn decompress(data: &RawValue) -> Result<bytes::Bytes, EnvelopeError> {
     let compressed = BASE64
         .decode(text)
         .map_err(|e| undecodable(e.to_string()))?;
-    let mut json = Vec::with_capacity(compressed.len() * 4);
-    flate2::read::ZlibDecoder::new(compressed.as_slice())
-        .read_to_end(&mut json)
-        .map_err(|e| undecodable(e.to_string()))?;
-    Ok(json.into())
+    Ok(super::inflate_capped(&compressed, BASE64_GZIP_JSON)?.into())
 }
 
 #[cfg(test)]

@@ -2,10 +2,14 @@
 //!
 //! An [`Envelope`] opens incoming messages (through [`EnvelopeLayer`]) and seals outgoing
 //! ones (publishers call [`Envelope::seal`]). [`JsonEnvelope`] is Python tomodachi's
-//! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all.
+//! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all; `ProtobufEnvelope`
+//! (feature `protobuf`) is Python's `ProtobufBase`.
 
+mod inflate;
 mod json;
 mod layer;
+#[cfg(feature = "protobuf")]
+mod protobuf;
 mod python_json;
 mod raw;
 
@@ -14,8 +18,13 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
+pub use inflate::{
+    DEFAULT_MAX_INFLATED_SIZE, inflate_capped, max_inflated_size, set_max_inflated_size,
+};
 pub use json::JsonEnvelope;
 pub use layer::{EnvelopeFuture, EnvelopeLayer, EnvelopeService};
+#[cfg(feature = "protobuf")]
+pub use protobuf::ProtobufEnvelope;
 pub(crate) use python_json::to_python_string;
 pub use python_json::{PythonFormatter, to_python_json};
 pub use raw::RawEnvelope;
@@ -61,7 +70,7 @@ pub struct EnvelopeMetadata {
     pub timestamp: f64,
     /// The topic (or routing key) the sender published to, without prefix.
     pub topic: String,
-    /// How `data` was encoded (`"raw"`, `"base64_gzip_json"`).
+    /// How `data` was encoded (`"raw"`, `"base64_gzip_json"`; `"proto"`, `"gzip_proto"`).
     pub data_encoding: String,
 }
 
@@ -80,9 +89,21 @@ pub enum EnvelopeError {
         /// What went wrong.
         reason: String,
     },
+    /// The compressed data inflates to more than [`max_inflated_size`] (a decompression
+    /// bomb, or a cap set too low).
+    #[error("{encoding} data inflates to more than {limit} bytes (envelope.max_inflated_size)")]
+    TooLarge {
+        /// The envelope's `data_encoding`.
+        encoding: String,
+        /// The cap, in bytes.
+        limit: usize,
+    },
     /// The data could not be serialized.
     #[error("unserializable data: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// The data decoded but its validator rejected it (tomodachi's `validator`).
+    #[error("invalid message: {0}")]
+    Invalid(String),
 }
 
 /// A wire format for message data.

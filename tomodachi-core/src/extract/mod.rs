@@ -12,12 +12,16 @@
 
 mod body;
 mod context;
+#[cfg(feature = "protobuf")]
+pub(crate) mod proto;
 mod rejection;
 
 use crate::Message;
 pub use crate::message::Parts;
 pub use body::{Data, Raw};
 pub use context::{Attributes, Extension, FromRef, MessageUuid, Metadata, State};
+#[cfg(feature = "protobuf")]
+pub use proto::Proto;
 pub use rejection::Rejection;
 
 /// A value taken from a message's parts (context and extensions).

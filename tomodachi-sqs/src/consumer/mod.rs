@@ -29,6 +29,9 @@ use parse::{Parsed, parse};
 
 const LOG: &str = "tomodachi.awssnssqs";
 
+/// How long past its wait time a receive in flight at shutdown is awaited.
+const RECEIVE_SLACK: Duration = Duration::from_secs(10);
+
 /// The SNS+SQS source of one handler: sets its queue up, then long-polls it and drives a
 /// `tower::Service<Message, Response = Outcome>` with every message.
 ///
@@ -42,8 +45,10 @@ const LOG: &str = "tomodachi.awssnssqs";
 ///   [`on_failure`](Subscription::on_failure) (default: a retry), in core's
 ///   [`Driver`](tomodachi_core::driver::Driver), as every source's are; so is a service that
 ///   fails its `poll_ready` (the consumer stops and fails with [`Error::Service`]).
-/// - On shutdown the long poll stops at once, received messages not yet started become
-///   visible again, in-flight handlers finish and their deletes are flushed.
+/// - On shutdown no new receive starts; the one in flight completes (woken at once by
+///   tomodachi's drain marker, sent to the queue) and its messages start, in-flight
+///   handlers finish and their deletes are flushed. Received messages that cannot start
+///   (a service that is not ready) become visible again at once.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
@@ -234,6 +239,7 @@ where
     };
     let permits = Arc::new(Semaphore::new(room));
     let mut failures: u32 = 0;
+    let mut failing_since: Option<tokio::time::Instant> = None;
     let mut result = Ok(());
 
     'receive: while !shutdown.is_triggered() {
@@ -281,15 +287,31 @@ where
             .attribute_names(QueueAttributeName::from("MessageGroupId"))
             .message_attribute_names("All")
             .send();
+        tokio::pin!(receive);
         let response = tokio::select! {
             biased;
-            () = shutdown.triggered() => break,
-            response = receive => response,
+            response = &mut receive => response,
+            () = shutdown.triggered() => {
+                // A receive cannot be cut short on the wire: dropped, its messages would
+                // stay invisible until their visibility timeout, with their receive count
+                // raised. Let it complete (it returns within its wait time, at once when
+                // the drain marker wakes it) and start what it brought, as the work in
+                // flight it is.
+                let wait = tokio::time::timeout(subscription.wait_time + RECEIVE_SLACK, &mut receive);
+                let ((), response) = tokio::join!(wake(&shared, fifo_queue), wait);
+                match response {
+                    Ok(response) => response,
+                    Err(_) => {
+                        tracing::warn!(target: LOG, queue_name = %queue.queue_name, "the receive in flight at shutdown did not complete: its messages (if any) come back after their visibility timeout");
+                        break;
+                    }
+                }
+            }
         };
         let messages = match response {
             Ok(output) => {
-                if failures > 0 {
-                    tracing::warn!(target: LOG, "Reconnected - receiving messages");
+                if let Some(since) = failing_since.take() {
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, failures, after = ?since.elapsed(), "Reconnected - receiving messages");
                 }
                 if failures > 0 {
                     consumer.health.ready();
@@ -307,6 +329,9 @@ where
                         .health
                         .degraded(format!("ReceiveMessage failing: {}", error.short()));
                 }
+                failing_since.get_or_insert_with(tokio::time::Instant::now);
+                let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
+                    .min(Duration::from_secs(20));
                 if error.is_queue_missing() {
                     tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({}) - setting the queue up again", error.short());
                     match consumer.run_setup().await {
@@ -332,11 +357,11 @@ where
                             tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to set the queue up again ({})", error.short());
                         }
                     }
-                } else if failures == 1 || !error.is_transient() {
-                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
+                } else {
+                    // Every failed receive is logged with its back-off: a broker that
+                    // cannot be reached shows in the log, and so does its recovery.
+                    tracing::warn!(target: LOG, queue_name = %queue.queue_name, failures, retry_in = ?backoff, "Unable to receive message from queue [sqs] on AWS ({})", error.short());
                 }
-                let backoff = Duration::from_secs(1 << failures.min(5).saturating_sub(1))
-                    .min(Duration::from_secs(20));
                 drop(room);
                 tokio::select! {
                     biased;
@@ -382,7 +407,15 @@ where
                     continue;
                 }
             };
-            let ready = match driver.ready().await {
+            // During shutdown (the receive in flight at the signal), a message starts if the
+            // service is ready at once: it was received, and a release would not undo the
+            // receive count SQS raised; a service that is not ready releases the rest.
+            let ready = if shutdown.is_triggered() {
+                driver.ready_now().await
+            } else {
+                driver.ready().await
+            };
+            let ready = match ready {
                 Ok(Some(ready)) => ready,
                 Ok(None) => {
                     release(
@@ -503,6 +536,27 @@ async fn dead_letter(
             tracing::warn!(target: LOG, "Unable to send message to the dead-letter queue [sqs] on AWS ({})", error.short());
             false
         }
+    }
+}
+
+/// Wakes the long poll in flight at shutdown: sends tomodachi's drain marker to the queue,
+/// which any tomodachi consumer (Rust or Python) deletes without handling. Whoever
+/// receives it, a poll waiting on an idle queue returns at once instead of after its wait.
+async fn wake(shared: &Shared, fifo_queue: bool) {
+    let body = serde_json::json!({ "Message": parse::DRAIN_MESSAGE_PAYLOAD }).to_string();
+    let mut request = shared
+        .sqs
+        .send_message()
+        .queue_url(&*shared.queue_url)
+        .message_body(body);
+    if fifo_queue {
+        request = request
+            .message_group_id("tomodachi-drain")
+            .message_deduplication_id(uuid::Uuid::new_v4().to_string());
+    }
+    if let Err(error) = request.send().await {
+        let error = aws("SendMessage", error);
+        tracing::debug!(target: LOG, "Unable to wake the receive in flight [sqs] ({})", error.short());
     }
 }
 

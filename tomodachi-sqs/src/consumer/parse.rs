@@ -1,6 +1,7 @@
 //! From an SQS message to a [`Message`] with its [`SqsContext`] (tomodachi's receive loop).
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
@@ -17,50 +18,34 @@ use crate::naming::topic_from_arn;
 use super::scan::Members;
 
 /// tomodachi's drain marker payload: deleted, never handled.
-const DRAIN_MESSAGE_PAYLOAD: &str = "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
+pub(super) const DRAIN_MESSAGE_PAYLOAD: &str =
+    "__TOMODACHI_DRAIN__cdab4416-1727-4603-87c9-0ff8dddf1f22__";
 
 /// What one received SQS message turned out to be.
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// A message for the handler.
     Handle(Message),
-    /// No payload (missing or empty `Message`): delete it silently, as tomodachi.
+    /// An empty payload (`Message` empty or null, or tomodachi's drain marker): delete it
+    /// silently, as tomodachi.
     Empty,
-    /// The body is not a JSON object: tomodachi's warning, then delete.
+    /// The body is not a JSON object, or has no `Message`: tomodachi's warning, then
+    /// delete.
     Unsupported,
 }
 
 /// What the consumer reads from a body: `Message` unescaped once (a JSON value that is
-/// not a string is kept as its text).
+/// not a string is kept as its text). A member given twice counts with its last value,
+/// as Python's `json.loads` reads it.
 #[derive(Default)]
 struct Body<'a> {
     kind: Option<Cow<'a, str>>,
     topic_arn: Option<Cow<'a, str>>,
     message_id: Option<Cow<'a, str>>,
     timestamp: Option<Cow<'a, str>>,
+    /// Whether the body has a `Message` member at all (`null` included).
+    has_message: bool,
     message: Option<Cow<'a, str>>,
-    message_attributes: Attributes,
-}
-
-/// The body as serde_json reads it, for what [`fast_body`] leaves (`Message` may be any
-/// JSON value).
-#[derive(Deserialize)]
-struct AnyBody<'a> {
-    #[serde(rename = "Type", default, borrow)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(rename = "TopicArn", default, borrow)]
-    topic_arn: Option<Cow<'a, str>>,
-    #[serde(rename = "MessageId", default, borrow)]
-    message_id: Option<Cow<'a, str>>,
-    #[serde(rename = "Timestamp", default, borrow)]
-    timestamp: Option<Cow<'a, str>>,
-    #[serde(rename = "Message", default, borrow)]
-    message: Option<&'a RawValue>,
-    #[serde(
-        rename = "MessageAttributes",
-        default,
-        deserialize_with = "decoded_attributes"
-    )]
     message_attributes: Attributes,
 }
 
@@ -127,19 +112,18 @@ struct DecodedAttributes(#[serde(deserialize_with = "decoded_attributes")] Attri
 fn fast_body(raw: &str) -> Option<Body<'_>> {
     let mut members = Members::of(raw)?;
     let mut body = Body::default();
-    let mut seen = [false; 6];
     while let Some(key) = members.next_key()? {
-        let (index, field) = match key {
-            "Type" => (0, &mut body.kind),
-            "TopicArn" => (1, &mut body.topic_arn),
-            "MessageId" => (2, &mut body.message_id),
-            "Timestamp" => (3, &mut body.timestamp),
-            "Message" => (4, &mut body.message),
+        // A repeated member overwrites the earlier one (the last wins, as in Python).
+        let field = match key {
+            "Type" => &mut body.kind,
+            "TopicArn" => &mut body.topic_arn,
+            "MessageId" => &mut body.message_id,
+            "Timestamp" => &mut body.timestamp,
+            "Message" => {
+                body.has_message = true;
+                &mut body.message
+            }
             "MessageAttributes" => {
-                // serde_json refuses a repeated field: so does this.
-                if std::mem::replace(&mut seen[5], true) {
-                    return None;
-                }
                 body.message_attributes = members.value::<DecodedAttributes>()?.0;
                 continue;
             }
@@ -148,30 +132,45 @@ fn fast_body(raw: &str) -> Option<Body<'_>> {
                 continue;
             }
         };
-        if std::mem::replace(&mut seen[index], true) {
-            return None;
-        }
         *field = members.string_or_null()?;
     }
     Some(body)
 }
 
 /// The body read by serde_json; `None` if it is not a JSON object of the expected shape.
+/// Members given twice count with their last value (serde_json's map keeps the last).
 fn serde_body(raw: &str) -> Option<Body<'_>> {
-    let any = serde_json::from_str::<AnyBody<'_>>(raw).ok()?;
-    let message = match any.message.map(RawValue::get) {
+    let members = serde_json::from_str::<HashMap<Cow<'_, str>, &RawValue>>(raw).ok()?;
+    let text = |name: &str| -> Option<Option<Cow<'static, str>>> {
+        match members.get(name) {
+            None => Some(None),
+            Some(value) => serde_json::from_str::<Option<String>>(value.get())
+                .ok()
+                .map(|text| text.map(Cow::Owned)),
+        }
+    };
+    let message = match members.get("Message").map(|value| value.get()) {
         None | Some("null" | "false") => None,
         Some(text) => {
             Some(serde_json::from_str::<String>(text).map_or(Cow::Borrowed(text), Cow::Owned))
         }
     };
+    let message_attributes = match members.get("MessageAttributes") {
+        None => Attributes::default(),
+        Some(value) => {
+            serde_json::from_str::<DecodedAttributes>(value.get())
+                .ok()?
+                .0
+        }
+    };
     Some(Body {
-        kind: any.kind,
-        topic_arn: any.topic_arn,
-        message_id: any.message_id,
-        timestamp: any.timestamp,
+        kind: text("Type")?,
+        topic_arn: text("TopicArn")?,
+        message_id: text("MessageId")?,
+        timestamp: text("Timestamp")?,
+        has_message: members.contains_key("Message"),
         message,
-        message_attributes: any.message_attributes,
+        message_attributes,
     })
 }
 
@@ -185,6 +184,9 @@ pub(crate) fn parse(
     let Some(mut body) = fast_body(raw).or_else(|| serde_body(raw)) else {
         return Parsed::Unsupported;
     };
+    if !body.has_message {
+        return Parsed::Unsupported;
+    }
     let payload = match body.message.take() {
         None => return Parsed::Empty,
         Some(Cow::Owned(text)) => Bytes::from(text),
@@ -286,6 +288,7 @@ mod tests {
             sent,
             "{}",
             r#"{"Message": null, "Other": [1, {"x": 2.5}]}"#,
+            r#"{"Type": "a", "Type": "b", "Message": "1", "Message": "2"}"#,
         ] {
             let fast = fast_body(body).unwrap_or_else(|| panic!("one pass: {body}"));
             let serde = serde_body(body).unwrap();
@@ -294,18 +297,34 @@ mod tests {
             assert_eq!(fast.message_id, serde.message_id, "{body}");
             assert_eq!(fast.timestamp, serde.timestamp, "{body}");
             assert_eq!(fast.message, serde.message, "{body}");
+            assert_eq!(fast.has_message, serde.has_message, "{body}");
             assert_eq!(fast.message_attributes, serde.message_attributes, "{body}");
         }
         assert_eq!(fast_body(sns).unwrap().message_attributes.len(), 2);
         // What the one pass leaves to serde_json.
         for body in [
             r#"{"Message": {"a": 1}}"#,
-            r#"{"Type": "a", "Type": "b"}"#,
             r#"{"Message": "\ud800"}"#,
             r#"{"M\u0065ssage": "x"}"#,
             "[1]",
         ] {
             assert!(fast_body(body).is_none(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_member_counts() {
+        let queue_url: Arc<str> = "http://q".into();
+        for body in [
+            r#"{"Message": "first", "Type": "Message", "Message": "last"}"#,
+            // The same through serde_json (an escaped key is left to it).
+            r#"{"Message": "first", "Type": "Message", "M\u0065ssage": "last"}"#,
+            r#"{"Message": {"a": 1}, "Message": "last"}"#,
+        ] {
+            let Parsed::Handle(message) = parse(&sqs_message(body), &queue_url, "") else {
+                panic!("handled: {body}");
+            };
+            assert_eq!(message.body().as_ref(), b"last", "{body}");
         }
     }
 
@@ -320,10 +339,22 @@ mod tests {
             parse(&sqs_message("[1, 2]"), &queue_url, ""),
             Parsed::Unsupported
         ));
-        assert!(matches!(
-            parse(&sqs_message(r#"{"Type": "Notification"}"#), &queue_url, ""),
-            Parsed::Empty
-        ));
+        // No `Message` at all (a bare envelope sent with SendMessage): the warning.
+        for body in [r#"{"Type": "Notification"}"#, "{}", r#"{"message": "x"}"#] {
+            assert!(
+                matches!(
+                    parse(&sqs_message(body), &queue_url, ""),
+                    Parsed::Unsupported
+                ),
+                "{body}"
+            );
+        }
+        for body in [r#"{"Message": null}"#, r#"{"Message": false}"#] {
+            assert!(
+                matches!(parse(&sqs_message(body), &queue_url, ""), Parsed::Empty),
+                "{body}"
+            );
+        }
         assert!(matches!(
             parse(&sqs_message(r#"{"Message": ""}"#), &queue_url, ""),
             Parsed::Empty
@@ -354,5 +385,117 @@ mod tests {
                 .as_deref(),
             Some("Message")
         );
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A JSON value as text: strings with escapes and any Unicode, numbers, literals,
+        /// nested arrays and objects.
+        fn value() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("false".to_owned()),
+                any::<i32>().prop_map(|n| n.to_string()),
+                ".{0,24}".prop_map(|text| serde_json::to_string(&text).unwrap()),
+                // Escaped JSON inside a string, as SNS writes `Message`.
+                ".{0,16}".prop_map(|text| {
+                    let inner = serde_json::json!({"data": text, "n": [1, 2.5]}).to_string();
+                    serde_json::to_string(&inner).unwrap()
+                }),
+                Just(r#""\ud83d\ude00 \u00e9 \n""#.to_owned()),
+            ];
+            leaf.prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4)
+                        .prop_map(|items| format!("[{}]", items.join(", "))),
+                    prop::collection::vec(("[a-z]{1,6}", inner), 0..4).prop_map(|members| {
+                        let members: Vec<String> = members
+                            .into_iter()
+                            .map(|(k, v)| format!("\"{k}\": {v}"))
+                            .collect();
+                        format!("{{{}}}", members.join(", "))
+                    }),
+                ]
+            })
+        }
+
+        /// A member of an SQS body: one of the keys the parser reads (sometimes escaped,
+        /// sometimes twice) or another one.
+        fn member() -> impl Strategy<Value = (String, String)> {
+            let key = prop_oneof![
+                Just("Type"),
+                Just("TopicArn"),
+                Just("MessageId"),
+                Just("Timestamp"),
+                Just("Message"),
+                Just("M\\u0065ssage"),
+                Just("MessageAttributes"),
+                Just("Subject"),
+            ];
+            let attributes = Just(
+                r#"{"n": {"Type": "Number", "Value": "5"}, "s": {"Type": "String", "Value": "\u00e9"}}"#
+                    .to_owned(),
+            );
+            (key, prop_oneof![4 => value(), 1 => attributes])
+                .prop_map(|(key, value)| (key.to_owned(), value))
+        }
+
+        fn sqs(body: &str) -> aws_sdk_sqs::types::Message {
+            aws_sdk_sqs::types::Message::builder()
+                .body(body)
+                .receipt_handle("rh")
+                .build()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+            /// The one-pass reader and serde_json agree on every body both read, and the
+            /// parser never panics.
+            #[test]
+            fn fast_and_serde_readers_agree(
+                members in prop::collection::vec(member(), 0..7),
+                spaced in any::<bool>(),
+            ) {
+                let separator = if spaced { ",\n  " } else { "," };
+                let body = format!(
+                    "{{{}}}",
+                    members
+                        .iter()
+                        .map(|(k, v)| format!("\"{k}\":{}{v}", if spaced { " " } else { "" }))
+                        .collect::<Vec<_>>()
+                        .join(separator)
+                );
+                let serde = serde_body(&body);
+                if let Some(fast) = fast_body(&body) {
+                    let serde = serde.expect("serde_json reads what the one pass reads");
+                    prop_assert_eq!(fast.kind, serde.kind);
+                    prop_assert_eq!(fast.topic_arn, serde.topic_arn);
+                    prop_assert_eq!(fast.message_id, serde.message_id);
+                    prop_assert_eq!(fast.timestamp, serde.timestamp);
+                    prop_assert_eq!(fast.has_message, serde.has_message);
+                    prop_assert_eq!(fast.message, serde.message);
+                    prop_assert_eq!(fast.message_attributes, serde.message_attributes);
+                }
+                let queue_url: Arc<str> = "http://q".into();
+                let parsed = parse(&sqs(&body), &queue_url, "");
+                let has_message = members
+                    .iter()
+                    .any(|(k, _)| k == "Message" || k == "M\\u0065ssage");
+                if !has_message {
+                    prop_assert!(matches!(parsed, Parsed::Unsupported));
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics(body in ".{0,200}") {
+                let queue_url: Arc<str> = "http://q".into();
+                let _ = parse(&sqs(&body), &queue_url, "");
+            }
+        }
     }
 }

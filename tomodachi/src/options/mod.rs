@@ -71,6 +71,37 @@ pub struct Options {
     pub amqp: AmqpOptions,
     /// `health.*`: the liveness and readiness endpoints.
     pub health: HealthOptions,
+    /// `envelope.*`: limits of the message envelopes.
+    pub envelope: EnvelopeOptions,
+}
+
+/// `envelope.*`: limits applied when envelopes open messages.
+///
+/// `max_inflated_size` (`TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE`) caps, in bytes, what the
+/// compressed data of one message (`base64_gzip_json`) may inflate to; a message over it
+/// is rejected like any malformed envelope. It applies to every envelope of the process
+/// (the largest of its services' values).
+///
+/// ```
+/// let mut options = tomodachi::options::Options::default();
+/// assert_eq!(options.envelope.max_inflated_size, 64 * 1024 * 1024);
+/// options.apply_env([("TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE", "1048576")])?;
+/// assert_eq!(options.envelope.max_inflated_size, 1 << 20);
+/// # Ok::<(), tomodachi::options::OptionsError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvelopeOptions {
+    /// The most bytes compressed message data may inflate to (default 64 MiB).
+    pub max_inflated_size: usize,
+}
+
+impl Default for EnvelopeOptions {
+    fn default() -> Self {
+        Self {
+            max_inflated_size: tomodachi_core::envelope::DEFAULT_MAX_INFLATED_SIZE,
+        }
+    }
 }
 
 /// An option key that does not exist, a value of the wrong type, or a bad environment
@@ -156,6 +187,13 @@ impl Options {
     #[must_use]
     pub fn amqp(mut self, amqp: AmqpOptions) -> Self {
         self.amqp = amqp;
+        self
+    }
+
+    /// Replaces the `envelope` sub-tree.
+    #[must_use]
+    pub fn envelope(mut self, envelope: EnvelopeOptions) -> Self {
+        self.envelope = envelope;
         self
     }
 

@@ -187,6 +187,28 @@ fn keys_list_every_leaf() {
     assert!(keys.contains(&"health.ready_path".to_owned()));
     assert!(keys.contains(&"health.port".to_owned()));
     assert!(!keys.contains(&"health".to_owned()));
+    assert!(keys.contains(&"envelope.max_inflated_size".to_owned()));
+}
+
+#[test]
+fn envelope_inflate_cap_from_env_and_key() {
+    let mut options = Options::default();
+    assert_eq!(
+        options.get("envelope.max_inflated_size").unwrap(),
+        json!(64 * 1024 * 1024)
+    );
+    assert_eq!(
+        Options::env_var("envelope.max_inflated_size"),
+        "TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE"
+    );
+    options
+        .apply_env([("TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE", "1048576")])
+        .unwrap();
+    assert_eq!(options.envelope.max_inflated_size, 1 << 20);
+    let err = options
+        .apply_env([("TOMODACHI_ENVELOPE_MAX_INFLATED_SIZE", "-1")])
+        .unwrap_err();
+    assert!(err.to_string().contains("an integer"), "{err}");
 }
 
 #[cfg(feature = "http")]
@@ -441,7 +463,8 @@ fn legacy_targets_exist() {
     }
 }
 
-/// Every key of Python tomodachi's `Options` (`options/definitions.py`), in its order.
+/// Every key of Python tomodachi's `Options` (`options/definitions.py`), in its order,
+/// and tomodachi-rs's own.
 #[cfg(all(feature = "http", feature = "amqp", feature = "sqs"))]
 #[test]
 fn keys_are_python_tomodachis() {
@@ -494,6 +517,8 @@ fn keys_are_python_tomodachis() {
         "health.host",
         "health.access_log",
         "health.liveness_timeout_seconds",
+        // tomodachi-rs's own: the inflate cap of compressed envelope data.
+        "envelope.max_inflated_size",
     ];
     let keys = Options::keys();
     let mut expected: Vec<String> = expected.iter().map(|k| (*k).to_owned()).collect();

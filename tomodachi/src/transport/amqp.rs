@@ -12,7 +12,8 @@ where
 {
     /// Calls `handler` for each message on `binding` (tomodachi's `@amqp`).
     ///
-    /// The service's handlers share one connection (from `options.amqp`). Messages are
+    /// The service's handlers share one connection (from `options.amqp`), named
+    /// `"<service name> (<uuid>)"` (the `connection_name` client property). Messages are
     /// opened with the binding's envelope, else the service's; handlers may take the
     /// AMQP context extractors and the service's publishers (`AmqpPublisher`, ...).
     ///
