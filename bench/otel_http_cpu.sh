@@ -10,9 +10,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 rounds=${1:-3}
 duration=${2:-5}
 target=${CARGO_TARGET_DIR:-$root/target}
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
-  --example bench_http_tomodachi --example bench_http_tomodachi_otel)
-bin=$target/release/examples
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench \
+  --bin bench_http_tomodachi --bin bench_http_tomodachi_otel)
+bin=$target/release
 out=$(mktemp -d)
 port=19901
 tck=$(getconf CLK_TCK)

@@ -30,8 +30,8 @@ mkdir -p "$(dirname "$out")"
 : >"$out"
 export TOMODACHI_AMQP_QUEUE_TTL=${TOMODACHI_AMQP_QUEUE_TTL:-300}
 
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples --example bench_amqp)
-bench=$target/release/examples/bench_amqp
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench --bin bench_amqp)
+bench=$target/release/bench_amqp
 log=$(dirname "$out")/services.log
 : >"$log"
 

@@ -16,7 +16,7 @@ seconds=${1:-4}
 rounds=${2:-3}
 target=${CARGO_TARGET_DIR:-$root/target}
 out=${BENCH_OUT:-/tmp/bench-http}
-bin=$target/release/examples
+bin=$target/release
 port=19951
 [ -f "$out/post.lua" ] || { echo "no $out/post.lua: run bench/http/run.sh first" >&2; exit 1; }
 hz=$(getconf CLK_TCK)

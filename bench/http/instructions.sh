@@ -21,9 +21,9 @@ target=${CARGO_TARGET_DIR:-$root/target}
 out=${BENCH_OUT:-/tmp/bench-http-ir}
 port=19901
 mkdir -p "$out"
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
-  --example bench_http_tomodachi --example bench_http_tomodachi_otel --example bench_http_axum)
-bin=$target/release/examples
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench \
+  --bin bench_http_tomodachi --bin bench_http_tomodachi_otel --bin bench_http_axum)
+bin=$target/release
 
 cat > "$out/client.py" << 'PY'
 import http.client, json, sys

@@ -44,9 +44,9 @@ if ! command -v wrk > /dev/null; then
 fi
 [[ "$servers" != *python* ]] || [ -x "$venv/bin/tomodachi" ] || { echo "no Python tomodachi at $venv" >&2; exit 1; }
 
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-examples \
-  --example bench_http_tomodachi --example bench_http_tomodachi_otel --example bench_http_axum)
-bin=$target/release/examples
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench \
+  --bin bench_http_tomodachi --bin bench_http_tomodachi_otel --bin bench_http_axum)
+bin=$target/release
 
 mkdir -p "$out"
 rm -f "$out"/*.log "$out/samples.tsv"

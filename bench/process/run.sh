@@ -15,7 +15,7 @@ target=${CARGO_TARGET_DIR:-$cache/target}
 python=${TOMODACHI_TEST_PYTHON:-$cache/venv-tomodachi/bin/python}
 port=19731
 
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release --example quickstart -q)
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -p tomodachi-examples --example quickstart -q)
 rust_bin=$target/release/examples/quickstart
 
 now_ms() { date +%s%3N; }

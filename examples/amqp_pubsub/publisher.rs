@@ -3,8 +3,8 @@
 //! `example.pubsub.new-message`. Run `amqp_subscriber` next to it to see them arrive.
 //!
 //! ```text
-//! cargo run --example amqp_subscriber   # one shell
-//! cargo run --example amqp_publisher    # another
+//! cargo run -p tomodachi-examples --example amqp_subscriber --features amqp   # one shell
+//! cargo run -p tomodachi-examples --example amqp_publisher --features amqp    # another
 //! ```
 //!
 //! `TOMODACHI_AMQP_*` variables choose the broker (default `127.0.0.1:5672`, guest/guest)

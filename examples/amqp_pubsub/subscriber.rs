@@ -2,7 +2,7 @@
 //! sends on `example.pubsub.new-message`, with the sender's service name from the envelope.
 //!
 //! ```text
-//! cargo run --example amqp_subscriber
+//! cargo run -p tomodachi-examples --example amqp_subscriber --features amqp
 //! ```
 //!
 //! Its queue is tomodachi's competing queue for that routing key, so several subscribers

@@ -7,7 +7,7 @@
 //!   response) written with axum's `middleware::from_fn`.
 //!
 //! ```text
-//! cargo run --example http_middleware
+//! cargo run -p tomodachi-examples --example http_middleware
 //! curl -i localhost:9700/whoami                        # 401, WWW-Authenticate: Basic
 //! curl -i -u sheep:wrong localhost:9700/whoami         # 401
 //! curl -i -u sheep:baa localhost:9700/whoami           # 200 hello sheep

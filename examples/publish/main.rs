@@ -4,7 +4,7 @@
 //! service's own: its options, name, uuid, envelope, AWS clients and AMQP connection.
 //!
 //! ```text
-//! cargo run --example publish    # with TOMODACHI_AWS_* and TOMODACHI_AMQP_* as needed
+//! cargo run -p tomodachi-examples --example publish --features amqp,sqs    # with TOMODACHI_AWS_* and TOMODACHI_AMQP_* as needed
 //! curl -i -X POST localhost:9700/orders -d '{"order": 7}'
 //! ```
 

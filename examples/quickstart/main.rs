@@ -2,7 +2,7 @@
 //! hooks. No broker needed.
 //!
 //! ```text
-//! cargo run --example quickstart
+//! cargo run -p tomodachi-examples --example quickstart
 //! curl -X POST localhost:9700/sheep   # waits up to a second, then the new count
 //! curl localhost:9700/sheep           # the count
 //! ```

@@ -118,6 +118,8 @@ impl BucketExemplars {
 /// sorts nor hashes the attributes again) and, when enabled, its exemplars.
 #[derive(Debug)]
 pub(crate) struct Histogram {
+    /// Read by the Prometheus endpoint only (an exemplar goes with its series).
+    #[cfg(feature = "prometheus")]
     pub(crate) attributes: Box<[KeyValue]>,
     bound: BoundHistogram<f64>,
     pub(crate) exemplars: Option<Exemplars>,
@@ -131,6 +133,7 @@ impl Histogram {
     ) -> Self {
         Self {
             bound: instrument.bind(&attributes),
+            #[cfg(feature = "prometheus")]
             attributes: attributes.into_boxed_slice(),
             exemplars: exemplars.then(Exemplars::default),
         }

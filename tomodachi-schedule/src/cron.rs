@@ -7,6 +7,12 @@
 //! even days). `L` in the day field is the last day of the month; `L<weekday>` (or
 //! `L<weekday>-<weekday>`) in the weekday field is the last such weekday of the month. When both
 //! the day and the weekday field are restricted, a date matches if either matches.
+//!
+//! Hand-written rather than the `cron` crate because that crate speaks another dialect: it
+//! wants a seconds field first (6 or 7 fields; tomodachi's 5-field expressions fail with an
+//! unhelpful error), its steps count from the start of the range instead of tomodachi's
+//! `v % n == x % n` rule, it has no `L<weekday>`, and its year field is not tomodachi's
+//! optional sixth field. Translating between the two would be more code than this module.
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 

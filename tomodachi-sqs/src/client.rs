@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{BehaviorVersion, ConfigLoader, Region, SdkConfig};
 use aws_sdk_sqs::config::Credentials;
 use tokio::sync::OnceCell;
 
@@ -177,13 +177,42 @@ impl LazyAwsClients {
     }
 }
 
+/// The HTTPS client of the TLS feature this crate was built with: `rustls-ring` sets one, with
+/// `rustls` the SDK's default client (rustls with aws-lc-rs) is used.
+#[cfg(feature = "rustls-ring")]
+fn with_https_client(loader: ConfigLoader) -> Result<ConfigLoader, Error> {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    Ok(loader.http_client(
+        aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https(),
+    ))
+}
+
+/// The HTTPS client of the TLS feature this crate was built with: `rustls-ring` sets one, with
+/// `rustls` the SDK's default client (rustls with aws-lc-rs) is used.
+#[cfg(all(feature = "rustls", not(feature = "rustls-ring")))]
+#[allow(clippy::unnecessary_wraps)] // the same signature as the other TLS choices
+fn with_https_client(loader: ConfigLoader) -> Result<ConfigLoader, Error> {
+    Ok(loader)
+}
+
+/// Built without a TLS feature there is no HTTPS client: say so before any request fails.
+#[cfg(not(any(feature = "rustls", feature = "rustls-ring")))]
+fn with_https_client(_loader: ConfigLoader) -> Result<ConfigLoader, Error> {
+    let message = "tomodachi-sqs was built without an HTTPS client: enable its `rustls` or \
+                   `rustls-ring` feature (tomodachi: `rustls` or `rustls-ring`)";
+    tracing::warn!(target: "tomodachi.awssnssqs", "{message}");
+    Err(Error::Config(message.into()))
+}
+
 /// The SDK configuration of the options: region and static keys where given, the AWS
 /// default chain for the rest.
 ///
 /// Fails as tomodachi does (`"Invalid credentials [sqs] to AWS (…)"`) when only one of the
 /// two keys is set or no region can be found.
 pub async fn sdk_config(options: &AwsSnsSqsOptions) -> Result<SdkConfig, Error> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = with_https_client(aws_config::defaults(BehaviorVersion::latest()))?;
     if let Some(region) = &options.region_name {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -40,7 +40,7 @@ pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// A thread's buffer is written out once it holds this many bytes.
 pub const BUFFER_LIMIT: usize = 32 * 1024;
 
-/// The process's stderr, buffering the [`BUFFERED_TARGETS`] (see the [module docs](self)).
+/// The process's stderr, buffering the [`BUFFERED_TARGETS`] until [`BUFFER_LIMIT`] or [`FLUSH_INTERVAL`].
 ///
 /// Every `BufferedStderr` shares the same buffers, so records from several layers stay in
 /// order.
