@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use tokio::process::Command;
-use tomodachi_tests::child::{Child, Line, command, message, record, run_to_end};
+use tomodachi_tests::child::{Child, Line, Stream, command, message, record, run_to_end};
 
 /// A generous bound for a graceful stop with nothing in flight.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
@@ -230,10 +230,73 @@ async fn no_handlers_warns_and_exits_1() {
         .unwrap_or_else(|| panic!("no warning:\n{}", child.output()));
     assert_eq!(warning.logger(), Some("tomodachi.init"));
     assert_eq!(warning.level(), Some("warning"));
+}
+
+#[tokio::test]
+async fn hooks_without_handlers_keep_the_service_running() {
+    // tomodachi runs a service that has lifecycle hooks and no handlers until stopped.
+    let mut child = Child::spawn(&mut fixture("hooks_only"));
+    child
+        .wait_for("started", record(LIFECYCLE, "started service successfully"))
+        .await;
+    assert!(has(&child, "fixture", "on_start"));
+    assert!(!has(
+        &child,
+        "tomodachi.init",
+        "no transport handlers defined"
+    ));
+    child.signal("TERM");
+    let status = child.wait_exit(STOP_LIMIT).await;
+    assert_eq!(status.code(), Some(0), "{}", child.output());
+    assert!(has(&child, LIFECYCLE, "terminated service"));
+}
+
+#[tokio::test]
+async fn a_panic_is_one_json_record_with_its_location() {
+    let mut child = Child::spawn(&mut fixture("panicking_handler"));
+    child
+        .wait_for("started", record(LIFECYCLE, "started service successfully"))
+        .await;
+    let handler = child
+        .wait_for("the handler's panic", |line| {
+            line.message() == Some("uncaught exception: handler panicked on purpose")
+        })
+        .await;
+    child.signal("TERM");
+    let status = child.wait_exit(STOP_LIMIT).await;
+    assert_eq!(status.code(), Some(0), "{}", child.output());
+    let thread = child
+        .records()
+        .into_iter()
+        .find(|line| line.message() == Some("uncaught exception: uncaught on a thread"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no record of the thread's panic:\n{}", child.output()));
+    for (record, text) in [
+        (&handler, "handler panicked"),
+        (&thread, "uncaught on a thread"),
+    ] {
+        assert_eq!(record.logger(), Some("exception"), "{record}");
+        assert_eq!(record.level(), Some("error"), "{record}");
+        let location = record.field("location").unwrap_or_default();
+        assert!(
+            location.starts_with("tests/bin/fixture.rs:"),
+            "{text}: location {location:?}"
+        );
+    }
+    let panics = child
+        .lines()
+        .iter()
+        .filter(|line| line.text.contains("panicked") || line.text.contains("uncaught on a thread"))
+        .count();
+    assert_eq!(panics, 2, "one line per panic:\n{}", child.output());
+    let not_json: Vec<_> = child
+        .lines()
+        .iter()
+        .filter(|line| line.stream == Stream::Stderr && line.record.is_none())
+        .collect();
     assert!(
-        !has(&child, "fixture", "on_start"),
-        "nothing starts: {}",
-        child.output()
+        not_json.is_empty(),
+        "stderr lines that are not JSON: {not_json:?}"
     );
 }
 
@@ -477,4 +540,21 @@ async fn several_services_in_one_process_start_and_stop() {
         .rposition(|(_, m)| m == "started service successfully");
     let first_stopping = order.iter().position(|(_, m)| m == "stopping service");
     assert!(last_started < first_stopping, "{}", child.output());
+}
+
+#[tokio::test]
+async fn run_with_keeps_the_programs_own_command_line() {
+    // Arguments tomodachi's command line would refuse (exit 2) are the program's own.
+    let mut command = command(env!("CARGO_BIN_EXE_fixture"));
+    command
+        .env("FIXTURE", "own_command_line")
+        .args(["--my-own-flag", "value"]);
+    let mut child = Child::spawn(&mut command);
+    child
+        .wait_for("started", record(LIFECYCLE, "started service successfully"))
+        .await;
+    child.signal("TERM");
+    let status = child.wait_exit(STOP_LIMIT).await;
+    assert_eq!(status.code(), Some(0), "{}", child.output());
+    assert!(has(&child, "fixture", "on_stop"));
 }

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use tomodachi::amqp::{AmqpError, AmqpPublisher};
+use tomodachi::amqp::{self, AmqpPublisher};
 use tomodachi::{JsonEnvelope, Options, Schedule, Service, ServiceIdentity, State};
 
 /// The routing key the subscriber listens to.
@@ -31,7 +31,7 @@ struct Sender {
 
 /// Publishes `{"id": <uuid>, "n": <count>}` and waits for the broker's confirm. An error
 /// is logged by the scheduler; the next tick tries again.
-async fn send_message_interval(State(sender): State<Sender>) -> Result<(), AmqpError> {
+async fn send_message_interval(State(sender): State<Sender>) -> Result<(), amqp::Error> {
     let n = sender.sent.fetch_add(1, Ordering::Relaxed) + 1;
     let data = serde_json::json!({ "id": uuid::Uuid::new_v4().to_string(), "n": n });
     tracing::info!(%data, routing_key = ROUTING_KEY, "publishing");

@@ -2,7 +2,7 @@
 //! for byte, on `example.response`; if the broker refuses, the message is requeued, not lost.
 
 use serde_json::value::RawValue;
-use tomodachi::amqp::{AmqpError, AmqpPublisher, Binding, RoutingKey};
+use tomodachi::amqp::{self, AmqpPublisher, Binding, RoutingKey};
 use tomodachi::{Data, JsonEnvelope, MessageUuid, Service};
 
 async fn forward(
@@ -10,7 +10,7 @@ async fn forward(
     MessageUuid(message_uuid): MessageUuid,
     amqp: AmqpPublisher,
     Data(data): Data<Box<RawValue>>,
-) -> Result<(), AmqpError> {
+) -> Result<(), amqp::Error> {
     tracing::info!(%routing_key, %message_uuid, "received, forwarding to example.response");
     amqp.publish(&data, "example.response").await
 }

@@ -24,13 +24,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use base64::Engine as _;
-use tomodachi::Service;
-use tomodachi::http::HttpRouter;
-use tomodachi::http::axum::extract::{Extension, Request};
+use tomodachi::http::axum::extract::Request;
 use tomodachi::http::axum::http::{StatusCode, header};
 use tomodachi::http::axum::middleware::{self, Next};
 use tomodachi::http::axum::response::{IntoResponse, Response};
-use tomodachi::http::axum::routing::{get, post};
+use tomodachi::prelude::*;
+use tower::Service;
 
 /// Who the request authenticated as: what the auth layer passes to the handlers.
 #[derive(Debug, Clone)]
@@ -88,9 +87,9 @@ impl<S> BasicAuth<S> {
     }
 }
 
-impl<S> tower::Service<Request> for BasicAuth<S>
+impl<S> Service<Request> for BasicAuth<S>
 where
-    S: tower::Service<Request, Response = Response>,
+    S: Service<Request, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
@@ -142,7 +141,7 @@ async fn create_order(Extension(User(user)): Extension<User>, body: String) -> S
 }
 
 #[tokio::main]
-async fn main() -> tomodachi::Exit {
+async fn main() -> Exit {
     let router = HttpRouter::new()
         .route("/whoami", get(whoami))
         .route(
@@ -151,5 +150,8 @@ async fn main() -> tomodachi::Exit {
         )
         // On matched routes only: unknown paths stay 404 without asking for a password.
         .route_layer(BasicAuthLayer::new([("sheep", "baa")]));
-    Service::new("middleware-example").http(router).run().await
+    tomodachi::Service::new("middleware-example")
+        .http(router)
+        .run()
+        .await
 }

@@ -9,7 +9,7 @@
 //! A person without a name is rejected by the validator (a warning, and the handler does
 //! not run); a message that is not a `Person` is rejected the same way as a malformed envelope.
 
-use tomodachi::amqp::{AmqpError, AmqpPublisher, Binding};
+use tomodachi::amqp::{self, AmqpPublisher, Binding};
 use tomodachi::{Proto, ProtobufEnvelope, Service};
 
 /// The types generated from `people.proto`.
@@ -27,7 +27,7 @@ fn has_a_name(person: &Person) -> Result<(), &'static str> {
     Ok(())
 }
 
-async fn greet(publisher: AmqpPublisher, Proto(person): Proto<Person>) -> Result<(), AmqpError> {
+async fn greet(publisher: AmqpPublisher, Proto(person): Proto<Person>) -> Result<(), amqp::Error> {
     tracing::info!(id = %person.id, name = %person.name, "greeting");
     let greeting = Greeting {
         person_id: person.id,

@@ -9,7 +9,7 @@
 //! ```
 
 use serde_json::{Value, json};
-use tomodachi::amqp::{AmqpError, AmqpPublisher};
+use tomodachi::amqp::{self, AmqpPublisher};
 use tomodachi::http::HttpRouter;
 use tomodachi::http::axum::http::StatusCode;
 use tomodachi::http::axum::routing::post;
@@ -33,7 +33,7 @@ async fn create_order(
 }
 
 /// A scheduled handler (like a message handler) takes it as an argument.
-async fn heartbeat(amqp: AmqpPublisher) -> Result<(), AmqpError> {
+async fn heartbeat(amqp: AmqpPublisher) -> Result<(), amqp::Error> {
     amqp.publish(&json!({"status": "alive"}), "example.heartbeat")
         .await
 }

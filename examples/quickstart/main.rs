@@ -14,10 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tomodachi::http::HttpRouter;
-use tomodachi::http::axum::extract::State as HttpState;
-use tomodachi::http::axum::routing::get;
-use tomodachi::{InvocationTime, Schedule, Service, State};
+use tomodachi::prelude::*;
 
 /// The service's state: the sheep counted so far and the heartbeats.
 #[derive(Clone, Default)]
@@ -27,7 +24,7 @@ struct Counter {
 }
 
 /// POST /sheep: pretend to wait for a slow sheep database, then count one more.
-async fn add_to_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
+async fn add_to_sheep_count(State(counter): State<Counter>) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
@@ -36,7 +33,7 @@ async fn add_to_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
 }
 
 /// GET /sheep: the count.
-async fn return_sheep_count(HttpState(counter): HttpState<Counter>) -> String {
+async fn return_sheep_count(State(counter): State<Counter>) -> String {
     counter.sheep.load(Ordering::SeqCst).to_string()
 }
 
@@ -46,10 +43,10 @@ async fn heartbeat(State(counter): State<Counter>, time: InvocationTime) {
 }
 
 #[tokio::main]
-async fn main() -> tomodachi::Exit {
+async fn main() -> Exit {
     let routes =
         HttpRouter::new().route("/sheep", get(return_sheep_count).post(add_to_sheep_count));
-    Service::new("sleepy-sheep-counter")
+    tomodachi::Service::new("sleepy-sheep-counter")
         .state(Counter::default())
         .http(routes)
         .schedule(Schedule::heartbeat(), heartbeat)

@@ -16,12 +16,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tomodachi::Service;
-use tomodachi::http::HttpRouter;
-use tomodachi::http::axum::extract::State;
 use tomodachi::http::axum::response::Response;
-use tomodachi::http::axum::routing::get;
 use tomodachi::http::ws::{Message, WebSocket, WebSocketSession, WebSocketUpgrade, WsSender};
+use tomodachi::prelude::*;
 
 /// The service's state: the sockets in the chat room, by id.
 #[derive(Clone, Default)]
@@ -97,11 +94,11 @@ async fn chat(State(room): State<Room>, ws: WebSocketUpgrade) -> Response {
 }
 
 #[tokio::main]
-async fn main() -> tomodachi::Exit {
+async fn main() -> Exit {
     let router = HttpRouter::new()
         .route("/echo", get(echo))
         .route("/chat", get(chat));
-    Service::new("websocket-example")
+    tomodachi::Service::new("websocket-example")
         .state(Room::default())
         .http(router)
         .run()

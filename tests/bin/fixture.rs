@@ -13,7 +13,9 @@
 //! | `fail_on_started` | as `lifecycle`, `on_started` fails |
 //! | `bad_interval` | as `lifecycle`, with `Schedule::every("every 5 potatoes")` |
 //! | `bad_timezone` | as `lifecycle`, with a daily schedule in `Mars/Olympus_Mons` |
-//! | `no_handlers` | hooks only |
+//! | `no_handlers` | neither handlers nor hooks |
+//! | `hooks_only` | an `on_start` hook, no handlers |
+//! | `panicking_handler` | a handler run at once panics; a thread panics uncaught |
 //! | `slow_stopping` | as `lifecycle`; `on_stopping` waits for the test |
 //! | `slow_start` | as `lifecycle`; `on_start` sleeps 30 s |
 //! | `exit_from_handler` | a handler run at once calls `tomodachi::exit(3)` |
@@ -21,6 +23,7 @@
 //! | `running_handler` | a handler run at once logs, waits for the test, logs again |
 //! | `two_services` | `Process` with services `alpha` and `beta` |
 //! | `failed_service` | a schedule whose service fails its `poll_ready` ("worker gone") |
+//! | `own_command_line` | as `lifecycle`, run with its own settings (JSON logs), any arguments |
 
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -52,6 +55,10 @@ async fn exit_3() {
 
 async fn exit_0() {
     tomodachi::exit(0);
+}
+
+async fn panicking() {
+    panic!("handler panicked on purpose");
 }
 
 async fn long_run() {
@@ -126,9 +133,20 @@ async fn main() -> Exit {
             .run()
             .await
         }
-        "no_handlers" => {
+        "no_handlers" => Service::new("fixture").run().await,
+        "hooks_only" => {
             Service::new("fixture")
                 .on_start(|()| async { tracing::info!(target: "fixture", "on_start") })
+                .run()
+                .await
+        }
+        "panicking_handler" => {
+            Service::new("fixture")
+                .schedule(Schedule::daily().immediately(), panicking)
+                .on_started(|()| async {
+                    let thread = std::thread::spawn(|| panic!("uncaught on a thread"));
+                    let _ = thread.join();
+                })
                 .run()
                 .await
         }
@@ -168,6 +186,15 @@ async fn main() -> Exit {
             Service::new("fixture")
                 .schedule(Schedule::daily().immediately(), long_run)
                 .run()
+                .await
+        }
+        "own_command_line" => {
+            let settings = tomodachi::Settings {
+                logger: tomodachi::LogFormat::Json,
+                ..tomodachi::Settings::default()
+            };
+            service("fixture", Schedule::daily(), "")
+                .run_with(settings)
                 .await
         }
         "two_services" => {

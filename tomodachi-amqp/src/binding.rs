@@ -152,12 +152,12 @@ impl Binding {
     /// [`RawEnvelope`](tomodachi_core::RawEnvelope) for "no envelope".
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = Some(Arc::new(envelope));
+        self.envelope = Some(tomodachi_core::envelope::shared(envelope));
         self
     }
 
     /// The routing key as given (without `routing_key_prefix`).
-    pub fn get_routing_key(&self) -> &str {
+    pub fn routing_key_ref(&self) -> &str {
         &self.routing_key
     }
 
@@ -167,7 +167,7 @@ impl Binding {
     }
 
     /// The handler name of the non-competing queue-name formula.
-    pub fn get_handler_name(&self) -> &str {
+    pub fn handler_name_ref(&self) -> &str {
         &self.handler_name
     }
 
@@ -188,12 +188,12 @@ impl Binding {
     }
 
     /// The classifier of failed handlers (see [`Binding::on_failure`]).
-    pub fn get_classifier(&self) -> &SharedClassifier {
+    pub fn classifier_ref(&self) -> &SharedClassifier {
         &self.classifier
     }
 
     /// The per-binding envelope, if one was set with [`Binding::envelope`].
-    pub fn get_envelope(&self) -> Option<&SharedEnvelope> {
+    pub fn envelope_ref(&self) -> Option<&SharedEnvelope> {
         self.envelope.as_ref()
     }
 

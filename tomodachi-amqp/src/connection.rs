@@ -9,7 +9,7 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::Mutex;
 use tomodachi_core::{HealthReporter, Shutdown};
 
-use crate::{AmqpError, AmqpOptions};
+use crate::{AmqpOptions, Error};
 
 /// lapin's recovery back-off: first retry after this, doubling…
 const RECOVERY_MIN_DELAY: Duration = Duration::from_millis(200);
@@ -95,13 +95,13 @@ impl AmqpConnection {
     ///
     /// # Errors
     ///
-    /// [`AmqpError::Connect`] if the broker cannot be reached or refuses the login.
-    pub async fn connect(&self) -> Result<(), AmqpError> {
+    /// [`Error::Connect`] if the broker cannot be reached or refuses the login.
+    pub async fn connect(&self) -> Result<(), Error> {
         self.connection().await.map(drop)
     }
 
     /// Opens a new channel, connecting (again) if the connection is closed or failed.
-    pub(crate) async fn channel(&self) -> Result<Channel, AmqpError> {
+    pub(crate) async fn channel(&self) -> Result<Channel, Error> {
         let connection = self.connection().await?;
         connection
             .create_channel()
@@ -109,7 +109,7 @@ impl AmqpConnection {
             .map_err(|e| self.connect_error(&e))
     }
 
-    async fn connection(&self) -> Result<Arc<Connection>, AmqpError> {
+    async fn connection(&self) -> Result<Arc<Connection>, Error> {
         let mut slot = self.inner.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
             let status = connection.status();
@@ -122,13 +122,13 @@ impl AmqpConnection {
         Ok(connection)
     }
 
-    async fn open(&self) -> Result<Connection, AmqpError> {
+    async fn open(&self) -> Result<Connection, Error> {
         self.open_with(true).await
     }
 
     /// Opens a connection of its own (not the shared one), with lapin's recovery or
     /// without it (a lease must see every drop).
-    pub(crate) async fn open_with(&self, recover: bool) -> Result<Connection, AmqpError> {
+    pub(crate) async fn open_with(&self, recover: bool) -> Result<Connection, Error> {
         let options = &self.inner.options;
         let uri = AMQPUri {
             scheme: if options.ssl {
@@ -186,12 +186,12 @@ impl AmqpConnection {
         Ok(connection)
     }
 
-    fn connect_error(&self, error: &lapin::Error) -> AmqpError {
+    fn connect_error(&self, error: &lapin::Error) -> Error {
         let options = &self.inner.options;
-        let error = AmqpError::Connect {
+        let error = Error::Connect {
             host: options.host.clone(),
             port: options.port,
-            reason: error.to_string(),
+            source: Box::new(error.clone()),
         };
         tracing::warn!(target: "tomodachi.amqp", "{error}");
         error

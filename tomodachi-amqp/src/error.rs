@@ -2,41 +2,47 @@
 
 use std::time::Duration;
 
+use tomodachi_core::BoxError;
+
 /// Why setting up, consuming or publishing failed.
 ///
-/// Broker errors are kept as text so that no `lapin` type shows in the public API.
+/// The broker's own error is the `source` (boxed, so that no `lapin` type shows in the
+/// public API): `std::error::Error::source` walks to it.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum AmqpError {
+pub enum Error {
     /// The broker could not be reached or refused the connection.
-    #[error("unable to connect [amqp] to {host}:{port} ({reason})")]
+    #[error("unable to connect [amqp] to {host}:{port} ({source})")]
     Connect {
         /// Broker host.
         host: String,
         /// Broker port.
         port: u16,
-        /// What went wrong.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// Declaring the exchange failed (e.g. it exists with another type, or is reserved).
-    #[error("unable to declare exchange [amqp] \"{exchange}\" ({reason})")]
+    #[error("unable to declare exchange [amqp] \"{exchange}\" ({source})")]
     DeclareExchange {
         /// The exchange.
         exchange: String,
-        /// What the broker said.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// Declaring the queue failed (e.g. it exists with other arguments).
-    #[error("unable to declare queue [amqp] \"{queue}\" ({reason})")]
+    #[error("unable to declare queue [amqp] \"{queue}\" ({source})")]
     DeclareQueue {
         /// The queue.
         queue: String,
-        /// What the broker said.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// Binding the queue failed.
     #[error(
-        "unable to bind queue [amqp] \"{queue}\" to \"{exchange}\" with \"{routing_key}\" ({reason})"
+        "unable to bind queue [amqp] \"{queue}\" to \"{exchange}\" with \"{routing_key}\" ({source})"
     )]
     Bind {
         /// The queue.
@@ -45,8 +51,9 @@ pub enum AmqpError {
         exchange: String,
         /// The routing key as bound (prefixed and encoded).
         routing_key: String,
-        /// What the broker said.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// A non-competing queue already has a consumer (tomodachi's
     /// `AmqpTooManyConsumersException`).
@@ -67,20 +74,22 @@ pub enum AmqpError {
         value: String,
     },
     /// A channel operation (qos, consume, cancel, close) failed.
-    #[error("amqp channel error during {operation}: {reason}")]
+    #[error("amqp channel error during {operation}: {source}")]
     Channel {
         /// What was being done.
         operation: &'static str,
-        /// What went wrong.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// The data could not be sealed into an envelope.
-    #[error("unable to seal message for routing key \"{routing_key}\": {reason}")]
+    #[error("unable to seal message for routing key \"{routing_key}\": {source}")]
     Seal {
         /// The routing key (un-prefixed).
         routing_key: String,
-        /// What went wrong.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// A publish was not confirmed within the publisher's deadline (the broker is down
     /// or the connection is recovering).
@@ -108,14 +117,15 @@ pub enum AmqpError {
         routing_key: String,
     },
     /// A publish failed and cannot be retried (e.g. the exchange does not exist).
-    #[error("publish to \"{exchange}\" with routing key \"{routing_key}\" failed: {reason}")]
+    #[error("publish to \"{exchange}\" with routing key \"{routing_key}\" failed: {source}")]
     Publish {
         /// The exchange.
         exchange: String,
         /// The routing key as sent.
         routing_key: String,
-        /// What went wrong.
-        reason: String,
+        /// The broker's (or the encoder's) error.
+        #[source]
+        source: BoxError,
     },
     /// A layer around the publisher failed the publish (e.g. a `tower::timeout` elapsed).
     #[error("publish failed in a layer around the publisher: {0}")]
@@ -123,11 +133,8 @@ pub enum AmqpError {
 }
 
 /// Checks the AMQP short-string limit of a name.
-pub(crate) fn short(
-    what: &'static str,
-    value: &str,
-) -> Result<lapin::types::ShortString, AmqpError> {
-    lapin::types::ShortString::try_new(value).map_err(|_| AmqpError::NameTooLong {
+pub(crate) fn short(what: &'static str, value: &str) -> Result<lapin::types::ShortString, Error> {
+    lapin::types::ShortString::try_new(value).map_err(|_| Error::NameTooLong {
         what,
         value: value.to_owned(),
     })

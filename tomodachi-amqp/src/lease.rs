@@ -16,7 +16,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio::task::JoinHandle;
 use tomodachi_core::{BoxError, Lease, Shutdown};
 
-use crate::{AmqpConnection, AmqpError, AmqpOptions};
+use crate::{AmqpConnection, AmqpOptions, Error};
 
 const LOG: &str = "tomodachi.amqp";
 /// The lease queue goes away this long after its last consumer.
@@ -201,11 +201,11 @@ async fn compete(lease: AmqpLease, shutdown: Shutdown) {
 
 /// One connection's life: consume, put a token in, hold the first token delivered. `None`
 /// once shutdown closed it; the error otherwise.
-async fn hold(lease: &AmqpLease, shutdown: &Shutdown) -> Option<AmqpError> {
+async fn hold(lease: &AmqpLease, shutdown: &Shutdown) -> Option<Error> {
     let inner = &lease.inner;
-    let channel_error = |e: lapin::Error| AmqpError::Channel {
+    let channel_error = |e: lapin::Error| Error::Channel {
         operation: "hold the lease",
-        reason: e.to_string(),
+        source: Box::new(e),
     };
     let connection = match AmqpConnection::new(inner.options.clone())
         .with_name(inner.connection_name.clone())
@@ -227,9 +227,9 @@ async fn hold(lease: &AmqpLease, shutdown: &Shutdown) -> Option<AmqpError> {
                 arguments,
             )
             .await
-            .map_err(|e| AmqpError::DeclareQueue {
+            .map_err(|e| Error::DeclareQueue {
                 queue: inner.queue.clone(),
-                reason: e.to_string(),
+                source: Box::new(e),
             })?;
         let consumer = channel
             .basic_consume(
@@ -250,7 +250,7 @@ async fn hold(lease: &AmqpLease, shutdown: &Shutdown) -> Option<AmqpError> {
             )
             .await
             .map_err(channel_error)?;
-        Ok::<_, AmqpError>((channel, consumer))
+        Ok::<_, Error>((channel, consumer))
     };
     let (_channel, mut consumer) = match session.await {
         Ok(session) => session,
@@ -276,7 +276,7 @@ async fn hold(lease: &AmqpLease, shutdown: &Shutdown) -> Option<AmqpError> {
                     }
                 }
                 Some(Err(e)) => break Some(channel_error(e)),
-                None => break Some(AmqpError::Channel { operation: "hold the lease", reason: "the consumer was cancelled".into() }),
+                None => break Some(Error::Channel { operation: "hold the lease", source: "the consumer was cancelled".into() }),
             },
         }
     };

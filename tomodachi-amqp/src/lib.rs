@@ -20,12 +20,19 @@ pub use context::{
     AmqpContext, AmqpProperties, AmqpTable, AmqpValue, BoundRoutingKey, DeliveryTag, Exchange,
     Headers, Properties, QueueName, Redelivered, RoutingKey,
 };
-pub use error::AmqpError;
+pub use error::Error;
 pub use lease::AmqpLease;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
 pub use options::{AmqpOptions, QosOptions};
 pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};
 
+/// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
+/// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.
+pub use tomodachi_core::{
+    self as core, Attributes, BoxError, Data, Extension, Handler, HandlerWithoutStateExt,
+    JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
+    State,
+};
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 
 /// The AMQP transport (`amqp` in the execution context, with its task counters).

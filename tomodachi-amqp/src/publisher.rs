@@ -24,7 +24,7 @@ use tower::{Layer, Service, ServiceExt};
 use crate::context::{AmqpTable, AmqpValue, table_to_lapin};
 use crate::error::short;
 use crate::naming::wire_routing_key;
-use crate::{AmqpConnection, AmqpError, AmqpOptions};
+use crate::{AmqpConnection, AmqpOptions, Error};
 
 /// Per-publish settings beyond data and routing key.
 ///
@@ -166,7 +166,7 @@ impl PublishRequest for AmqpPublish {
 /// Cheap to clone; every clone shares one channel (in confirm mode) on one connection.
 /// A publish returns once the broker confirmed it. While the connection is down or
 /// recovering a publish waits and retries, up to [`AmqpPublisher::publish_timeout`]
-/// (30 s by default), then fails with [`AmqpError::PublishTimeout`]: it never vanishes.
+/// (30 s by default), then fails with [`Error::PublishTimeout`]: it never vanishes.
 ///
 /// As in tomodachi, the payload has no content type and is not persistent unless asked
 /// ([`AmqpPublisher::persistent`]); the routing key is prefixed with
@@ -189,7 +189,7 @@ impl PublishRequest for AmqpPublish {
 /// use tomodachi_core::ServiceIdentity;
 /// use tower::limit::ConcurrencyLimitLayer;
 ///
-/// # async fn run() -> Result<(), tomodachi_amqp::AmqpError> {
+/// # async fn run() -> Result<(), tomodachi_amqp::Error> {
 /// let publisher = AmqpPublisher::new(AmqpOptions::default(), ServiceIdentity::with_random_uuid("orders"))
 ///     .layer(ConcurrencyLimitLayer::new(64));
 /// publisher.publish(&serde_json::json!({"order": 7}), "order.paid").await?;
@@ -204,8 +204,8 @@ pub struct AmqpPublisher {
 #[derive(Clone)]
 struct Inner {
     broker: Broker,
-    layers: PublishLayers<AmqpPublish, (), AmqpError>,
-    service: BoxPublishService<AmqpPublish, (), AmqpError>,
+    layers: PublishLayers<AmqpPublish, (), Error>,
+    service: BoxPublishService<AmqpPublish, (), Error>,
     identity: ServiceIdentity,
     envelope: SharedEnvelope,
     exchange: String,
@@ -244,7 +244,7 @@ impl AmqpPublisher {
             publish_timeout: Duration::from_secs(30),
             channel: Arc::new(Mutex::new(None)),
         };
-        let layers = PublishLayers::new(AmqpError::Layer);
+        let layers = PublishLayers::new(Error::Layer);
         Self {
             inner: Arc::new(Inner {
                 service: layers.apply(broker.clone()),
@@ -260,7 +260,7 @@ impl AmqpPublisher {
 
     /// Wraps the publisher's service in `layer` (any tower layer whose service answers an
     /// [`AmqpPublish`] with `()`); the last layer added is the outermost. A layer's own
-    /// error (a timeout) is an [`AmqpError::Layer`].
+    /// error (a timeout) is an [`Error::Layer`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -276,7 +276,7 @@ impl AmqpPublisher {
     #[must_use]
     pub fn layer<L>(mut self, layer: L) -> Self
     where
-        L: Layer<BoxPublishService<AmqpPublish, (), AmqpError>> + Send + Sync + 'static,
+        L: Layer<BoxPublishService<AmqpPublish, (), Error>> + Send + Sync + 'static,
         L::Service: Service<AmqpPublish, Response = ()> + Clone + Send + Sync + 'static,
         <L::Service as Service<AmqpPublish>>::Error: Into<BoxError>,
         <L::Service as Service<AmqpPublish>>::Future: Send + 'static,
@@ -293,14 +293,7 @@ impl AmqpPublisher {
     /// [`RawEnvelope`]: tomodachi_core::RawEnvelope
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        Arc::make_mut(&mut self.inner).envelope = Arc::new(envelope);
-        self
-    }
-
-    /// Seals with a shared envelope (the service's).
-    #[must_use]
-    pub fn shared_envelope(mut self, envelope: SharedEnvelope) -> Self {
-        Arc::make_mut(&mut self.inner).envelope = envelope;
+        Arc::make_mut(&mut self.inner).envelope = tomodachi_core::envelope::shared(envelope);
         self
     }
 
@@ -342,15 +335,15 @@ impl AmqpPublisher {
     ///
     /// # Errors
     ///
-    /// [`AmqpError::Seal`] if `data` cannot be serialized or sealed;
-    /// [`AmqpError::PublishTimeout`] if the broker did not confirm in time;
-    /// [`AmqpError::PublishNacked`] or [`AmqpError::Publish`] if it refused the message;
-    /// [`AmqpError::Layer`] if a layer failed it.
+    /// [`Error::Seal`] if `data` cannot be serialized or sealed;
+    /// [`Error::PublishTimeout`] if the broker did not confirm in time;
+    /// [`Error::PublishNacked`] or [`Error::Publish`] if it refused the message;
+    /// [`Error::Layer`] if a layer failed it.
     pub async fn publish<T: Serialize + ?Sized>(
         &self,
         data: &T,
         routing_key: &str,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), Error> {
         self.publish_with(data, routing_key, PublishOptions::default())
             .await
     }
@@ -365,17 +358,17 @@ impl AmqpPublisher {
         data: &T,
         routing_key: &str,
         options: PublishOptions,
-    ) -> Result<(), AmqpError> {
-        let seal_error = |reason: String| AmqpError::Seal {
+    ) -> Result<(), Error> {
+        let seal_error = |source: tomodachi_core::BoxError| Error::Seal {
             routing_key: routing_key.to_owned(),
-            reason,
+            source,
         };
-        let raw = to_python_json(data).map_err(|e| seal_error(e.to_string()))?;
+        let raw = to_python_json(data).map_err(|e| seal_error(e.into()))?;
         let payload = self
             .inner
             .envelope
             .seal(&self.inner.identity, routing_key, &raw)
-            .map_err(|e| seal_error(e.to_string()))?;
+            .map_err(|e| seal_error(e.into()))?;
         self.publish_payload(payload.into_bytes(), routing_key, options)
             .await
     }
@@ -384,13 +377,13 @@ impl AmqpPublisher {
     ///
     /// # Errors
     ///
-    /// As [`AmqpPublisher::publish`], without [`AmqpError::Seal`].
+    /// As [`AmqpPublisher::publish`], without [`Error::Seal`].
     pub async fn publish_payload(
         &self,
         payload: impl Into<Bytes>,
         routing_key: &str,
         mut options: PublishOptions,
-    ) -> Result<(), AmqpError> {
+    ) -> Result<(), Error> {
         let exchange = match options.exchange.take() {
             Some(name) if !name.is_empty() => name,
             _ => self.inner.exchange.clone(),
@@ -412,10 +405,10 @@ impl AmqpPublisher {
 /// its own clone of the stack.
 impl Service<AmqpPublish> for AmqpPublisher {
     type Response = ();
-    type Error = AmqpError;
-    type Future = Oneshot<BoxPublishService<AmqpPublish, (), AmqpError>, AmqpPublish>;
+    type Error = Error;
+    type Future = Oneshot<BoxPublishService<AmqpPublish, (), Error>, AmqpPublish>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AmqpError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -434,10 +427,10 @@ struct Broker {
 
 impl Service<AmqpPublish> for Broker {
     type Response = ();
-    type Error = AmqpError;
-    type Future = BoxFuture<'static, Result<(), AmqpError>>;
+    type Error = Error;
+    type Future = BoxFuture<'static, Result<(), Error>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), AmqpError>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))
     }
 
@@ -448,7 +441,7 @@ impl Service<AmqpPublish> for Broker {
 }
 
 impl Broker {
-    async fn send(&self, request: AmqpPublish) -> Result<(), AmqpError> {
+    async fn send(&self, request: AmqpPublish) -> Result<(), Error> {
         let AmqpPublish {
             exchange: exchange_name,
             routing_key,
@@ -472,7 +465,7 @@ impl Broker {
 
         let started = Instant::now();
         let deadline = started + self.publish_timeout;
-        let timeout = |reason: String| AmqpError::PublishTimeout {
+        let timeout = |reason: String| Error::PublishTimeout {
             exchange: exchange_name.clone(),
             routing_key: wire_key.clone(),
             waited: started.elapsed(),
@@ -498,7 +491,7 @@ impl Broker {
             let error = match tokio::time::timeout(remaining, attempt).await {
                 Err(_) => return Err(timeout("no confirm from the broker".to_owned())),
                 Ok(Ok(Confirmation::Nack(_))) => {
-                    return Err(AmqpError::PublishNacked {
+                    return Err(Error::PublishNacked {
                         exchange: exchange_name,
                         routing_key: wire_key,
                     });
@@ -513,10 +506,10 @@ impl Broker {
                     if error.is_amqp_soft_error() {
                         // e.g. NOT_FOUND: the exchange does not exist. Retrying cannot help.
                         self.forget(&channel).await;
-                        return Err(AmqpError::Publish {
+                        return Err(Error::Publish {
                             exchange: exchange_name,
                             routing_key: wire_key,
-                            reason,
+                            source: Box::new(error),
                         });
                     }
                     let remaining = deadline.saturating_duration_since(Instant::now());
@@ -545,7 +538,7 @@ impl Broker {
     }
 
     /// The confirm-mode channel, opened (and the connection with it) if needed.
-    async fn channel(&self) -> Result<Channel, AmqpError> {
+    async fn channel(&self) -> Result<Channel, Error> {
         let mut slot = self.channel.lock().await;
         if let Some(channel) = slot.as_ref() {
             let status = channel.status();
@@ -557,9 +550,9 @@ impl Broker {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| AmqpError::Channel {
+            .map_err(|e| Error::Channel {
                 operation: "confirm.select",
-                reason: e.to_string(),
+                source: e.into(),
             })?;
         *slot = Some(channel.clone());
         Ok(channel)
@@ -582,7 +575,7 @@ impl Broker {
 }
 
 enum Attempt {
-    Connect(AmqpError),
+    Connect(Error),
     Lapin(Channel, lapin::Error),
 }
 

@@ -19,14 +19,14 @@ use support::*;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tomodachi_amqp::{
-    AmqpContext, AmqpError, AmqpOptions, AmqpPublisher, Binding, Consumer, ExchangeKind, Headers,
+    AmqpContext, AmqpOptions, AmqpPublisher, Binding, Consumer, Error, ExchangeKind, Headers,
     Properties, PublishOptions, Redelivered,
 };
 use tomodachi_core::{BoxError, Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State};
 use tower::{Layer, Service};
 
 /// Starts `consumer` (setup must succeed) and runs it in the background.
-async fn start<S>(consumer: Consumer, service: S) -> (Shutdown, JoinHandle<Result<(), AmqpError>>)
+async fn start<S>(consumer: Consumer, service: S) -> (Shutdown, JoinHandle<Result<(), Error>>)
 where
     S: Service<Message, Response = Outcome> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
@@ -43,7 +43,7 @@ where
     (shutdown, tokio::spawn(running))
 }
 
-async fn stop(shutdown: Shutdown, task: JoinHandle<Result<(), AmqpError>>) {
+async fn stop(shutdown: Shutdown, task: JoinHandle<Result<(), Error>>) {
     shutdown.trigger();
     within(15, "consumer drain", task).await.unwrap().unwrap();
 }
@@ -355,10 +355,7 @@ async fn non_competing_queue_with_a_consumer_fails_startup() {
     .await
     .err()
     .expect("a second consumer on a non-competing queue must fail");
-    assert!(
-        matches!(error, AmqpError::TooManyConsumers { .. }),
-        "{error}"
-    );
+    assert!(matches!(error, Error::TooManyConsumers { .. }), "{error}");
     stop(shutdown, task).await;
 }
 
@@ -771,7 +768,7 @@ async fn relay(
     publisher: AmqpPublisher,
     tomodachi_amqp::BoundRoutingKey(key): tomodachi_amqp::BoundRoutingKey,
     tomodachi_core::Data(data): tomodachi_core::Data<serde_json::Value>,
-) -> Result<(), AmqpError> {
+) -> Result<(), Error> {
     publisher.publish(&data, &format!("{key}.response")).await
 }
 
@@ -844,7 +841,7 @@ async fn a_service_that_fails_readiness_stops_the_consumer() {
         .await
         .unwrap();
     assert!(
-        matches!(&result, Err(AmqpError::Service(reason)) if reason == "worker gone"),
+        matches!(&result, Err(Error::Service(reason)) if reason == "worker gone"),
         "{result:?}"
     );
 }

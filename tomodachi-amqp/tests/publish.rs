@@ -15,7 +15,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use serde_json::json;
 use support::*;
-use tomodachi_amqp::{AmqpError, AmqpPublish, AmqpPublisher};
+use tomodachi_amqp::{AmqpPublish, AmqpPublisher, Error};
 use tower::retry::{Policy, RetryLayer};
 
 /// Retries a publish the broker refused because its exchange is not there, once the
@@ -28,17 +28,17 @@ struct UntilTheExchangeExists {
     tries: Arc<AtomicUsize>,
 }
 
-impl Policy<AmqpPublish, (), AmqpError> for UntilTheExchangeExists {
+impl Policy<AmqpPublish, (), Error> for UntilTheExchangeExists {
     type Future = BoxFuture<'static, ()>;
 
     fn retry(
         &mut self,
         _request: &mut AmqpPublish,
-        result: &mut Result<(), AmqpError>,
+        result: &mut Result<(), Error>,
     ) -> Option<Self::Future> {
         let tries = self.tries.fetch_add(1, Ordering::SeqCst) + 1;
         match result {
-            Err(AmqpError::Publish { .. }) if tries < 3 => {
+            Err(Error::Publish { .. }) if tries < 3 => {
                 let (exchange, queue) = (self.exchange.clone(), self.queue.clone());
                 Some(Box::pin(async move {
                     declare_and_bind(&exchange, &queue).await
@@ -140,7 +140,7 @@ async fn without_a_retry_layer_a_missing_exchange_fails_the_publish_once() {
     .await
     .unwrap_err();
     assert!(
-        matches!(&error, AmqpError::Publish { exchange: e, .. } if *e == exchange),
+        matches!(&error, Error::Publish { exchange: e, .. } if *e == exchange),
         "{error}"
     );
     publisher.close().await;

@@ -12,7 +12,7 @@ use serde_json::json;
 use support::*;
 use tokio::process::Command;
 use tokio::sync::mpsc;
-use tomodachi_amqp::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Consumer};
+use tomodachi_amqp::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Consumer, Error};
 use tomodachi_core::{Handler, JsonEnvelope, Raw, Shutdown, Source, State};
 use tower::Layer;
 
@@ -205,7 +205,7 @@ async fn publish_without_a_broker_fails_clearly_after_its_timeout() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(error, AmqpError::PublishTimeout { .. }), "{error}");
+    assert!(matches!(error, Error::PublishTimeout { .. }), "{error}");
     assert!(
         error.to_string().contains("not confirmed within"),
         "{error}"
@@ -227,7 +227,7 @@ async fn publish_to_a_missing_exchange_fails_at_once() {
     )
     .await
     .unwrap_err();
-    assert!(matches!(error, AmqpError::Publish { .. }), "{error}");
+    assert!(matches!(error, Error::Publish { .. }), "{error}");
     // and the publisher still works afterwards
     publisher
         .publish(&json!(2), &unique("after"))
@@ -252,13 +252,16 @@ async fn consumer_setup_fails_clearly_without_a_broker() {
     .await
     .err()
     .unwrap();
-    assert!(matches!(error, AmqpError::Connect { .. }), "{error}");
+    assert!(matches!(error, Error::Connect { .. }), "{error}");
     assert!(
         error
             .to_string()
             .starts_with("unable to connect [amqp] to 127.0.0.1:1"),
         "{error}"
     );
+    // The broker client's own error is kept as the source, not flattened into text.
+    let source = std::error::Error::source(&error).expect("the connection error as source");
+    assert!(error.to_string().contains(&source.to_string()), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

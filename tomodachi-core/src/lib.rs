@@ -13,6 +13,7 @@ pub mod lease;
 pub mod memory;
 mod message;
 mod outcome;
+pub mod panic;
 pub mod publish;
 pub mod shutdown;
 mod source;
@@ -20,7 +21,6 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
-pub use driver::panic_text;
 #[cfg(feature = "protobuf")]
 pub use envelope::ProtobufEnvelope;
 pub use envelope::{
@@ -31,7 +31,7 @@ pub use envelope::{
 pub use extract::Proto;
 pub use extract::{
     Attributes, Data, Extension, FromMessage, FromMessageParts, FromRef, MessageUuid, Metadata,
-    Parts, Raw, Rejection, State,
+    OptionalFromMessageParts, Parts, Raw, Rejection, State,
 };
 pub use handler::{
     Classify, DropOnFailure, Handler, HandlerFailure, HandlerService, HandlerWithoutStateExt,

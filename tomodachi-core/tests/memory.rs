@@ -1,5 +1,5 @@
 //! The in-memory transport through its source: competing consumers, publishing from a
-//! handler, dead-lettering after the receive limit.
+//! handler, dead-lettering after the receive limit, the `Extension` layer.
 #![cfg(feature = "test-util")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use tomodachi_core::memory::{Broker, MemoryContext, MemoryPublisher, MemorySource};
 use tomodachi_core::{
-    Data, EnvelopeLayer, Handler, HandlerWithoutStateExt as _, JsonEnvelope, Raw, ServiceIdentity,
-    Shutdown, Source as _, State,
+    Data, EnvelopeLayer, Extension, Handler, HandlerWithoutStateExt as _, JsonEnvelope, Raw,
+    ServiceIdentity, Shutdown, Source as _, State,
 };
 use tower::Layer as _;
 
@@ -99,4 +99,35 @@ async fn a_message_that_keeps_failing_is_dead_lettered_after_the_receive_limit()
     running.await.unwrap().unwrap();
     assert!(queue.is_empty());
     assert_eq!(queue.settled_count(), 3);
+}
+
+#[derive(Clone)]
+struct Tenant(&'static str);
+
+async fn record_tenant(
+    State(seen): State<Seen>,
+    Extension(tenant): Extension<Tenant>,
+    Raw(body): Raw,
+) {
+    let body = String::from_utf8_lossy(&body).into_owned();
+    seen.lock().unwrap().push((tenant.0.to_owned(), body));
+}
+
+#[tokio::test]
+async fn the_extension_layer_reaches_a_handler_fed_by_the_memory_source() {
+    let broker = Broker::new();
+    let queue = broker.queue("tenants");
+    queue.send("order 1");
+    let seen = Seen::default();
+    let service = Extension(Tenant("acme")).layer(record_tenant.with_state(seen.clone()));
+    let shutdown = Shutdown::new();
+    let running = tokio::spawn(MemorySource::new(&queue).serve(service, shutdown.clone()));
+    queue.settled(1).await;
+    shutdown.trigger();
+    running.await.unwrap().unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("acme".to_owned(), "order 1".to_owned())]
+    );
+    assert!(queue.is_empty());
 }

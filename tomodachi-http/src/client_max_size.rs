@@ -18,7 +18,7 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::response::{Raised, raised};
+use crate::response::{Raised, raised, unhandled};
 
 /// Refuses request bodies larger than a limit with tomodachi's 413 "Maximum request body
 /// size N exceeded." before the handler is called.
@@ -172,10 +172,10 @@ where
 }
 
 fn too_large(limit: u64) -> Response {
-    raised(
+    unhandled(raised(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("Maximum request body size {limit} exceeded."),
-    )
+    ))
 }
 
 #[cfg(test)]

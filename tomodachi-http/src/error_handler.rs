@@ -10,16 +10,16 @@ use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};
 use axum::response::Response;
 use axum::routing::MethodRouter;
-use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use http::StatusCode;
 use http::request::Parts;
+use tomodachi_core::panic::CatchUnwind;
 use tower::ServiceExt;
 use tower_layer::Layer;
 use tower_service::Service;
 
+use crate::guard::on_panic;
 use crate::response::{Raised, raised_default};
-use tomodachi_core::panic_text;
 
 /// The status an error handler runs for (tomodachi's `status_code` keyword).
 ///
@@ -140,9 +140,10 @@ async fn run(handler: &MethodRouter, copy: &Parts, status: StatusCode) -> Option
     parts.extensions.insert(ErrorStatus(status));
     let request = Request::from_parts(parts, Body::empty());
     let handler = handler.clone();
-    let outcome = AssertUnwindSafe(async move { handler.oneshot(request).await })
-        .catch_unwind()
-        .await;
+    let outcome = CatchUnwind::new(AssertUnwindSafe(
+        async move { handler.oneshot(request).await },
+    ))
+    .await;
     match outcome {
         Ok(Ok(mut response)) => {
             if response.status() == StatusCode::OK {
@@ -151,8 +152,7 @@ async fn run(handler: &MethodRouter, copy: &Parts, status: StatusCode) -> Option
             Some(response)
         }
         Err(panic) => {
-            let message = panic_text(&*panic);
-            tracing::error!(target: "exception", "uncaught exception: {message}");
+            on_panic(&*panic);
             None
         }
     }

@@ -3,7 +3,7 @@
 use std::any::Any;
 use std::convert::Infallible;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
@@ -11,14 +11,22 @@ use axum::extract::Request;
 use axum::response::Response;
 use http::StatusCode;
 use pin_project_lite::pin_project;
+use tomodachi_core::panic::catch_unwind;
 use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::response::raised_default;
 
-fn on_panic(panic: &(dyn Any + Send)) -> Response {
-    let message = tomodachi_core::panic_text(panic);
-    tracing::error!(target: "exception", exc_type = "panic", exc_message = message, "uncaught exception: {message}");
+/// Logs a handler's panic and answers with the raised, empty 500.
+pub(crate) fn on_panic(panic: &(dyn Any + Send)) -> Response {
+    let message = tomodachi_core::panic::message(panic);
+    tracing::error!(
+        target: "exception",
+        exc_type = "panic",
+        exc_message = message,
+        location = tomodachi_core::panic::location(),
+        "uncaught exception: {message}"
+    );
     raised_default(StatusCode::INTERNAL_SERVER_ERROR)
 }
 

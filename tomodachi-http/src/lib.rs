@@ -27,11 +27,15 @@ pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};
 pub use regex_route::Groups;
 pub use response::{HttpError, HttpResponse};
 pub use router::HttpRouter;
-pub use server::{BoundHttpServer, HttpServer, ServerError};
+pub use server::{BoundHttpServer, Error, HttpServer};
 
 /// axum, re-exported so handlers and routes use the same version.
 pub use axum;
 
+/// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
+/// the extractors HTTP handlers share with message handlers, the source contract and the
+/// shutdown.
+pub use tomodachi_core::{self as core, Extension, FromRef, Shutdown, Source, State};
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 
 /// The HTTP and WebSocket transport (`http` in the execution context, with its task counters).

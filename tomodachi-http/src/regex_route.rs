@@ -18,7 +18,7 @@ use tomodachi_core::telemetry::HttpRoute;
 use tower::ServiceExt;
 use tower_service::Service;
 
-use crate::response::{Raised, raised_default};
+use crate::response::{Raised, raised_default, unhandled};
 
 /// The named groups of the regex route that matched (tomodachi passes them as keyword
 /// arguments).
@@ -221,7 +221,7 @@ pub(crate) fn mark_method_not_allowed(response: Response) -> Response {
     {
         return response;
     }
-    let mut raised = raised_default(StatusCode::METHOD_NOT_ALLOWED);
+    let mut raised = unhandled(raised_default(StatusCode::METHOD_NOT_ALLOWED));
     if let Some(allow) = response.headers().get(ALLOW) {
         raised.headers_mut().insert(ALLOW, allow.clone());
     }

@@ -13,6 +13,27 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Raised;
 
+/// Marks a response no handler produced (the router's 404 and 405, the 413 of the body
+/// limit): its access record has no `handler_elapsed_time`, as in tomodachi.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Unhandled;
+
+/// `response`, marked [`Unhandled`].
+pub(crate) fn unhandled(mut response: Response) -> Response {
+    response.extensions_mut().insert(Unhandled);
+    response
+}
+
+/// Marks a response whose `Content-Type` is meant as it is, `application/octet-stream`
+/// included: an [`HttpResponse`] with a content type, a static file. Without it the server
+/// sends a bytes body (axum's `application/octet-stream` for `Vec<u8>`, `Bytes`,
+/// `&'static [u8]`) with the `content_type` option, as tomodachi does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExplicitContentType;
+
+/// axum's content type of a bytes body.
+pub(crate) const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+
 /// The charset a [`HttpResponse`] asked for without a content type: the server's default
 /// content type is used with it.
 #[derive(Debug, Clone)]
@@ -126,6 +147,11 @@ impl IntoResponse for HttpError {
 /// [`content_type`](Self::content_type)/[`charset`](Self::charset). Bodies are bytes:
 /// Rust strings are UTF-8 already, so `charset` only names the encoding.
 ///
+/// A handler returning bytes (`Vec<u8>`, `Bytes`, `&'static [u8]`) is sent with the
+/// `content_type` option, as in tomodachi (axum would say `application/octet-stream`);
+/// to send `application/octet-stream`, say so here:
+/// `HttpResponse::new(bytes).content_type("application/octet-stream")`.
+///
 /// ```
 /// use http::StatusCode;
 /// use tomodachi_http::HttpResponse;
@@ -199,6 +225,9 @@ impl IntoResponse for HttpResponse {
         let mut response = Response::new(Body::from(self.body));
         *response.status_mut() = self.status;
         *response.headers_mut() = self.headers;
+        if response.headers().contains_key(CONTENT_TYPE) || self.content_type.is_some() {
+            response.extensions_mut().insert(ExplicitContentType);
+        }
         if !response.headers().contains_key(CONTENT_TYPE) {
             let value = match (self.content_type, self.charset) {
                 (Some(content_type), Some(charset)) => {

@@ -22,10 +22,10 @@ use crate::IgnoreLoggingLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
-use crate::response::raised_default;
+use crate::response::{ExplicitContentType, raised_default, unhandled};
 
 async fn not_found() -> axum::response::Response {
-    raised_default(StatusCode::NOT_FOUND)
+    unhandled(raised_default(StatusCode::NOT_FOUND))
 }
 
 /// Routes of an HTTP service: axum paths and tomodachi-style regex paths in one router,
@@ -277,7 +277,9 @@ where
                 if response.status() == StatusCode::NOT_FOUND {
                     raised_default(StatusCode::NOT_FOUND)
                 } else {
-                    response.map(axum::body::Body::new)
+                    let mut response = response.map(axum::body::Body::new);
+                    response.extensions_mut().insert(ExplicitContentType);
+                    response
                 }
             },
         );
@@ -300,8 +302,10 @@ where
         self
     }
 
-    /// Applies a tower layer to every route added so far and to the not-found response
-    /// (as [`axum::Router::layer`]). Fallible middleware needs axum's `HandleErrorLayer`.
+    /// Applies a tower layer to every route added so far, to the not-found response and to
+    /// the error handlers registered so far (as [`axum::Router::layer`]; tomodachi runs
+    /// `@http_error` handlers through the middlewares too, so an error handler sees what
+    /// the layer put on the request). Fallible middleware needs axum's `HandleErrorLayer`.
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<Route> + Clone + Send + Sync + 'static,
@@ -318,6 +322,11 @@ where
                 method_router: route.method_router.layer(layer.clone()),
                 ..route
             })
+            .collect();
+        self.error_handlers = self
+            .error_handlers
+            .into_iter()
+            .map(|(status, handler)| (status, handler.layer(layer.clone())))
             .collect();
         self.not_found = self.not_found.layer(layer);
         self
@@ -477,11 +486,11 @@ mod tests {
         let router = HttpRouter::<&'static str>::new()
             .regex_route(
                 "/s",
-                get(|axum::extract::State(s): axum::extract::State<&'static str>| async move { s }),
+                get(|tomodachi_core::State(s): tomodachi_core::State<&'static str>| async move { s }),
             )
             .http_error(
                 StatusCode::NOT_FOUND,
-                |axum::extract::State(s): axum::extract::State<&'static str>| async move {
+                |tomodachi_core::State(s): tomodachi_core::State<&'static str>| async move {
                     format!("missing {s}")
                 },
             )

@@ -37,10 +37,11 @@ use axum::extract::ws::{self as axum_ws, rejection::WebSocketUpgradeRejection};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::{FutureExt, SinkExt};
+use futures_util::SinkExt;
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::request::Parts;
 use tokio::sync::mpsc;
+use tomodachi_core::panic::CatchUnwind;
 use tomodachi_core::{Shutdown, TaskTracker};
 
 pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
@@ -48,7 +49,6 @@ pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 use crate::RealIp;
 use crate::access_log::{Seconds, basic_auth_user};
 use crate::regex_route::decode_path;
-use tomodachi_core::panic_text;
 
 /// What the server gives each request so sockets can be tracked and closed on shutdown.
 #[derive(Debug, Clone)]
@@ -196,11 +196,10 @@ impl WebSocketUpgrade {
                 id: Arc::from(info.id.as_str()),
                 done: false,
             };
-            match AssertUnwindSafe(callback(socket)).catch_unwind().await {
+            match CatchUnwind::new(AssertUnwindSafe(callback(socket))).await {
                 Ok(()) => info.log_state(false, "closed", Some(start.elapsed())),
                 Err(panic) => {
-                    let message = panic_text(&*panic);
-                    tracing::error!(target: "exception", "uncaught exception: {message}");
+                    log_panic(Err(panic));
                     info.log_state(true, "error", None);
                 }
             }
@@ -230,10 +229,10 @@ impl WebSocketUpgrade {
                     incoming = socket.recv() => match incoming {
                         Some(Ok(Message::Text(text))) => {
                             let call = AssertUnwindSafe(session.on_receive(text.to_string()));
-                            log_panic(call.catch_unwind().await);
+                            log_panic(CatchUnwind::new(call).await);
                         }
                         Some(Ok(Message::Binary(data))) => {
-                            log_panic(AssertUnwindSafe(session.on_binary(data)).catch_unwind().await);
+                            log_panic(CatchUnwind::new(AssertUnwindSafe(session.on_binary(data))).await);
                         }
                         Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                         Some(Ok(Message::Close(_)) | Err(_)) | None => break,
@@ -246,15 +245,19 @@ impl WebSocketUpgrade {
                     }
                 }
             }
-            log_panic(AssertUnwindSafe(session.on_close()).catch_unwind().await);
+            log_panic(CatchUnwind::new(AssertUnwindSafe(session.on_close())).await);
         })
     }
 }
 
 fn log_panic(outcome: Result<(), Box<dyn std::any::Any + Send>>) {
     if let Err(panic) = outcome {
-        let message = panic_text(&*panic);
-        tracing::error!(target: "exception", "uncaught exception: {message}");
+        let message = tomodachi_core::panic::message(&*panic);
+        tracing::error!(
+            target: "exception",
+            location = tomodachi_core::panic::location(),
+            "uncaught exception: {message}"
+        );
     }
 }
 

@@ -345,3 +345,81 @@ async fn static_files_serve_types_ranges_etags_and_refuse_traversal() {
     server.stop().await;
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_bytes_body_is_sent_with_the_content_type_option() {
+    let router = HttpRouter::new()
+        .route("/vec", get(|| async { b"vec".to_vec() }))
+        .route("/bytes", get(|| async { Bytes::from_static(b"bytes") }))
+        .route("/static", get(|| async { &b"static"[..] }))
+        .route(
+            "/octet",
+            get(|| async { HttpResponse::new("raw").content_type("application/octet-stream") }),
+        );
+    let json = HttpOptions {
+        content_type: "application/json; charset=utf-8".into(),
+        ..options()
+    };
+    let server = TestServer::start(router, json).await;
+    for path in ["/vec", "/bytes", "/static"] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.body, &path[1..]);
+        assert_eq!(
+            reply.header("content-type"),
+            "application/json; charset=utf-8",
+            "{path}"
+        );
+    }
+    // Asked for by name, `application/octet-stream` stays.
+    let octet = server.get("/octet").await;
+    assert_eq!(octet.header("content-type"), "application/octet-stream");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn an_error_handler_sees_what_the_middleware_put_on_the_request() {
+    #[derive(Clone)]
+    struct User(&'static str);
+
+    async fn who(request: axum::extract::Request) -> String {
+        let user = request.extensions().get::<User>().map_or("nobody", |u| u.0);
+        format!("not found for {user}")
+    }
+
+    let router = HttpRouter::new()
+        .route("/", get(|| async { "home" }))
+        .http_error(StatusCode::NOT_FOUND, who)
+        .layer(axum::middleware::from_fn(
+            |mut request: axum::extract::Request, next: axum::middleware::Next| async move {
+                request.extensions_mut().insert(User("ada"));
+                next.run(request).await
+            },
+        ));
+    let server = TestServer::start(router, options()).await;
+    let reply = server.get("/missing").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (StatusCode::NOT_FOUND, "not found for ada")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_extension_layer_and_extractor_are_cores() {
+    use tomodachi_http::{Extension, State};
+
+    #[derive(Clone)]
+    struct Pool(&'static str);
+
+    async fn handler(Extension(pool): Extension<Pool>, State(name): State<&'static str>) -> String {
+        format!("{} for {name}", pool.0)
+    }
+
+    let router = HttpRouter::new()
+        .route("/pool", get(handler))
+        .layer(Extension(Pool("db")))
+        .with_state::<()>("orders");
+    let server = TestServer::start(router, options()).await;
+    assert_eq!(server.get("/pool").await.body, "db for orders");
+    server.stop().await;
+}

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, oneshot};
 use tomodachi_core::{Shutdown, Source};
 use tomodachi_http::{
-    AccessLog, HttpOptions, HttpRouter, HttpServer, IgnoreLoggingLayer, RealIp, ServerError,
+    AccessLog, Error, HttpOptions, HttpRouter, HttpServer, IgnoreLoggingLayer, RealIp,
 };
 
 fn hello() -> HttpRouter {
@@ -227,7 +227,7 @@ async fn bind_failure_is_a_startup_error_with_tomodachis_warning() {
     let clash = HttpOptions { port, ..options() };
     let result = HttpServer::new(clash).start(hello(), Shutdown::new()).await;
     assert!(
-        matches!(result, Err(ServerError::Bind { .. })),
+        matches!(result, Err(Error::Bind { .. })),
         "{:?}",
         result.err()
     );
@@ -246,7 +246,7 @@ async fn bind_failure_is_a_startup_error_with_tomodachis_warning() {
     };
     assert!(matches!(
         HttpServer::new(bad).bind().await,
-        Err(ServerError::Option(_))
+        Err(Error::Option(_))
     ));
 }
 
@@ -302,19 +302,21 @@ async fn access_log_records_have_tomodachis_fields() {
     assert_eq!(record.field("response_content_length"), Some("18"));
     assert_eq!(record.field("request_content_length"), Some("5"));
     assert_eq!(record.field("user_agent"), Some("test-agent/1"));
-    for timing in ["handler_elapsed_time", "request_time"] {
-        let value = record.field(timing).unwrap();
-        assert!(
-            value.starts_with("0.") && value.ends_with('s') && value.len() == 8,
-            "{timing}={value}"
-        );
-    }
+    // The router's 405: no handler ran, so no `handler_elapsed_time` (as tomodachi).
+    assert_eq!(record.field("handler_elapsed_time"), None);
     let plain = capture
         .wait_for(|r| {
             r.target == "tomodachi.http.response" && r.field("request_path") == Some("/resource/x")
         })
         .await;
     assert_eq!(plain.field("status_code"), Some("200"));
+    for timing in ["handler_elapsed_time", "request_time"] {
+        let value = plain.field(timing).unwrap();
+        assert!(
+            value.starts_with("0.") && value.ends_with('s') && value.len() == 8,
+            "{timing}={value}"
+        );
+    }
     assert_eq!(plain.field("request_query_string"), None);
     assert_eq!(plain.field("auth_user"), None);
     let paths: Vec<_> = capture
@@ -645,4 +647,158 @@ async fn a_large_response_to_a_slow_reader_is_not_cut_off_by_the_idle_timer() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_panic_on_an_ignore_logging_route_writes_no_access_record() {
+    let (capture, _guard) = Capture::start();
+    let router = HttpRouter::new()
+        .route(
+            "/quiet-panic",
+            get(|| async {
+                if true {
+                    panic!("quiet boom");
+                }
+                "unreachable"
+            })
+            .layer(IgnoreLoggingLayer::all()),
+        )
+        .route("/last", get(|| async { "last" }));
+    let server = TestServer::start(router, options()).await;
+    let reply = server.get("/quiet-panic").await;
+    assert_eq!(reply.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.body, "");
+    server.get("/last").await;
+    capture
+        .wait_for(|r| r.field("request_path") == Some("/last"))
+        .await;
+    let exception = capture.wait_for(|r| r.target == "exception").await;
+    assert_eq!(exception.message, "uncaught exception: quiet boom");
+    let paths: Vec<_> = capture
+        .with_target("tomodachi.http.response")
+        .iter()
+        .filter_map(|r| r.field("request_path").map(str::to_owned))
+        .collect();
+    assert_eq!(paths, ["/last"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn responses_no_handler_made_have_no_handler_elapsed_time() {
+    let (capture, _guard) = Capture::start();
+    let router = HttpRouter::new()
+        .route("/hello", get(|| async { "hello" }))
+        .route(
+            "/upload",
+            axum::routing::post(|body: Bytes| async move { body }),
+        );
+    let limited = HttpOptions {
+        client_max_size: tomodachi_http::ByteSize::Bytes(1024),
+        ..options()
+    };
+    let server = TestServer::start(router, limited).await;
+    server.get("/missing").await;
+    server
+        .request(Method::DELETE, "/hello", HeaderMap::new(), Bytes::new())
+        .await;
+    server
+        .request(
+            Method::POST,
+            "/upload",
+            HeaderMap::new(),
+            Bytes::from(vec![b'x'; 2000]),
+        )
+        .await;
+    server.get("/hello").await;
+    let record = |path: &str, method: &str| {
+        let path = path.to_owned();
+        let method = method.to_owned();
+        move |r: &support::Record| {
+            r.target == "tomodachi.http.response"
+                && r.field("request_path") == Some(path.as_str())
+                && r.field("request_method") == Some(method.as_str())
+        }
+    };
+    let handled = capture.wait_for(record("/hello", "GET")).await;
+    assert_eq!(handled.field("status_code"), Some("200"));
+    assert!(handled.field("handler_elapsed_time").is_some());
+    for (path, method, status) in [
+        ("/missing", "GET", "404"),
+        ("/hello", "DELETE", "405"),
+        ("/upload", "POST", "413"),
+    ] {
+        let unhandled = capture.wait_for(record(path, method)).await;
+        assert_eq!(unhandled.field("status_code"), Some(status), "{path}");
+        assert_eq!(unhandled.field("handler_elapsed_time"), None, "{path}");
+        assert!(unhandled.field("request_time").is_some(), "{path}");
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_logs_the_requests_it_awaits() {
+    let (capture, _guard) = Capture::start();
+    let started = Arc::new(Notify::new());
+    let (release_tx, release_rx) = oneshot::channel::<()>();
+    let release = Arc::new(tokio::sync::Mutex::new(Some(release_rx)));
+    let router = {
+        let started = started.clone();
+        HttpRouter::new()
+            .route(
+                "/slow",
+                get(move || {
+                    let started = started.clone();
+                    let release = release.clone();
+                    async move {
+                        started.notify_one();
+                        if let Some(release) = release.lock().await.take() {
+                            let _ = release.await;
+                        }
+                        "done"
+                    }
+                }),
+            )
+            .route("/hello", get(|| async { "hello" }))
+    };
+    let keep = HttpOptions {
+        keepalive_timeout: 30,
+        termination_grace_period_seconds: 7,
+        ..options()
+    };
+    let server = TestServer::start(router, keep).await;
+    // Two connections, one request in flight: the count is of requests.
+    let mut idle = TcpStream::connect(server.addr).await.unwrap();
+    idle.write_all(GET_HELLO.as_bytes()).await.unwrap();
+    read_response(&mut idle).await;
+    let mut in_flight = TcpStream::connect(server.addr).await.unwrap();
+    in_flight
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(WAIT, started.notified())
+        .await
+        .unwrap();
+    server.shutdown.trigger();
+    let record = capture
+        .wait_for(|r| r.message == "awaiting requests to complete")
+        .await;
+    assert_eq!(record.target, "tomodachi.http");
+    assert_eq!(record.level, tracing::Level::INFO);
+    assert_eq!(record.field("request_count"), Some("1"));
+    assert_eq!(record.field("grace_period_seconds"), Some("7"));
+    release_tx.send(()).unwrap();
+    let response = read_response(&mut in_flight).await;
+    assert!(response.ends_with("done"), "{response}");
+    tokio::time::timeout(WAIT, server.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        !capture
+            .records()
+            .iter()
+            .any(|r| r.message == "awaiting running tasks"),
+        "no generic drain record"
+    );
 }

@@ -1,10 +1,8 @@
-use thiserror::Error;
-
 /// A schedule that cannot run: returned by [`Schedule::validate`](crate::Schedule::validate)
 /// and by the source's start, so an invalid configuration fails startup.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ScheduleError {
+pub enum Error {
     /// The interval is neither a number of seconds, one of tomodachi's interval words, a cron
     /// expression nor a duration.
     #[error("Invalid interval: {interval:?}: {reason}")]

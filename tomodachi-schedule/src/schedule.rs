@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDateTime, NaiveTime, Timelike, Utc};
 
-use crate::ScheduleError;
+use crate::Error;
 use crate::cron::Cron;
 use crate::zone::{Instants, Zone};
 
@@ -24,8 +24,8 @@ use crate::zone::{Instants, Zone};
 /// [`validate`]: Schedule::validate
 #[derive(Clone)]
 pub struct Schedule {
-    spec: Result<Spec, ScheduleError>,
-    zone: Result<Zone, ScheduleError>,
+    spec: Result<Spec, Error>,
+    zone: Result<Zone, Error>,
     immediately: bool,
     overlap: Overlap,
     interval: Interval,
@@ -244,7 +244,7 @@ const ALIASES: &[(&[&str], Option<&str>)] = &[
 ];
 
 impl Schedule {
-    fn new(spec: Result<Spec, ScheduleError>, interval: Interval) -> Schedule {
+    fn new(spec: Result<Spec, Error>, interval: Interval) -> Schedule {
         Schedule {
             spec,
             zone: Ok(Zone::Local),
@@ -258,7 +258,7 @@ impl Schedule {
     /// after start unless [`immediately`](Schedule::immediately) is set. Zero is invalid.
     pub fn interval(seconds: u64) -> Schedule {
         let spec = if seconds == 0 {
-            Err(ScheduleError::InvalidInterval {
+            Err(Error::InvalidInterval {
                 interval: "0".to_owned(),
                 reason: "an interval must be at least 1 second".to_owned(),
             })
@@ -289,8 +289,8 @@ impl Schedule {
     ///
     /// # Errors
     ///
-    /// [`ScheduleError::InvalidInterval`] if `interval` is none of the accepted forms.
-    pub fn parse(interval: &str) -> Result<Schedule, ScheduleError> {
+    /// [`Error::InvalidInterval`] if `interval` is none of the accepted forms.
+    pub fn parse(interval: &str) -> Result<Schedule, Error> {
         let schedule = Schedule::every(interval);
         schedule.validate()?;
         Ok(schedule)
@@ -308,7 +308,7 @@ impl Schedule {
         let text = expression.as_ref();
         let spec = Cron::parse(text)
             .map(|cron| Spec::Cron(Box::new(cron)))
-            .map_err(|reason| ScheduleError::InvalidInterval {
+            .map_err(|reason| Error::InvalidInterval {
                 interval: text.to_owned(),
                 reason: format!("invalid cron notation: {reason}"),
             });
@@ -406,9 +406,9 @@ impl Schedule {
     ///
     /// # Errors
     ///
-    /// The first problem found: [`ScheduleError::InvalidInterval`],
-    /// [`ScheduleError::InvalidTimestamp`] or [`ScheduleError::UnknownTimezone`].
-    pub fn validate(&self) -> Result<(), ScheduleError> {
+    /// The first problem found: [`Error::InvalidInterval`],
+    /// [`Error::InvalidTimestamp`] or [`Error::UnknownTimezone`].
+    pub fn validate(&self) -> Result<(), Error> {
         self.spec.as_ref().map_err(Clone::clone)?;
         self.zone.as_ref().map_err(Clone::clone)?;
         Ok(())
@@ -451,17 +451,17 @@ impl fmt::Debug for Schedule {
 }
 
 impl FromStr for Schedule {
-    type Err = ScheduleError;
+    type Err = Error;
 
     fn from_str(interval: &str) -> Result<Self, Self::Err> {
         Schedule::parse(interval)
     }
 }
 
-fn parse_interval(input: &str) -> Result<Spec, ScheduleError> {
+fn parse_interval(input: &str) -> Result<Spec, Error> {
     let trimmed = input.trim();
     let lower = trimmed.to_lowercase();
-    let invalid = |reason: String| ScheduleError::InvalidInterval {
+    let invalid = |reason: String| Error::InvalidInterval {
         interval: input.to_owned(),
         reason,
     };
@@ -510,7 +510,7 @@ fn parse_interval(input: &str) -> Result<Spec, ScheduleError> {
     }
 }
 
-fn parse_timestamp(input: &str) -> Result<Spec, ScheduleError> {
+fn parse_timestamp(input: &str) -> Result<Spec, Error> {
     let text = input.trim();
     for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"] {
         if let Ok(at) = NaiveDateTime::parse_from_str(text, format) {
@@ -522,7 +522,7 @@ fn parse_timestamp(input: &str) -> Result<Spec, ScheduleError> {
             return Ok(Spec::Daily(at));
         }
     }
-    Err(ScheduleError::InvalidTimestamp {
+    Err(Error::InvalidTimestamp {
         timestamp: input.to_owned(),
     })
 }
@@ -672,7 +672,7 @@ mod tests {
     fn zero_interval_is_invalid() {
         assert!(matches!(
             Schedule::interval(0).validate(),
-            Err(ScheduleError::InvalidInterval { .. })
+            Err(Error::InvalidInterval { .. })
         ));
         assert_eq!(Schedule::interval(0).next_after(t0()), None);
         for zero in ["0s", "0 seconds", "0m", "0"] {
@@ -1075,10 +1075,7 @@ mod tests {
             "22.15",
         ] {
             let err = Schedule::timestamp(text).validate().expect_err(text);
-            assert!(
-                matches!(err, ScheduleError::InvalidTimestamp { .. }),
-                "{text}"
-            );
+            assert!(matches!(err, Error::InvalidTimestamp { .. }), "{text}");
             assert!(err.to_string().starts_with("Invalid timestamp"), "{err}");
         }
     }

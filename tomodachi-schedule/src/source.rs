@@ -15,7 +15,7 @@ use tomodachi_core::driver::{Driver, Settle};
 use tomodachi_core::{BoxError, Message, Outcome, Shutdown, Source};
 use tower_service::Service;
 
-use crate::{Overlap, Schedule, ScheduleContext, ScheduleError};
+use crate::{Error, Overlap, Schedule, ScheduleContext};
 
 /// tracing target of the scheduler loop's records (tomodachi's `tomodachi.scheduler` logger).
 pub const LOG_TARGET: &str = "tomodachi.scheduler";
@@ -36,7 +36,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 /// going is the schedule's [`Overlap`] policy. A failing run (an `Err` from the service or
 /// a panic) is logged by core's [`Driver`](tomodachi_core::driver::Driver), as on every
 /// source, and the schedule goes on; a service that fails its `poll_ready` stops the
-/// schedule with [`ScheduleError::Service`].
+/// schedule with [`Error::Service`].
 ///
 /// On shutdown no new run starts; running ones are awaited without limit, with tomodachi's
 /// warnings "awaiting task to complete" after 2 s and "still awaiting task to finish" every
@@ -110,7 +110,7 @@ impl From<Schedule> for ScheduleSource {
 /// polls it only after its "started" hooks (as tomodachi starts its loops after
 /// `_started_service`) gets the first tick counted from there.
 pub struct Running {
-    inner: Pin<Box<dyn Future<Output = Result<(), ScheduleError>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>,
 }
 
 impl fmt::Debug for Running {
@@ -120,7 +120,7 @@ impl fmt::Debug for Running {
 }
 
 impl Future for Running {
-    type Output = Result<(), ScheduleError>;
+    type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)
@@ -133,11 +133,11 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Error = ScheduleError;
+    type Error = Error;
     type Running = Running;
 
     /// Checks the schedule (an invalid interval, timestamp or time zone fails startup).
-    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, ScheduleError> {
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         self.schedule.validate()?;
         #[cfg(any(test, feature = "test-util"))]
         let clock = match self.start_time {
@@ -292,11 +292,7 @@ enum Step {
 }
 
 impl Runner {
-    async fn run<S>(
-        mut self,
-        mut driver: Driver<S>,
-        shutdown: Shutdown,
-    ) -> Result<(), ScheduleError>
+    async fn run<S>(mut self, mut driver: Driver<S>, shutdown: Shutdown) -> Result<(), Error>
     where
         S: Service<Message, Response = Outcome> + Send + 'static,
         S::Error: Into<BoxError>,
@@ -328,7 +324,7 @@ impl Runner {
                     Ok(Some(ready)) => self.spawn_run(at, ready),
                     Ok(None) => break,
                     Err(failed) => {
-                        result = Err(ScheduleError::Service(failed.0.to_string()));
+                        result = Err(Error::Service(failed.0.to_string()));
                         break;
                     }
                 },

@@ -6,7 +6,7 @@ use std::str::FromStr;
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 
-use crate::ScheduleError;
+use crate::Error;
 
 /// The time zone a schedule's cron expression or timestamp is read in.
 ///
@@ -42,7 +42,7 @@ impl fmt::Display for Zone {
 }
 
 impl FromStr for Zone {
-    type Err = ScheduleError;
+    type Err = Error;
 
     fn from_str(input: &str) -> Result<Self, Self::Err> {
         Zone::parse(input)
@@ -54,10 +54,10 @@ impl Zone {
     ///
     /// # Errors
     ///
-    /// [`ScheduleError::UnknownTimezone`] for anything else.
-    pub fn parse(input: &str) -> Result<Zone, ScheduleError> {
+    /// [`Error::UnknownTimezone`] for anything else.
+    pub fn parse(input: &str) -> Result<Zone, Error> {
         let trimmed = input.trim();
-        let unknown = || ScheduleError::UnknownTimezone {
+        let unknown = || Error::UnknownTimezone {
             timezone: input.to_owned(),
         };
         if let Some(seconds) = parse_offset(trimmed) {

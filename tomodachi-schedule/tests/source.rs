@@ -12,7 +12,7 @@ use support::{Logs, Record, start_wall};
 use tokio::task::JoinHandle;
 use tomodachi_core::{Handler, Message, Outcome, Shutdown, Source, State};
 use tomodachi_schedule::{
-    Interval, InvocationTime, Overlap, Schedule, ScheduleContext, ScheduleError, ScheduleSource,
+    Error, Interval, InvocationTime, Overlap, Schedule, ScheduleContext, ScheduleSource,
 };
 use tower::Layer;
 use tower::limit::ConcurrencyLimitLayer;
@@ -29,7 +29,7 @@ async fn sleep_ms(ms: u64) {
 async fn start(
     schedule: Schedule,
     run_for: Duration,
-) -> (Arc<Record>, Shutdown, JoinHandle<Result<(), ScheduleError>>) {
+) -> (Arc<Record>, Shutdown, JoinHandle<Result<(), Error>>) {
     let record_state = Record::new(run_for);
     let shutdown = Shutdown::new();
     let running = ScheduleSource::new(schedule)
@@ -41,7 +41,7 @@ async fn start(
     (record_state, shutdown, tokio::spawn(running))
 }
 
-async fn stop(shutdown: Shutdown, running: JoinHandle<Result<(), ScheduleError>>) {
+async fn stop(shutdown: Shutdown, running: JoinHandle<Result<(), Error>>) {
     shutdown.trigger();
     running.await.expect("no panic").expect("drained");
 }
@@ -408,5 +408,5 @@ async fn a_service_that_fails_readiness_stops_the_schedule() {
     let result = tokio::time::timeout(Duration::from_secs(5), running)
         .await
         .expect("the schedule stopped by itself");
-    assert_eq!(result, Err(ScheduleError::Service("worker gone".into())));
+    assert_eq!(result, Err(Error::Service("worker gone".into())));
 }

@@ -32,6 +32,10 @@ pub enum Error {
         message: String,
         /// Whether retrying later may succeed (throttling, 5xx, timeouts, connection errors).
         transient: bool,
+        /// The SDK's error: the operation's error, or the connector's (never the raw
+        /// HTTP response).
+        #[source]
+        source: tomodachi_core::BoxError,
     },
     /// AWS answered, but without a value tomodachi needs (`"Missing ARN in response"`).
     #[error("{0}")]
@@ -128,48 +132,37 @@ const TRANSIENT_CODES: &[&str] = &[
     "KMSThrottlingException",
 ];
 
-/// Converts an SDK error without its raw HTTP dump: code and message only.
+/// Converts an SDK error without its raw HTTP dump: code and message, and the operation's
+/// (or the connector's) error as the source.
 pub(crate) fn aws<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    match &error {
+    let (code, message, transient) = match &error {
         SdkError::ServiceError(service) => {
             let status = service.raw().status().as_u16();
             let code = error.code().unwrap_or("Unknown").to_owned();
             let message = error.message().unwrap_or_default().to_owned();
             let transient = status >= 500 || TRANSIENT_CODES.contains(&code.as_str());
-            Error::Aws {
-                operation,
-                code,
-                message,
-                transient,
-            }
+            (code, message, transient)
         }
-        SdkError::TimeoutError(_) => Error::Aws {
-            operation,
-            code: "Timeout".into(),
-            message: "Network timeout".into(),
-            transient: true,
-        },
-        SdkError::ConstructionFailure(_) => Error::Aws {
-            operation,
-            code: "ConstructionFailure".into(),
-            message: chain(&error),
-            transient: false,
-        },
-        SdkError::DispatchFailure(_) => Error::Aws {
-            operation,
-            code: "DispatchFailure".into(),
-            message: chain(&error),
-            transient: true,
-        },
-        _ => Error::Aws {
-            operation,
-            code: "ResponseError".into(),
-            message: chain(&error),
-            transient: true,
-        },
+        SdkError::TimeoutError(_) => ("Timeout".into(), "Network timeout".into(), true),
+        SdkError::ConstructionFailure(_) => ("ConstructionFailure".into(), chain(&error), false),
+        SdkError::DispatchFailure(_) => ("DispatchFailure".into(), chain(&error), true),
+        _ => ("ResponseError".into(), chain(&error), true),
+    };
+    let source: tomodachi_core::BoxError = match error {
+        SdkError::ServiceError(service) => Box::new(service.into_err()),
+        other => other
+            .into_source()
+            .unwrap_or_else(|_| message.clone().into()),
+    };
+    Error::Aws {
+        operation,
+        code,
+        message,
+        transient,
+        source,
     }
 }
 
@@ -206,6 +199,7 @@ mod tests {
             code: "Throttling".into(),
             message: "slow down".into(),
             transient: true,
+            source: "slow down".into(),
         };
         assert!(error.is_transient());
         assert_eq!(error.short(), "Throttling: slow down");
@@ -213,5 +207,17 @@ mod tests {
             error.to_string(),
             "ReceiveMessage failed (Throttling: slow down)"
         );
+    }
+
+    #[test]
+    fn the_sdks_error_is_the_source() {
+        use aws_sdk_sqs::operation::receive_message::ReceiveMessageError;
+
+        let sdk: SdkError<ReceiveMessageError, HttpResponse> =
+            SdkError::timeout_error("deadline passed");
+        let error = aws("ReceiveMessage", sdk);
+        assert!(error.is_transient());
+        let source = std::error::Error::source(&error).expect("a source");
+        assert_eq!(source.to_string(), "deadline passed");
     }
 }

@@ -38,6 +38,13 @@ pub use lease::DynamoDbLease;
 pub use publish::{PublishOptions, SnsPublish, SnsPublisher, TopicMode};
 pub use send::{SendOptions, SqsSend, SqsSender};
 
+/// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
+/// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.
+pub use tomodachi_core::{
+    self as core, Attributes, BoxError, Data, Extension, Handler, HandlerWithoutStateExt,
+    JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
+    State,
+};
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 
 /// The AWS SNS+SQS transport (`aws_sns_sqs` in the execution context, with its task counters).

@@ -255,8 +255,8 @@ impl SqsSender {
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
-    pub fn envelope(mut self, envelope: SharedEnvelope) -> Self {
-        Arc::make_mut(&mut self.inner).envelope = envelope;
+    pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
+        Arc::make_mut(&mut self.inner).envelope = tomodachi_core::envelope::shared(envelope);
         self
     }
 

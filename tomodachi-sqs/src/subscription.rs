@@ -191,14 +191,7 @@ impl Subscription {
     /// `message_envelope`). Without one the body is the notification's `Message`.
     #[must_use]
     pub fn envelope(mut self, envelope: impl Envelope) -> Self {
-        self.envelope = Some(std::sync::Arc::new(envelope));
-        self
-    }
-
-    /// Opens this handler's messages with a shared envelope.
-    #[must_use]
-    pub fn shared_envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = Some(envelope);
+        self.envelope = Some(tomodachi_core::envelope::shared(envelope));
         self
     }
 
@@ -284,7 +277,7 @@ fn parse_policy(text: &str) -> FilterPolicy {
 /// Read access for the service builder (the facade fills in what the user left out).
 impl Subscription {
     /// The name that identifies the handler (in logs and non-competing queue names).
-    pub fn get_handler_name(&self) -> &str {
+    pub fn handler_name_ref(&self) -> &str {
         &self.handler_name
     }
 
@@ -305,7 +298,7 @@ impl Subscription {
     }
 
     /// The per-subscription envelope, if one was set.
-    pub fn get_envelope(&self) -> Option<&SharedEnvelope> {
+    pub fn envelope_ref(&self) -> Option<&SharedEnvelope> {
         self.envelope.as_ref()
     }
 }

@@ -112,3 +112,45 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tomodachi_core::{Extension, Message, Outcome, State};
+
+    use crate::Service;
+
+    #[derive(Clone)]
+    struct Pool(&'static str);
+
+    #[derive(Clone)]
+    struct Tenant(&'static str);
+
+    /// Acks only when it sees the service's state and the layer's extension.
+    async fn on_order(State(pool): State<Pool>, Extension(tenant): Extension<Tenant>) -> Outcome {
+        if pool.0 == "db" && tenant.0 == "acme" {
+            Outcome::Ack
+        } else {
+            Outcome::Reject
+        }
+    }
+
+    #[tokio::test]
+    async fn a_handler_takes_the_state_and_the_extension_layer_s_value() {
+        let service = Service::new("orders")
+            .state(Pool("db"))
+            .layer(Extension(Tenant("acme")));
+        assert_eq!(
+            service.handle(on_order, Message::new("")).await,
+            Outcome::Ack
+        );
+    }
+
+    #[tokio::test]
+    async fn without_the_extension_layer_the_extractor_rejects_and_nothing_is_acked() {
+        let service = Service::new("orders").state(Pool("db"));
+        assert_ne!(
+            service.handle(on_order, Message::new("")).await,
+            Outcome::Ack
+        );
+    }
+}

@@ -20,6 +20,7 @@ pub mod logging;
 #[doc = include_str!("docs/middleware.md")]
 pub mod middleware {}
 pub mod options;
+pub mod prelude;
 mod process;
 mod publishers;
 mod service;
@@ -38,9 +39,9 @@ pub use tomodachi_core as core;
 pub use tomodachi_core::{
     AttributeValue, Attributes, BoxError, Classify, Data, DedupLayer, DropOnFailure, Envelope,
     EnvelopeLayer, EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
-    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, RawEnvelope,
-    Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport, classify_fn,
-    to_python_json,
+    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, OptionalFromMessageParts,
+    Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State,
+    Transport, classify_fn, to_python_json,
 };
 #[cfg(feature = "protobuf")]
 pub use tomodachi_core::{Proto, ProtobufEnvelope};

@@ -16,7 +16,7 @@ pub struct Exit(i32);
 impl Exit {
     /// Exit code 0.
     pub const SUCCESS: Exit = Exit(0);
-    /// Exit code 1: the service failed to start (or has no handlers).
+    /// Exit code 1: the service failed to start (or has neither handlers nor hooks).
     pub const FAILURE: Exit = Exit(1);
     /// Exit code 2: bad command line or environment.
     pub const USAGE: Exit = Exit(2);
@@ -76,6 +76,7 @@ pub struct Process {
     plans: Vec<Plan>,
     args: Option<Vec<OsString>>,
     env: Option<Vec<(String, String)>>,
+    settings: Option<crate::cli::Settings>,
     shutdown: Shutdown,
     signals: bool,
     logging: bool,
@@ -133,6 +134,15 @@ impl Process {
                 .map(|(k, v)| (k.into(), v.into()))
                 .collect(),
         );
+        self
+    }
+
+    /// Runs with these settings instead of reading the command line and the `TOMODACHI_*`
+    /// variables of its flags (`TOMODACHI_LOGGER`, ...): for a program with a command
+    /// line of its own. The options' variables (`TOMODACHI_HTTP_PORT`, ...) still apply.
+    #[must_use]
+    pub fn settings(mut self, settings: crate::cli::Settings) -> Self {
+        self.settings = Some(settings);
         self
     }
 
@@ -196,10 +206,13 @@ impl Process {
             .args
             .take()
             .unwrap_or_else(|| std::env::args_os().collect());
-        let settings = match crate::cli::Settings::parse(
-            args,
-            env.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ) {
+        let parsed = match self.settings {
+            Some(settings) => Ok(settings),
+            None => {
+                crate::cli::Settings::parse(args, env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            }
+        };
+        let settings = match parsed {
             Ok(settings) => settings,
             Err(crate::cli::CliOutcome::Exit { code, output }) => {
                 if code == 0 {
@@ -211,7 +224,8 @@ impl Process {
             }
         };
         if self.logging {
-            // A second process in the same program keeps the first one's logger.
+            // A subscriber installed before (the program's own, or a first process's)
+            // stays: `init` only installs one where there is none.
             let _ = crate::logging::init(settings.logger, settings.log_level);
         }
         crate::context::mark_init();
@@ -239,7 +253,14 @@ impl Process {
                 return Exit::FAILURE;
             }
         }
-        if self.plans.is_empty() || self.plans.iter().any(|plan| plan.registrations.is_empty()) {
+        // A service with lifecycle hooks and no handlers runs until stopped, as in
+        // tomodachi; one with neither has nothing to do.
+        if self.plans.is_empty()
+            || self
+                .plans
+                .iter()
+                .any(|plan| plan.registrations.is_empty() && plan.hooks.is_empty())
+        {
             tracing::warn!(target: "tomodachi.init", "no transport handlers defined");
             return Exit::FAILURE;
         }

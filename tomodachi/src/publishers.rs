@@ -45,7 +45,7 @@ impl Publishers {
             if let Some(envelope) = &context.envelope {
                 #[cfg(feature = "amqp")]
                 {
-                    amqp = amqp.shared_envelope(envelope.clone());
+                    amqp = amqp.envelope(envelope.clone());
                 }
                 #[cfg(feature = "sqs")]
                 {

@@ -74,6 +74,16 @@ pub(crate) struct Hooks {
     pub(crate) on_stop: Vec<HookFn>,
 }
 
+impl Hooks {
+    /// No hook at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.on_start.is_empty()
+            && self.on_started.is_empty()
+            && self.on_stopping.is_empty()
+            && self.on_stop.is_empty()
+    }
+}
+
 /// Everything a transport needs when the service starts.
 #[derive(Clone)]
 #[allow(dead_code)] // identity, options and envelope serve the message transports
@@ -292,7 +302,7 @@ where
     /// one, messages are raw.
     #[must_use]
     pub fn envelope(mut self, envelope: impl tomodachi_core::Envelope) -> Self {
-        self.envelope = Some(Arc::new(envelope));
+        self.envelope = Some(tomodachi_core::envelope::shared(envelope));
         self
     }
 
@@ -514,6 +524,30 @@ where
     /// [`exit`](crate::exit), stops. Returns the exit code.
     pub async fn run(self) -> crate::Exit {
         crate::Process::new().service(self).run().await
+    }
+
+    /// [`run`](Service::run) with `settings` instead of the command line and the
+    /// `TOMODACHI_*` variables of its flags: for a program that parses its own command
+    /// line. A `tracing` subscriber the program installed before stays (tomodachi's
+    /// logger is installed only where there is none).
+    ///
+    /// ```no_run
+    /// use tomodachi::logging::{LogFormat, LogLevel};
+    /// use tomodachi::{Schedule, Service, Settings};
+    ///
+    /// async fn tick() {}
+    ///
+    /// # async fn run() -> tomodachi::Exit {
+    /// let settings = Settings { logger: LogFormat::Json, log_level: LogLevel::Debug, ..Settings::default() };
+    /// Service::new("own-cli").schedule(Schedule::heartbeat(), tick).run_with(settings).await
+    /// # }
+    /// ```
+    pub async fn run_with(self, settings: crate::Settings) -> crate::Exit {
+        crate::Process::new()
+            .settings(settings)
+            .service(self)
+            .run()
+            .await
     }
 }
 

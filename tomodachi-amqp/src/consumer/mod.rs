@@ -17,7 +17,7 @@ use tower::util::Either;
 use tower::{Layer, Service};
 
 use self::session::Session;
-use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, ResolvedBinding};
+use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, ResolvedBinding};
 
 /// Consumes the queue of one [`Binding`] and calls a `tower::Service<Message>` for each
 /// delivery: tomodachi's `@amqp` handler.
@@ -26,7 +26,7 @@ use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Reso
 ///   broker's `amq.*`) and the durable queue (`x-expires` from `queue_ttl`), bind, set qos
 ///   (`queue_prefetch_count` per consumer, `global_prefetch_count` per channel), consume.
 ///   The queue name is logged. A non-competing queue that already has a consumer fails
-///   with [`AmqpError::TooManyConsumers`].
+///   with [`Error::TooManyConsumers`].
 /// * **Each delivery** becomes a [`Message`] with an [`AmqpContext`](crate::AmqpContext);
 ///   the source awaits the service's readiness before it takes the next one, and runs
 ///   handlers concurrently (bounded by the prefetch). The outcome settles it:
@@ -36,7 +36,7 @@ use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Reso
 ///   [`on_failure`](Binding::on_failure) (default: a retry) in core's
 ///   [`Driver`](tomodachi_core::driver::Driver), logged on `exception`, as on every source;
 ///   a service that fails its `poll_ready` stops the consumer with
-///   [`AmqpError::Service`].
+///   [`Error::Service`].
 /// * **Broker drops**: the connection recovers by itself and consumption resumes; a
 ///   settle that fails because its channel died is logged (the broker redelivers). If
 ///   recovery gives up, the consumer reconnects with back-off until shutdown.
@@ -52,7 +52,7 @@ use crate::{AmqpConnection, AmqpError, AmqpOptions, AmqpPublisher, Binding, Reso
 ///     println!("{order} ({} headers)", headers.len());
 /// }
 ///
-/// # async fn run() -> Result<(), tomodachi_amqp::AmqpError> {
+/// # async fn run() -> Result<(), tomodachi_amqp::Error> {
 /// let shutdown = Shutdown::new();
 /// let identity = ServiceIdentity::with_random_uuid("orders");
 /// Consumer::new(AmqpOptions::default(), Binding::routing_key("order.*"), identity)
@@ -137,7 +137,7 @@ impl Consumer {
 }
 
 /// The work of a started [`Consumer`]: consumes until shutdown, then drains.
-pub type Running = Pin<Box<dyn Future<Output = Result<(), AmqpError>> + Send + 'static>>;
+pub type Running = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'static>>;
 
 impl<S> Source<S> for Consumer
 where
@@ -145,10 +145,10 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    type Error = AmqpError;
+    type Error = Error;
     type Running = Running;
 
-    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, AmqpError> {
+    async fn start(self, service: S, shutdown: Shutdown) -> Result<Running, Error> {
         let session = Session::open(&self.connection, &self.resolved, true).await?;
         self.health.ready();
         tracing::info!(
@@ -160,7 +160,7 @@ where
             "consuming from queue [amqp] \"{}\"",
             self.resolved.queue_name
         );
-        let service = match self.binding.get_envelope() {
+        let service = match self.binding.envelope_ref() {
             Some(envelope) => Either::Left(EnvelopeLayer::new(envelope.clone()).layer(service)),
             None => Either::Right(service),
         };
@@ -182,16 +182,16 @@ async fn run<S>(
     service: S,
     session: Session,
     shutdown: Shutdown,
-) -> Result<(), AmqpError>
+) -> Result<(), Error>
 where
     S: Service<Message, Response = Outcome> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let handler: Arc<str> = Arc::from(consumer.binding.get_handler_name());
+    let handler: Arc<str> = Arc::from(consumer.binding.handler_name_ref());
     let mut driver = Driver::new(crate::TRANSPORT, service, shutdown.clone())
         .handler(handler.clone())
-        .classifier(consumer.binding.get_classifier().clone())
+        .classifier(consumer.binding.classifier_ref().clone())
         .drain_grace(consumer.drain_timeout);
     let mut result = Ok(());
     let mut session = Some(session);
@@ -204,7 +204,7 @@ where
             Ok(Some(ready)) => ready,
             Ok(None) => break,
             Err(failed) => {
-                result = Err(AmqpError::Service(failed.0.to_string()));
+                result = Err(Error::Service(failed.0.to_string()));
                 break;
             }
         };

@@ -8,7 +8,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, Consumer};
 
 use crate::error::short;
-use crate::{AmqpConnection, AmqpError, ResolvedBinding};
+use crate::{AmqpConnection, Error, ResolvedBinding};
 
 /// A channel with its consumer.
 pub(super) struct Session {
@@ -29,10 +29,6 @@ fn pamqp_integer(value: u64) -> AMQPValue {
     }
 }
 
-fn text(error: &lapin::Error) -> String {
-    error.to_string()
-}
-
 impl Session {
     /// Declares the exchange (unless it is the broker's own) and the queue, binds, sets
     /// qos and starts consuming. With `exclusive_check`, a non-competing queue that
@@ -41,7 +37,7 @@ impl Session {
         connection: &AmqpConnection,
         binding: &ResolvedBinding,
         exclusive_check: bool,
-    ) -> Result<Self, AmqpError> {
+    ) -> Result<Self, Error> {
         let options = connection.options();
         let exchange = short("exchange name", &binding.exchange)?;
         let queue = short("queue name", &binding.queue_name)?;
@@ -61,9 +57,9 @@ impl Session {
                         FieldTable::default(),
                     )
                     .await
-                    .map_err(|e| AmqpError::DeclareExchange {
+                    .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
-                        reason: text(&e),
+                        source: e.into(),
                     })?;
             } else if binding.exchange != "amq.topic" {
                 // The broker's own exchanges cannot be declared: only check it exists.
@@ -78,9 +74,9 @@ impl Session {
                         FieldTable::default(),
                     )
                     .await
-                    .map_err(|e| AmqpError::DeclareExchange {
+                    .map_err(|e| Error::DeclareExchange {
                         exchange: binding.exchange.clone(),
-                        reason: text(&e),
+                        source: e.into(),
                     })?;
             }
 
@@ -110,9 +106,9 @@ impl Session {
                     arguments,
                 )
                 .await
-                .map_err(|e| AmqpError::DeclareQueue {
+                .map_err(|e| Error::DeclareQueue {
                     queue: binding.queue_name.clone(),
-                    reason: text(&e),
+                    source: e.into(),
                 })?;
             if exclusive_check && !binding.competing && declared.consumer_count() >= 1 {
                 tracing::warn!(
@@ -121,7 +117,7 @@ impl Session {
                     "Max consumers (1) for queue [amqp] \"{}\" has been reached",
                     binding.queue_name
                 );
-                return Err(AmqpError::TooManyConsumers {
+                return Err(Error::TooManyConsumers {
                     queue: binding.queue_name.clone(),
                 });
             }
@@ -134,15 +130,15 @@ impl Session {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| AmqpError::Bind {
+                .map_err(|e| Error::Bind {
                     queue: binding.queue_name.clone(),
                     exchange: binding.exchange.clone(),
                     routing_key: binding.wire_routing_key.clone(),
-                    reason: text(&e),
+                    source: e.into(),
                 })?;
-            let qos_error = |e: lapin::Error| AmqpError::Channel {
+            let qos_error = |e: lapin::Error| Error::Channel {
                 operation: "basic.qos",
-                reason: text(&e),
+                source: e.into(),
             };
             channel
                 .basic_qos(
@@ -166,9 +162,9 @@ impl Session {
                     FieldTable::default(),
                 )
                 .await
-                .map_err(|e| AmqpError::Channel {
+                .map_err(|e| Error::Channel {
                     operation: "basic.consume",
-                    reason: text(&e),
+                    source: e.into(),
                 })
         }
         .await;

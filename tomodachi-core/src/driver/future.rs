@@ -7,31 +7,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use futures_util::FutureExt as _;
-use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
 
 use super::{Completed, Completion, Shared};
+use crate::panic::{self, CatchUnwind};
 use crate::{BoxError, HandlerFailure, Outcome};
-
-/// The text of a panic's payload (`panic!("…")` with a literal or a formatted message);
-/// `"panic with a non-string payload"` otherwise.
-///
-/// The one place the workspace turns a caught panic into words.
-///
-/// ```
-/// let panic = std::panic::catch_unwind(|| panic!("boom {}", 7)).unwrap_err();
-/// assert_eq!(tomodachi_core::panic_text(&*panic), "boom 7");
-/// ```
-pub fn panic_text(panic: &(dyn Any + Send)) -> &str {
-    if let Some(text) = panic.downcast_ref::<&'static str>() {
-        text
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text
-    } else {
-        "panic with a non-string payload"
-    }
-}
 
 pin_project! {
     /// The outcome of one message: the service's answer, or its error or panic classified
@@ -76,9 +56,9 @@ impl<F: Future> OutcomeFuture<F> {
         shared: Arc<Shared>,
         completion: Option<Completion>,
     ) -> Self {
-        let kind = match std::panic::catch_unwind(AssertUnwindSafe(call)) {
+        let kind = match panic::catch_unwind(AssertUnwindSafe(call)) {
             Ok(future) => Kind::Running {
-                future: AssertUnwindSafe(future).catch_unwind(),
+                future: CatchUnwind::new(AssertUnwindSafe(future)),
             },
             Err(panic) => Kind::Panicked { panic: Some(panic) },
         };
@@ -115,7 +95,7 @@ where
                 None => return Poll::Ready(Outcome::retry()),
             },
         };
-        let text = panic_text(&*panic);
+        let text = panic::message(&*panic);
         let outcome = this.shared.failed(HandlerFailure::Panic(text));
         let failure = this.completion.as_ref().map(|_| text.to_owned());
         Poll::Ready(complete(this.completion, outcome, failure))
@@ -152,6 +132,7 @@ impl Shared {
                 outcome = outcome.as_str(),
                 exc_type = "panic",
                 exc_message = text,
+                location = panic::location(),
                 "uncaught exception: {text}"
             ),
         }

@@ -84,7 +84,7 @@ use tower_service::Service;
 use tracing::Instrument as _;
 
 pub use completion::{Completed, Completion};
-pub use future::{OutcomeFuture, panic_text};
+pub use future::OutcomeFuture;
 
 use crate::stats::Transport;
 use crate::{BoxError, Classify, Message, Outcome, RetryOnFailure, Shutdown};
@@ -359,11 +359,16 @@ where
     S: Service<Message>,
     S::Error: Into<BoxError>,
 {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.poll_ready(cx))) {
+    match crate::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.poll_ready(cx))) {
         Ok(poll) => poll.map_err(Into::into),
-        Err(panic) => Poll::Ready(Err(
-            format!("poll_ready panicked: {}", panic_text(&*panic)).into()
-        )),
+        Err(panic) => {
+            let message = crate::panic::message(&*panic);
+            let error = match crate::panic::location() {
+                Some(location) => format!("poll_ready panicked at {location}: {message}"),
+                None => format!("poll_ready panicked: {message}"),
+            };
+            Poll::Ready(Err(error.into()))
+        }
     }
 }
 

@@ -156,3 +156,23 @@ impl<E: Envelope + ?Sized> Envelope for Box<E> {
 
 /// An envelope chosen at run time.
 pub type SharedEnvelope = Arc<dyn Envelope>;
+
+/// `envelope` as a [`SharedEnvelope`]: a shared one as it is, any other in a new `Arc`.
+/// Every envelope setter takes `impl Envelope` and keeps it with this, so `JsonEnvelope`
+/// and the service's shared envelope go to the same method.
+///
+/// ```
+/// use std::sync::Arc;
+/// use tomodachi_core::envelope::{SharedEnvelope, shared};
+/// use tomodachi_core::JsonEnvelope;
+///
+/// let one: SharedEnvelope = Arc::new(JsonEnvelope);
+/// assert!(Arc::ptr_eq(&shared(one.clone()), &one));
+/// ```
+pub fn shared<E: Envelope>(envelope: E) -> SharedEnvelope {
+    let any: &dyn std::any::Any = &envelope;
+    match any.downcast_ref::<SharedEnvelope>() {
+        Some(shared) => shared.clone(),
+        None => Arc::new(envelope),
+    }
+}

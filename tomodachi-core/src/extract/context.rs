@@ -1,12 +1,15 @@
 use std::ops::Deref;
 
-use super::{FromMessageParts, Parts, Rejection};
+use super::{FromMessageParts, OptionalFromMessageParts, Parts, Rejection};
 use crate::Outcome;
 use crate::envelope::EnvelopeMetadata;
 
-/// A value a layer put into the message's extensions (tomodachi's "custom keywords").
+/// A value a layer put into the message's (or HTTP request's) extensions (tomodachi's
+/// "custom keywords").
 ///
-/// Missing → [`Outcome::Retry`]: the layer that should add it is not installed.
+/// The same type in message, scheduled and HTTP handlers: with the `axum` feature (on
+/// through `tomodachi-http`) it is also an axum extractor. Missing → [`Outcome::Retry`]
+/// for a message (the layer that should add it is not installed), a 500 for a request.
 ///
 /// ```
 /// use tomodachi_core::{Extension, FromMessageParts, Message};
@@ -46,6 +49,49 @@ where
     }
 }
 
+/// `Option<Extension<T>>`: `None` when no layer inserted a `T`.
+impl<T, S> OptionalFromMessageParts<S> for Extension<T>
+where
+    T: Clone + Send + Sync + 'static,
+{
+    type Rejection = std::convert::Infallible;
+
+    fn from_message_parts(parts: &Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions().get::<T>().cloned().map(Extension))
+    }
+}
+
+/// In an HTTP handler (feature `axum`): the request extension a layer inserted, or a 500
+/// naming the missing type.
+#[cfg(feature = "axum")]
+impl<T, S> axum_core::extract::FromRequestParts<S> for Extension<T>
+where
+    T: Clone + Send + Sync + 'static,
+    S: Send + Sync,
+{
+    type Rejection = (http::StatusCode, String);
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<T>()
+            .cloned()
+            .map(Extension)
+            .ok_or_else(|| {
+                (
+                    http::StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "missing request extension `{}`: is the layer that adds it installed?",
+                        std::any::type_name::<T>()
+                    ),
+                )
+            })
+    }
+}
+
 impl<T> Deref for Extension<T> {
     type Target = T;
 
@@ -55,6 +101,9 @@ impl<T> Deref for Extension<T> {
 }
 
 /// The service's state, or a part of it (see [`FromRef`]).
+///
+/// The same type in message, scheduled and HTTP handlers: with the `axum` feature (on
+/// through `tomodachi-http`) it is also an axum extractor, reading the router's state.
 ///
 /// ```
 /// use tomodachi_core::{FromMessageParts, Message, State};
@@ -80,6 +129,23 @@ where
     }
 }
 
+/// In an HTTP handler (feature `axum`): the router's state, or a part of it.
+#[cfg(feature = "axum")]
+impl<T, S> axum_core::extract::FromRequestParts<S> for State<T>
+where
+    T: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        _parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(State(T::from_ref(state)))
+    }
+}
+
 impl<T> Deref for State<T> {
     type Target = T;
 
@@ -89,7 +155,8 @@ impl<T> Deref for State<T> {
 }
 
 /// Takes a part of the state (axum's `FromRef`): `State<Part>` works for a state `S` with
-/// `Part: FromRef<S>`. Every `Clone` type is `FromRef` of itself.
+/// `Part: FromRef<S>`. Every `Clone` type is `FromRef` of itself. [`State`] reads it in
+/// HTTP handlers too (implement this trait, not axum's, for a part of the state).
 pub trait FromRef<T> {
     /// Takes the part.
     fn from_ref(input: &T) -> Self;
@@ -148,6 +215,15 @@ impl<S> FromMessageParts<S> for Metadata {
     }
 }
 
+/// `Option<Metadata>`: `None` when no envelope opened the message.
+impl<S> OptionalFromMessageParts<S> for Metadata {
+    type Rejection = std::convert::Infallible;
+
+    fn from_message_parts(parts: &Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.context::<EnvelopeMetadata>().cloned().map(Metadata))
+    }
+}
+
 impl Deref for Metadata {
     type Target = EnvelopeMetadata;
 
@@ -168,6 +244,17 @@ impl<S> FromMessageParts<S> for MessageUuid {
             .context::<EnvelopeMetadata>()
             .map(|metadata| MessageUuid(metadata.message_uuid.clone()))
             .ok_or_else(Rejection::missing_context::<EnvelopeMetadata>)
+    }
+}
+
+/// `Option<MessageUuid>`: `None` when no envelope opened the message.
+impl<S> OptionalFromMessageParts<S> for MessageUuid {
+    type Rejection = std::convert::Infallible;
+
+    fn from_message_parts(parts: &Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .context::<EnvelopeMetadata>()
+            .map(|metadata| MessageUuid(metadata.message_uuid.clone())))
     }
 }
 

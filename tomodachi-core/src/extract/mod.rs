@@ -45,6 +45,12 @@ pub use rejection::Rejection;
 ///     }
 /// }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a message extractor",
+    label = "not a tomodachi extractor",
+    note = "a handler's arguments are extractors: `Data<T>` or `Raw` (last), `State<T>`, `Extension<T>`, `Attributes`, `Metadata`, `MessageUuid`, a transport's context fields, or your own `FromMessageParts`",
+    note = "see https://docs.rs/tomodachi-core/latest/tomodachi_core/extract/index.html"
+)]
 pub trait FromMessageParts<S>: Sized {
     /// Why extraction failed.
     type Rejection: Into<Rejection>;
@@ -57,6 +63,12 @@ pub trait FromMessageParts<S>: Sized {
 ///
 /// Every [`FromMessageParts`] is also a `FromMessage` (the marker `M` keeps the two
 /// implementations apart, as in axum).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a message extractor",
+    label = "not a tomodachi extractor",
+    note = "a handler's arguments are extractors: `Data<T>` or `Raw` (last), `State<T>`, `Extension<T>`, `Attributes`, `Metadata`, `MessageUuid`, a transport's context fields, or your own `FromMessageParts`",
+    note = "see https://docs.rs/tomodachi-core/latest/tomodachi_core/extract/index.html"
+)]
 pub trait FromMessage<S, M = private::ViaMessage>: Sized {
     /// Why extraction failed.
     type Rejection: Into<Rejection>;
@@ -84,14 +96,54 @@ impl<S> FromMessage<S> for Message {
     }
 }
 
+/// What `Option<Self>` means as an extractor (axum's `OptionalFromRequestParts`): the
+/// extractor decides what "absent" is (`None`) and which failures still reject the
+/// message, instead of every rejection becoming `None`.
+///
+/// [`Extension`], [`Metadata`] and [`MessageUuid`] implement it (absent is `None`). For
+/// any extractor, `Result<T, T::Rejection>` hands the handler the rejection itself.
+///
+/// ```
+/// use tomodachi_core::{FromMessageParts, Message, MessageUuid};
+///
+/// let message = Message::new("");
+/// let uuid = Option::<MessageUuid>::from_message_parts(message.parts(), &()).unwrap();
+/// assert!(uuid.is_none());
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`Option<{Self}>` is not a message extractor",
+    label = "`{Self}` does not say what absent means",
+    note = "implement `OptionalFromMessageParts` for it, or take `Result<{Self}, Rejection>`"
+)]
+pub trait OptionalFromMessageParts<S>: Sized {
+    /// Why extraction failed (when absence is not the reason).
+    type Rejection: Into<Rejection>;
+
+    /// Takes the value from the parts: `Ok(None)` when it is absent.
+    fn from_message_parts(parts: &Parts, state: &S) -> Result<Option<Self>, Self::Rejection>;
+}
+
+#[diagnostic::do_not_recommend]
 impl<S, T> FromMessageParts<S> for Option<T>
+where
+    T: OptionalFromMessageParts<S>,
+{
+    type Rejection = T::Rejection;
+
+    fn from_message_parts(parts: &Parts, state: &S) -> Result<Self, Self::Rejection> {
+        T::from_message_parts(parts, state)
+    }
+}
+
+/// The extractor's result, rejection included: the handler decides.
+impl<S, T> FromMessageParts<S> for Result<T, T::Rejection>
 where
     T: FromMessageParts<S>,
 {
     type Rejection = std::convert::Infallible;
 
     fn from_message_parts(parts: &Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Ok(T::from_message_parts(parts, state).ok())
+        Ok(T::from_message_parts(parts, state))
     }
 }
 

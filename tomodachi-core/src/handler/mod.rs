@@ -52,6 +52,12 @@ use crate::{IntoOutcome, Message};
 ///
 /// `T` is the tuple of its extractor types (with a marker); it only exists to let many
 /// implementations stand side by side.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a message handler",
+    label = "not a handler of messages",
+    note = "a handler is an `async fn` (or a closure returning a future) of at most 16 extractors, each `FromMessageParts` but the last, which may be `FromMessage` (`Data<T>`, `Raw`)",
+    note = "it returns `()`, `Outcome` or `Result<_, E>` with `E: Into<BoxError>`, and its future is `Send`"
+)]
 pub trait Handler<T, S>: Clone + Send + Sync + Sized + 'static {
     /// The future of one call.
     type Future: Future<Output = Result<crate::Outcome, Failure>> + Send + 'static;

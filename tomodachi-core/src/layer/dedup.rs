@@ -2,17 +2,16 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pin_project_lite::pin_project;
+use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{EnvelopeMetadata, Message, Outcome};
+use crate::{BoxError, EnvelopeMetadata, Message, Outcome};
 
 /// What a [`DedupStore`] knows of a message uuid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,15 +24,41 @@ pub enum Seen {
     Done,
 }
 
-/// Where [`DedupLayer`] remembers message uuids. Implement it over Redis or a database to
-/// deduplicate across processes; [`MemoryStore`] is the in-process default.
+/// Where [`DedupLayer`] remembers message uuids: async, so that it can be backed by Redis
+/// or a database to deduplicate across processes; [`MemoryStore`] is the in-process
+/// default.
+///
+/// A store that fails to answer [`begin`](DedupStore::begin) leaves the message to be
+/// retried (nothing is lost); a failed [`finish`](DedupStore::finish) is logged.
+///
+/// ```
+/// use std::future::{Ready, ready};
+/// use tomodachi_core::BoxError;
+/// use tomodachi_core::layer::dedup::{DedupLayer, DedupStore, Seen};
+///
+/// /// Treats every message as new (a stand-in for a Redis `SET NX`).
+/// struct AlwaysNew;
+///
+/// impl DedupStore for AlwaysNew {
+///     fn begin(&self, _key: &str) -> impl Future<Output = Result<Seen, BoxError>> + Send {
+///         ready(Ok(Seen::New))
+///     }
+///     fn finish(&self, _key: &str, _handled: bool) -> impl Future<Output = Result<(), BoxError>> + Send {
+///         ready(Ok(()))
+///     }
+/// }
+///
+/// let layer = DedupLayer::new(AlwaysNew);
+/// # let _ = layer;
+/// ```
 pub trait DedupStore: Send + Sync + 'static {
     /// Looks `key` up; if it is new, marks it as in progress.
-    fn begin(&self, key: &str) -> Seen;
+    fn begin(&self, key: &str) -> impl Future<Output = Result<Seen, BoxError>> + Send;
 
     /// Records how handling `key` ended: `handled` keeps it as done until it expires,
     /// otherwise it is forgotten so a redelivery is handled again.
-    fn finish(&self, key: &str, handled: bool);
+    fn finish(&self, key: &str, handled: bool)
+    -> impl Future<Output = Result<(), BoxError>> + Send;
 }
 
 /// An in-memory [`DedupStore`]: handled uuids are remembered for `expiry` (default 60 s,
@@ -58,16 +83,8 @@ impl MemoryStore {
             entries: Mutex::new(HashMap::new()),
         }
     }
-}
 
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(60))
-    }
-}
-
-impl DedupStore for MemoryStore {
-    fn begin(&self, key: &str) -> Seen {
+    fn begin_now(&self, key: &str) -> Seen {
         let now = Instant::now();
         let mut entries = self
             .entries
@@ -86,7 +103,7 @@ impl DedupStore for MemoryStore {
         }
     }
 
-    fn finish(&self, key: &str, handled: bool) {
+    fn finish_now(&self, key: &str, handled: bool) {
         let mut entries = self
             .entries
             .lock()
@@ -96,6 +113,27 @@ impl DedupStore for MemoryStore {
         } else {
             entries.remove(key);
         }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(60))
+    }
+}
+
+impl DedupStore for MemoryStore {
+    fn begin(&self, key: &str) -> impl Future<Output = Result<Seen, BoxError>> + Send {
+        std::future::ready(Ok(self.begin_now(key)))
+    }
+
+    fn finish(
+        &self,
+        key: &str,
+        handled: bool,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        self.finish_now(key, handled);
+        std::future::ready(Ok(()))
     }
 }
 
@@ -177,12 +215,14 @@ impl<S, St> Dedup<S, St> {
 
 impl<S, St> Service<Message> for Dedup<S, St>
 where
-    S: Service<Message, Response = Outcome>,
+    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
     St: DedupStore,
 {
     type Response = Outcome;
     type Error = S::Error;
-    type Future = DedupFuture<S::Future, St>;
+    type Future = BoxFuture<'static, Result<Outcome, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -193,120 +233,73 @@ where
             .context::<EnvelopeMetadata>()
             .map(|m| m.message_uuid.clone())
         else {
-            return DedupFuture::inner(self.inner.call(message), Mark::none());
+            return Box::pin(self.inner.call(message));
         };
-        match self.store.begin(&key) {
-            Seen::New => {
-                // Made before the call: a call that panics forgets the mark too.
-                let mark = Mark::new(self.store.clone(), key);
-                DedupFuture::inner(self.inner.call(message), mark)
+        // The ready service goes into the future (it is called once the store answers);
+        // a clone takes its place for the next call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let store = self.store.clone();
+        Box::pin(async move {
+            match store.begin(&key).await {
+                Ok(Seen::New) => {}
+                Ok(Seen::Done) => {
+                    tracing::warn!(target: "tomodachi.dedup", message_uuid = key, "ignored duplicate message already processed in the last minute");
+                    return Ok(Outcome::Ack);
+                }
+                Ok(Seen::InProgress) => {
+                    tracing::warn!(target: "tomodachi.dedup", message_uuid = key, "duplicate of a message being handled: retrying it later");
+                    return Ok(Outcome::retry());
+                }
+                Err(error) => {
+                    tracing::error!(target: "tomodachi.dedup", message_uuid = key, error_message = %error, "dedup store failed: retrying the message later");
+                    return Ok(Outcome::retry());
+                }
             }
-            Seen::Done => {
-                tracing::warn!(target: "tomodachi.dedup", message_uuid = key, "ignored duplicate message already processed in the last minute");
-                DedupFuture::ready(Outcome::Ack)
+            // Made before the call: a call that panics, or a future dropped by a timeout
+            // around this layer, forgets the mark too.
+            let mark = Mark(Some((store.clone(), key.clone())));
+            let result = inner.call(message).await;
+            mark.disarm();
+            let handled = matches!(result, Ok(Outcome::Ack));
+            if let Err(error) = store.finish(&key, handled).await {
+                tracing::error!(target: "tomodachi.dedup", message_uuid = key, error_message = %error, "dedup store failed to record the message");
             }
-            Seen::InProgress => {
-                tracing::warn!(target: "tomodachi.dedup", message_uuid = key, "duplicate of a message being handled: retrying it later");
-                DedupFuture::ready(Outcome::retry())
-            }
-        }
+            result
+        })
     }
 }
 
-pin_project! {
-    /// The response future of [`Dedup`].
-    #[derive(Debug)]
-    pub struct DedupFuture<F, St> {
-        #[pin]
-        kind: Kind<F, St>,
-    }
-}
-
-pin_project! {
-    #[project = DedupProj]
-    #[derive(Debug)]
-    enum Kind<F, St> {
-        Inner { #[pin] future: F, mark: Mark<St> },
-        Ready { outcome: Outcome },
-    }
-}
-
-/// A message marked in progress in the store. Finished with the outcome, or, if the
-/// future is dropped first (a panic the driver caught, a timeout around this layer),
+/// A message marked in progress in the store. If the handling ends without an outcome (a
+/// panic the driver caught, a timeout around this layer dropping the future), the mark is
 /// forgotten: a message must not stay "in progress" for ever, or every redelivery of it
 /// would be retried as a duplicate without its handler being called again.
-struct Mark<St> {
-    entry: Option<(Arc<St>, String)>,
-    finish: fn(&St, &str, bool),
-}
-
-impl<St> std::fmt::Debug for Mark<St> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Mark")
-            .field(&self.entry.as_ref().map(|(_, key)| key))
-            .finish()
-    }
-}
+struct Mark<St: DedupStore>(Option<(Arc<St>, String)>);
 
 impl<St: DedupStore> Mark<St> {
-    fn new(store: Arc<St>, key: String) -> Self {
-        Self {
-            entry: Some((store, key)),
-            finish: St::finish,
-        }
-    }
-
-    fn none() -> Self {
-        Self {
-            entry: None,
-            finish: St::finish,
-        }
+    /// The handling ended with an outcome: the caller records it.
+    fn disarm(mut self) {
+        self.0 = None;
     }
 }
 
-impl<St> Mark<St> {
-    fn finish(&mut self, handled: bool) {
-        if let Some((store, key)) = self.entry.take() {
-            (self.finish)(&store, &key, handled);
-        }
-    }
-}
-
-impl<St> Drop for Mark<St> {
+impl<St: DedupStore> Drop for Mark<St> {
     fn drop(&mut self) {
-        self.finish(false);
-    }
-}
-
-impl<F, St> DedupFuture<F, St> {
-    fn inner(future: F, mark: Mark<St>) -> Self {
-        Self {
-            kind: Kind::Inner { future, mark },
-        }
-    }
-
-    fn ready(outcome: Outcome) -> Self {
-        Self {
-            kind: Kind::Ready { outcome },
-        }
-    }
-}
-
-impl<F, E, St> Future for DedupFuture<F, St>
-where
-    F: Future<Output = Result<Outcome, E>>,
-    St: DedupStore,
-{
-    type Output = Result<Outcome, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().kind.project() {
-            DedupProj::Ready { outcome } => Poll::Ready(Ok(*outcome)),
-            DedupProj::Inner { future, mark } => {
-                let result = ready!(future.poll(cx));
-                mark.finish(matches!(result, Ok(Outcome::Ack)));
-                Poll::Ready(result)
+        let Some((store, key)) = self.0.take() else {
+            return;
+        };
+        let mut forget = Box::pin(async move {
+            if let Err(error) = store.finish(&key, false).await {
+                tracing::error!(target: "tomodachi.dedup", message_uuid = key, error_message = %error, "dedup store failed to forget the message");
             }
+        });
+        // A store that answers at once (the in-memory one) forgets now, before the
+        // redelivery; a slower one on the runtime.
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        if forget.as_mut().poll(&mut cx).is_pending()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(forget);
         }
     }
 }
@@ -430,10 +423,36 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
-    #[test]
-    fn in_progress_duplicates_are_retried() {
+    #[tokio::test]
+    async fn in_progress_duplicates_are_retried() {
         let store = MemoryStore::default();
-        assert_eq!(store.begin("c"), Seen::New);
-        assert_eq!(store.begin("c"), Seen::InProgress);
+        assert_eq!(store.begin("c").await.unwrap(), Seen::New);
+        assert_eq!(store.begin("c").await.unwrap(), Seen::InProgress);
+    }
+
+    #[tokio::test]
+    async fn a_failing_store_leaves_the_message_for_a_retry() {
+        struct Down;
+        impl DedupStore for Down {
+            fn begin(&self, _key: &str) -> impl Future<Output = Result<Seen, BoxError>> + Send {
+                std::future::ready(Err("connection refused".into()))
+            }
+            fn finish(
+                &self,
+                _key: &str,
+                _handled: bool,
+            ) -> impl Future<Output = Result<(), BoxError>> + Send {
+                std::future::ready(Ok(()))
+            }
+        }
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let inner = tower::service_fn(move |_m: Message| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::convert::Infallible>(Outcome::Ack) }
+        });
+        let service = DedupLayer::new(Down).layer(inner);
+        assert_eq!(service.oneshot(message("d")).await, Ok(Outcome::retry()));
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
     }
 }

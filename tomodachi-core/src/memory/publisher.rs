@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::Broker;
-use crate::{Attributes, EnvelopeError, JsonEnvelope, ServiceIdentity, SharedEnvelope};
+use crate::{Attributes, Envelope, EnvelopeError, JsonEnvelope, ServiceIdentity, SharedEnvelope};
 
 /// Why a publish failed: the data could not be serialized or sealed.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +51,8 @@ impl MemoryPublisher {
 
     /// Seals messages with this envelope instead (`RawEnvelope` for none).
     #[must_use]
-    pub fn envelope(mut self, envelope: SharedEnvelope) -> Self {
-        self.envelope = envelope;
+    pub fn envelope(mut self, envelope: impl Envelope) -> Self {
+        self.envelope = crate::envelope::shared(envelope);
         self
     }
 

@@ -25,6 +25,7 @@ use tracing::Level;
 
 use crate::RealIp;
 use crate::regex_route::decode_path;
+use crate::response::Unhandled;
 
 pub use file::AccessLogFile;
 pub(crate) use ignore::IgnoreLogging;
@@ -39,7 +40,8 @@ pub(crate) use record::{Seconds, basic_auth_user, version_str};
 /// any), `request_method`, `request_path`, `request_query_string` (if any),
 /// `http_version`, `response_content_length`, `request_content_length` (the
 /// `Content-Length`, else the bytes read, if any), `request_content_read_length` (the
-/// bytes of the body the handler read, if any), `user_agent`, `handler_elapsed_time` and
+/// bytes of the body the handler read, if any), `user_agent`, `handler_elapsed_time`
+/// (not on responses no handler made: the router's 404 and 405, the body limit's 413) and
 /// `request_time` (`"0.00063s"`).
 ///
 /// A request whose client disconnects before the response is logged with status 499.
@@ -327,7 +329,13 @@ where
             .get(CONTENT_LENGTH)
             .and_then(|value| value.to_str().ok()?.parse().ok())
             .or_else(|| response.body().size_hint().exact());
-        let handler_elapsed = Some(request.start.elapsed());
+        // No handler made the router's 404/405 or the body limit's 413: tomodachi leaves
+        // `handler_elapsed_time` out of their records.
+        let handler_elapsed = response
+            .extensions()
+            .get::<Unhandled>()
+            .is_none()
+            .then(|| request.start.elapsed());
         request.log(ResponseInfo {
             status: status.as_u16(),
             content_length,

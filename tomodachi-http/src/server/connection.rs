@@ -26,7 +26,7 @@ use tower::util::Oneshot;
 use tower_service::Service;
 
 use super::Config;
-use crate::response::DefaultCharset;
+use crate::response::{DefaultCharset, ExplicitContentType, OCTET_STREAM};
 use crate::ws::WsRegistry;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -39,11 +39,15 @@ pub(crate) struct Shared<A> {
     pub(crate) app: A,
     pub(crate) config: Config,
     pub(crate) ws: Arc<WsRegistry>,
+    /// The server's requests in flight (for the shutdown's `request_count`).
+    pub(crate) requests: Arc<AtomicU64>,
 }
 
 #[derive(Debug)]
 struct ConnState {
     peer: SocketAddr,
+    /// The server's requests in flight.
+    requests: Arc<AtomicU64>,
     started: Instant,
     responses: AtomicU64,
     /// Requests whose response future is alive (0 or 1: HTTP/1 serves one at a time).
@@ -56,9 +60,10 @@ struct ConnState {
 }
 
 impl ConnState {
-    fn new(peer: SocketAddr) -> Self {
+    fn new(peer: SocketAddr, requests: Arc<AtomicU64>) -> Self {
         Self {
             peer,
+            requests,
             started: Instant::now(),
             responses: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
@@ -93,6 +98,7 @@ struct InFlight(Arc<ConnState>);
 impl InFlight {
     fn start(conn: &Arc<ConnState>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::AcqRel);
+        conn.requests.fetch_add(1, Ordering::AcqRel);
         Self(conn.clone())
     }
 }
@@ -101,6 +107,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.touch();
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.0.requests.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -275,7 +282,15 @@ where
         let bodiless = status == StatusCode::SWITCHING_PROTOCOLS
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
-        if !bodiless && !response.headers().contains_key(CONTENT_TYPE) {
+        // No content type, or axum's for a bytes body: the `content_type` option's.
+        let default_type = match response.headers().get(CONTENT_TYPE) {
+            None => true,
+            Some(value) => {
+                *value == OCTET_STREAM
+                    && response.extensions().get::<ExplicitContentType>().is_none()
+            }
+        };
+        if !bodiless && default_type {
             let value = match response.extensions().get::<DefaultCharset>() {
                 Some(DefaultCharset(charset)) => HeaderValue::try_from(format!(
                     "{}; charset={}",
@@ -375,7 +390,7 @@ pub(crate) async fn serve<A>(
     let builder = http1::Builder::new();
     // Keep-alive stays on in hyper (it would append `close` to an upgrade's `Connection`):
     // each response's own `Connection: close` ends the connection instead.
-    let conn = Arc::new(ConnState::new(peer));
+    let conn = Arc::new(ConnState::new(peer, shared.requests.clone()));
     let service = ConnService {
         shared,
         conn: conn.clone(),

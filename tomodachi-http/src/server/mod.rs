@@ -6,6 +6,7 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -29,7 +30,7 @@ use crate::ws::WsRegistry;
 /// Why the HTTP server could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ServerError {
+pub enum Error {
     /// An option has a value the server cannot run with.
     #[error(transparent)]
     Option(#[from] OptionError),
@@ -65,6 +66,8 @@ pub(crate) struct Config {
     content_type: Option<HeaderValue>,
     content_type_base: String,
     grace: Duration,
+    /// The option as given, for the shutdown's log record (tomodachi shows it so).
+    grace_period_seconds: u64,
     client_max_size: u64,
     access_log: Option<AccessLogLayer>,
     /// Only with trusted proxies: else [`RealIp`](crate::RealIp) is the peer's address.
@@ -75,7 +78,7 @@ pub(crate) struct Config {
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Config {
-    fn from_options(options: &HttpOptions) -> Result<Self, ServerError> {
+    fn from_options(options: &HttpOptions) -> Result<Self, Error> {
         options.validate()?;
         let keepalive_timeout = options.effective_keepalive_timeout();
         let max_keepalive_requests = options.max_keepalive_requests.filter(|n| *n > 0);
@@ -104,7 +107,7 @@ impl Config {
             AccessLog::File(path) => {
                 let file = AccessLogFile::open(path).map_err(|source| {
                     tracing::warn!(target: "tomodachi.http", "Unable to use file for access log - invalid path (\"{path}\")");
-                    ServerError::AccessLogFile {
+                    Error::AccessLogFile {
                         path: path.clone(),
                         source,
                     }
@@ -133,6 +136,7 @@ impl Config {
                 .transpose()?,
             content_type_base,
             grace: Duration::from_secs(options.termination_grace_period_seconds.max(2)),
+            grace_period_seconds: options.termination_grace_period_seconds,
             client_max_size: options.client_max_size_bytes()?,
             access_log,
             real_ip: Some(RealIpLayer::from_options(options)?).filter(RealIpLayer::trusts_any),
@@ -156,7 +160,7 @@ impl Config {
 /// use tomodachi_core::{Shutdown, Source};
 /// use tomodachi_http::{HttpOptions, HttpRouter, HttpServer};
 ///
-/// # async fn run() -> Result<(), tomodachi_http::ServerError> {
+/// # async fn run() -> Result<(), tomodachi_http::Error> {
 /// let router: HttpRouter = HttpRouter::new().route("/health", get(|| async { "ok" }));
 /// let shutdown = Shutdown::new();
 /// shutdown.listen_for_signals().expect("signal handlers");
@@ -216,7 +220,7 @@ impl HttpServer {
     /// Checks the options and binds the listening socket (tomodachi's startup step). A
     /// failure is logged on `tomodachi.http` as tomodachi does ("unable to bind service
     /// [http] to http://…").
-    pub async fn bind(self) -> Result<BoundHttpServer, ServerError> {
+    pub async fn bind(self) -> Result<BoundHttpServer, Error> {
         let mut config = Config::from_options(&self.options)?;
         if let Some(timeout) = self.header_read_timeout {
             config.header_read_timeout = timeout;
@@ -245,10 +249,10 @@ impl HttpServer {
                     error_message = %source,
                     "unable to bind service [http] to {url}"
                 );
-                return Err(ServerError::Bind { url, source });
+                return Err(Error::Bind { url, source });
             }
         };
-        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
             url: url.clone(),
             source,
         })?;
@@ -268,7 +272,7 @@ impl HttpServer {
     }
 
     /// Binds and serves `router` until `shutdown`, then drains (see [`Source::serve`]).
-    pub async fn serve<R>(self, router: R, shutdown: Shutdown) -> Result<(), ServerError>
+    pub async fn serve<R>(self, router: R, shutdown: Shutdown) -> Result<(), Error>
     where
         R: Into<HttpRouter>,
     {
@@ -316,11 +320,7 @@ impl BoundHttpServer {
 
     /// Serves `router` until `shutdown` is triggered, then drains: resolves once every
     /// connection and WebSocket is closed (or the grace period is over).
-    pub fn serve<R>(
-        self,
-        router: R,
-        shutdown: Shutdown,
-    ) -> BoxFuture<'static, Result<(), ServerError>>
+    pub fn serve<R>(self, router: R, shutdown: Shutdown) -> BoxFuture<'static, Result<(), Error>>
     where
         R: Into<HttpRouter>,
     {
@@ -342,7 +342,7 @@ fn run<A>(
     app: A,
     config: Config,
     shutdown: Shutdown,
-) -> BoxFuture<'static, Result<(), ServerError>>
+) -> BoxFuture<'static, Result<(), Error>>
 where
     A: Service<Request<Body>, Response = Response, Error = Infallible>
         + Clone
@@ -356,6 +356,8 @@ where
         let tracker = TaskTracker::new();
         let force = CancellationToken::new();
         let grace = config.grace;
+        let grace_period_seconds = config.grace_period_seconds;
+        let requests = Arc::new(AtomicU64::new(0));
         let shared = Arc::new(connection::Shared {
             app,
             ws: Arc::new(WsRegistry {
@@ -364,6 +366,7 @@ where
                 log: config.access_log.is_some(),
             }),
             config,
+            requests: requests.clone(),
         });
         loop {
             tokio::select! {
@@ -386,8 +389,26 @@ where
         }
         // Stop accepting at once: new connections are refused from here on.
         drop(listener);
-        let finished = tomodachi_core::shutdown::drain(&tracker, "http", Some(grace)).await;
+        let request_count = requests.load(Ordering::Acquire);
+        if request_count > 0 {
+            tracing::info!(
+                target: "tomodachi.http",
+                request_count,
+                grace_period_seconds,
+                "awaiting requests to complete"
+            );
+        }
+        tracker.close();
+        let finished = tokio::time::timeout(grace, tracker.wait()).await.is_ok();
         if !finished {
+            let remaining_request_count = requests.load(Ordering::Acquire);
+            if remaining_request_count > 0 {
+                tracing::warn!(
+                    target: "tomodachi.http",
+                    remaining_request_count,
+                    "all requests did not gracefully finish execution"
+                );
+            }
             tracing::warn!(
                 target: "tomodachi.http",
                 connection_count = tracker.len(),
@@ -413,10 +434,10 @@ impl<R> Source<R> for HttpServer
 where
     R: Into<HttpRouter> + Send + 'static,
 {
-    type Error = ServerError;
-    type Running = BoxFuture<'static, Result<(), ServerError>>;
+    type Error = Error;
+    type Running = BoxFuture<'static, Result<(), Error>>;
 
-    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, Error> {
         Ok(self.bind().await?.serve(service, shutdown))
     }
 }
@@ -425,10 +446,10 @@ impl<R> Source<R> for BoundHttpServer
 where
     R: Into<HttpRouter> + Send + 'static,
 {
-    type Error = ServerError;
-    type Running = BoxFuture<'static, Result<(), ServerError>>;
+    type Error = Error;
+    type Running = BoxFuture<'static, Result<(), Error>>;
 
-    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, ServerError> {
+    async fn start(self, service: R, shutdown: Shutdown) -> Result<Self::Running, Error> {
         Ok(self.serve(service, shutdown))
     }
 }

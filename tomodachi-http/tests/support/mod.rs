@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tomodachi_core::Shutdown;
-use tomodachi_http::{HttpOptions, HttpRouter, HttpServer, ServerError};
+use tomodachi_http::{Error, HttpOptions, HttpRouter, HttpServer};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
@@ -39,7 +39,7 @@ pub fn options() -> HttpOptions {
 pub struct TestServer {
     pub addr: SocketAddr,
     pub shutdown: Shutdown,
-    pub task: JoinHandle<Result<(), ServerError>>,
+    pub task: JoinHandle<Result<(), Error>>,
 }
 
 impl TestServer {

@@ -309,6 +309,10 @@ pub struct InitError(#[source] tracing::subscriber::SetGlobalDefaultError);
 /// Fails (without panicking) when a global subscriber is already set, such as on a second
 /// call. `level` is a [`LogLevel`] or a reference to one.
 ///
+/// With [`LogFormat::Json`] it also replaces the panic hook: a panic is one JSON record on
+/// `exception` with the panic's `location` (`file:line`), and Rust's default panic lines
+/// are not written.
+///
 /// ```no_run
 /// use tomodachi::logging::{init, LogFormat, LogLevel};
 /// init(LogFormat::Json, LogLevel::Info)?;
@@ -327,7 +331,31 @@ pub fn init(format: LogFormat, level: impl Into<LogLevel>) -> Result<(), InitErr
     if format == LogFormat::Json {
         access::installed_json(filter);
     }
+    if format == LogFormat::Json {
+        set_panic_hook();
+    }
     Ok(())
+}
+
+/// With JSON logs a panic is one record on `exception` with its `location` (`file:line`):
+/// Rust's default panic lines on stderr would break JSON log collection. A panic that a
+/// transport catches (a handler's) is logged by the transport; any other by this hook.
+fn set_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if tomodachi_core::panic::report_to_catcher(info) {
+            return;
+        }
+        let message = info
+            .payload_as_str()
+            .unwrap_or("panic with a non-string payload");
+        tracing::error!(
+            target: "exception",
+            exc_type = "panic",
+            exc_message = message,
+            location = tomodachi_core::panic::hook_location(info),
+            "uncaught exception: {message}"
+        );
+    }));
 }
 
 /// The subscriber [`init`] installs: `format` on stderr at `filter`.

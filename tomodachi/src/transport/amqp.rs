@@ -91,7 +91,7 @@ where
 /// `binding` named after the handler function unless named already: tomodachi's
 /// non-competing queue name hashes the function's name.
 fn named(binding: Binding, function: &str) -> Binding {
-    if binding.get_handler_name() == "handler" {
+    if binding.handler_name_ref() == "handler" {
         binding.handler_name(function)
     } else {
         binding
@@ -134,6 +134,6 @@ mod tests {
                 .handler_name("mine"),
             name,
         );
-        assert_eq!(named_by_user.get_handler_name(), "mine");
+        assert_eq!(named_by_user.handler_name_ref(), "mine");
     }
 }

@@ -40,7 +40,7 @@ where
         T: 'static,
     {
         let (service, name) = self.message_handler(handler);
-        let subscription = if subscription.get_handler_name() == "handler" {
+        let subscription = if subscription.handler_name_ref() == "handler" {
             subscription.handler_name(name)
         } else {
             subscription
@@ -90,7 +90,7 @@ where
                 "sqs:{}",
                 subscription
                     .topic_name()
-                    .unwrap_or(subscription.get_handler_name())
+                    .unwrap_or(subscription.handler_name_ref())
             ));
             let work = SqsConsumer::new(clients, options, subscription, context.identity.clone())
                 .health(health.clone())
