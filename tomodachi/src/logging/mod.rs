@@ -345,9 +345,7 @@ fn set_panic_hook() {
         if tomodachi_core::panic::report_to_catcher(info) {
             return;
         }
-        let message = info
-            .payload_as_str()
-            .unwrap_or("panic with a non-string payload");
+        let message = tomodachi_core::panic::message(info.payload());
         tracing::error!(
             target: "exception",
             exc_type = "panic",
