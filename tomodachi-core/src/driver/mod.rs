@@ -402,7 +402,7 @@ impl DrainNotice {
 }
 
 /// Carries out an [`Outcome`] on the broker, the broker's way: the only thing a message
-/// source tells the [`Driver`](Driver) about its broker.
+/// source tells the [`Driver`] about its broker.
 ///
 /// A source builds one settler per message (usually the receipt handle or delivery tag and
 /// a client), hands it to [`Ready::dispatch`](Ready::dispatch) with the message, and

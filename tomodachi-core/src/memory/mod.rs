@@ -17,7 +17,7 @@
 //! [`dead_letter`](Queue::dead_letter) limit is moved to the dead-letter queue instead of
 //! being delivered again (SQS's `maxReceiveCount`). Handlers read the delivery with the
 //! [`MemoryContext`] extractor and message attributes with
-//! [`Attributes`](crate::Attributes); they publish with a [`MemoryPublisher`].
+//! [`Attributes`]; they publish with a [`MemoryPublisher`].
 //!
 //! ```
 //! use tomodachi_core::memory::{Broker, MemoryContext, MemorySource};
