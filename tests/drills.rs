@@ -628,7 +628,7 @@ mod amqp {
         let bomb = bomb();
         let publisher = publisher();
         publisher
-            .publish_payload(&bomb, &drill.name, Default::default())
+            .publish_payload(bomb.clone(), &drill.name, Default::default())
             .await
             .unwrap();
         publisher.close().await;
@@ -637,8 +637,7 @@ mod amqp {
         let hwm = vm_hwm_kib(children[0].pid()).unwrap_or(u64::MAX);
         stop(&mut children[0]).await;
         let rejected = children.iter().flat_map(Child::lines).any(|line| {
-            line.logger() == Some("tomodachi.envelope")
-                && line.text.contains("inflates to more than")
+            line.logger() == Some("exception") && line.text.contains("inflates to more than")
         });
         checks.push((
             "the 1 GiB-inflating message is rejected with a record".into(),
