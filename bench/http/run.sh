@@ -173,9 +173,10 @@ done
 # Access-log records written vs requests wrk completed (the first curl adds one).
 for server in tomodachi python; do
   [[ " $servers " == *" $server "* ]] || continue
-  logged=$(cat "$out/$server"-*.log | grep -c '"logger": "tomodachi.http.response"' || true)
+  logs=("$out/$server"-close-*.log "$out/$server"-keep-alive-*.log)
+  logged=$(cat "${logs[@]}" 2> /dev/null | grep -c '"logger": "tomodachi.http.response"' || true)
   served=$(awk -F'\t' -v s="$server" '$2 == s {n += $9} END {print n}' "$out/samples.tsv")
-  terminated=$(cat "$out/$server"-*.log | grep -c '"message": "terminated service"' || true)
+  terminated=$(cat "${logs[@]}" 2> /dev/null | grep -c '"message": "terminated service"' || true)
   echo "$server: $logged access-log records for $served requests completed by wrk (+ $((runs * 2)) probes, + requests in flight at wrk's end); 'terminated service' in $terminated of $((runs * 2)) logs" >&2
 done
 
