@@ -14,9 +14,8 @@
 //!
 //! `bench_http_axum_trace 19802 2>> access.log` serves on 127.0.0.1:19802.
 
-use tomodachi::http::axum::body::Bytes;
 use tomodachi::http::axum::http::HeaderValue;
-use tomodachi::http::axum::http::header::{CONNECTION, CONTENT_TYPE, HeaderName, SERVER};
+use tomodachi::http::axum::http::header::{CONNECTION, HeaderName, SERVER};
 use tomodachi::http::axum::routing::{get, post};
 use tomodachi::http::axum::{self, Router};
 use tower::ServiceBuilder;
@@ -26,22 +25,14 @@ use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use tracing_subscriber::filter::LevelFilter;
 
-/// GET /hello.
-async fn hello() -> &'static str {
-    "hello"
-}
+#[path = "handlers.rs"]
+mod handlers;
 
-/// POST /echo: the request body back, as JSON.
-async fn echo(body: Bytes) -> ([(HeaderName, &'static str); 1], Bytes) {
-    ([(CONTENT_TYPE, "application/json")], body)
-}
+use handlers::{echo, hello};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::args().nth(1) {
-        Some(port) => port.parse()?,
-        None => 9700,
-    };
+    let port = handlers::port()?;
     // Killed by a signal as the other servers: records still queued then are lost.
     let (writer, _guard) = tracing_appender::non_blocking(std::io::stderr());
     tracing_subscriber::fmt()

@@ -832,24 +832,16 @@ async fn request_extensions_reach_handlers_middlewares_and_each_request_afresh()
         ));
     let mut extensions = http::Extensions::new();
     extensions.insert(Greeting("hi"));
-    let bound = HttpServer::new(options())
-        .request_extensions(extensions)
-        .bind()
-        .await
-        .unwrap();
-    let addr = bound.local_addr();
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(bound.serve(router, shutdown.clone()));
+    let server = TestServer::serve(
+        HttpServer::new(options()).request_extensions(extensions),
+        router,
+    )
+    .await;
     for _ in 0..2 {
-        let response = raw(addr, GET_HELLO).await;
+        let response = raw(server.addr, GET_HELLO).await;
         let lower = response.to_ascii_lowercase();
         assert!(lower.contains("x-middleware-saw: hi\r\n"), "{response}");
         assert!(response.ends_with("hi hi"), "{response}");
     }
-    shutdown.trigger();
-    tokio::time::timeout(WAIT, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    server.stop().await;
 }
