@@ -12,7 +12,7 @@ use tomodachi::amqp::AmqpPublisher;
 use tomodachi::http::HttpRouter;
 use tomodachi::http::axum::Extension;
 use tomodachi::http::axum::routing::get;
-use tomodachi::{Exit, Process, Service};
+use tomodachi::{Exit, Service};
 
 /// Answers only when the publisher is in the request's extensions (else axum's 500).
 async fn with_publisher(Extension(_amqp): Extension<AmqpPublisher>) -> &'static str {
@@ -28,14 +28,7 @@ async fn an_http_handler_takes_the_services_amqp_publisher() {
             options.http.host = "127.0.0.1".into();
             options.http.port = port;
         });
-    let process = Process::new()
-        .without_signals()
-        .without_logging()
-        .args(["http-publishers"])
-        .env(Vec::<(String, String)>::new())
-        .service(service);
-    let shutdown = process.shutdown();
-    let running = tokio::spawn(process.run());
+    let (shutdown, running) = support::run(service);
     until_ready_is(port, 200, "the service starts").await;
     let (status, body) = support::probe(port, "/publisher").await;
     assert_eq!(status, 200, "{body}");
