@@ -7,31 +7,22 @@
 //! `Keep-Alive: timeout=5`), set by tower-http's `SetResponseHeaderLayer`: what that wire
 //! behaviour costs by itself (keep-alive only: a client that asks to close gets them too).
 
-use tomodachi::http::axum::body::Bytes;
 use tomodachi::http::axum::extract::Request;
 use tomodachi::http::axum::http::HeaderValue;
-use tomodachi::http::axum::http::header::{CONNECTION, CONTENT_TYPE, HeaderName, SERVER};
+use tomodachi::http::axum::http::header::{CONNECTION, HeaderName, SERVER};
 use tomodachi::http::axum::routing::{get, post};
 use tomodachi::http::axum::{self, Router, ServiceExt};
 use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-/// GET /hello.
-async fn hello() -> &'static str {
-    "hello"
-}
+#[path = "handlers.rs"]
+mod handlers;
 
-/// POST /echo: the request body back, as JSON.
-async fn echo(body: Bytes) -> ([(HeaderName, &'static str); 1], Bytes) {
-    ([(CONTENT_TYPE, "application/json")], body)
-}
+use handlers::{echo, hello};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = match std::env::args().nth(1) {
-        Some(port) => port.parse()?,
-        None => 9700,
-    };
+    let port = handlers::port()?;
     let router = Router::new()
         .route("/hello", get(hello))
         .route("/echo", post(echo));

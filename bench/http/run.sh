@@ -12,6 +12,13 @@
 #   axum+headers  the same with tomodachi's keep-alive response headers (Server,
 #              Connection, Keep-Alive; keep-alive mode only): the cost of that wire
 #              behaviour alone (not in the default list)
+#   axum+trace bench_http_axum_trace: what an axum user writes for the same job: the
+#              three headers plus tower-http's TraceLayer (span per request, one JSON
+#              record per response at info level, tracing-subscriber's JSON formatter,
+#              tracing-appender's non-blocking writer), stderr appended to a file
+#              (keep-alive mode only; not in the default list)
+#   tomodachi-nolog  tomodachi with TOMODACHI_HTTP_ACCESS_LOG=false (keep-alive mode
+#              only; not in the default list)
 #   python     tomodachi run --production --logger json python_service.py, stderr to a file;
 #              keep-alive mode sets keepalive_timeout=5
 # Modes: close (wrk -H "Connection: close": one request per connection, tomodachi's
@@ -44,8 +51,9 @@ if ! command -v wrk > /dev/null; then
 fi
 [[ "$servers" != *python* ]] || [ -x "$venv/bin/tomodachi" ] || { echo "no Python tomodachi at $venv" >&2; exit 1; }
 
-(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench \
-  --bin bench_http_tomodachi --bin bench_http_tomodachi_otel --bin bench_http_axum)
+bins=(--bin bench_http_tomodachi --bin bench_http_axum --bin bench_http_axum_trace)
+[[ "$servers" != *otel* ]] || bins+=(--bin bench_http_tomodachi_otel)
+(cd "$root" && CARGO_TARGET_DIR=$target cargo build --release -q -p tomodachi-bench "${bins[@]}")
 bin=$target/release
 
 mkdir -p "$out"
@@ -96,6 +104,11 @@ start() {
       TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=$keepalive \
         "$bin/bench_http_tomodachi" --production --logger json > /dev/null 2>> "$log" &
       ;;
+    tomodachi-nolog) # BENCH_SERVERS="tomodachi tomodachi-nolog axum+trace axum": access log off
+      TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=$keepalive \
+        TOMODACHI_HTTP_ACCESS_LOG=false "$bin/bench_http_tomodachi" --production --logger json > /dev/null 2>> "$log" &
+      ;;
+    axum+trace) "$bin/bench_http_axum_trace" "$port" > /dev/null 2>> "$log" & ;;
     tomodachi+otel) # BENCH_SERVERS="tomodachi tomodachi+otel axum": spans and metrics on
       TOMODACHI_HTTP_HOST=127.0.0.1 TOMODACHI_HTTP_PORT=$port TOMODACHI_HTTP_KEEPALIVE_TIMEOUT=$keepalive \
         "$bin/bench_http_tomodachi_otel" --production --logger json > /dev/null 2>> "$log" &
@@ -120,8 +133,9 @@ for run in $(seq 1 "$runs"); do
   rotated=("${server_list[@]:shift_by}" "${server_list[@]:0:shift_by}")
   for mode in close keep-alive; do
     for server in "${rotated[@]}"; do
-      # Its headers are those of a keep-alive response.
-      [ "$server" = axum+headers ] && [ "$mode" = close ] && continue
+      # Keep-alive only: the headers of axum+headers and axum+trace are those of a
+      # keep-alive response; tomodachi-nolog is the keep-alive target's variant.
+      case $server in axum+headers | axum+trace | tomodachi-nolog) [ "$mode" = close ] && continue ;; esac
       port=$((port + 1))
       log="$out/$server-$mode-$run.log"
       t0=$(now_ns)
@@ -148,7 +162,7 @@ for run in $(seq 1 "$runs"); do
           "http://127.0.0.1:$port$path" | awk '/^RESULT/ {print $2, $3, $4, $5, $6}')
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$server" "$mode" "$path" \
           "$rps" "$p50" "$p99" "$errors" "$requests" "$startup_ms" "$idle" "$(hwm_kb "$pid")" >> "$out/samples.tsv"
-        printf '%s %-9s %-10s %-6s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$run" "$server" "$mode" "$path" \
+        printf '%s %-15s %-10s %-6s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' "$run" "$server" "$mode" "$path" \
           "$rps" "$p50" "$p99" "$errors" >&2
       done
       stop "$pid"
@@ -159,9 +173,10 @@ done
 # Access-log records written vs requests wrk completed (the first curl adds one).
 for server in tomodachi python; do
   [[ " $servers " == *" $server "* ]] || continue
-  logged=$(cat "$out/$server"-*.log | grep -c '"logger": "tomodachi.http.response"' || true)
+  logs=("$out/$server"-close-*.log "$out/$server"-keep-alive-*.log)
+  logged=$(cat "${logs[@]}" 2> /dev/null | grep -c '"logger": "tomodachi.http.response"' || true)
   served=$(awk -F'\t' -v s="$server" '$2 == s {n += $9} END {print n}' "$out/samples.tsv")
-  terminated=$(cat "$out/$server"-*.log | grep -c '"message": "terminated service"' || true)
+  terminated=$(cat "${logs[@]}" 2> /dev/null | grep -c '"message": "terminated service"' || true)
   echo "$server: $logged access-log records for $served requests completed by wrk (+ $((runs * 2)) probes, + requests in flight at wrk's end); 'terminated service' in $terminated of $((runs * 2)) logs" >&2
 done
 
@@ -177,7 +192,7 @@ baseline = {}
 for r in rows:
     if r["server"] == "axum":
         baseline[(r["run"], r["mode"], r["path"])] = float(r["req_s"])
-order = [s for s in ("tomodachi", "tomodachi+otel", "axum+headers", "axum", "python") if any(k[0] == s for k in cases)]
+order = [s for s in ("tomodachi", "tomodachi-nolog", "tomodachi+otel", "axum+trace", "axum+headers", "axum", "python") if any(k[0] == s for k in cases)]
 print("| server | mode | path | req/s | × axum | p50 ms | p99 ms | errors | startup ms | idle RSS MB | peak RSS MB |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for mode in ("close", "keep-alive"):
@@ -198,6 +213,26 @@ for mode in ("close", "keep-alive"):
                 med([float(r["startup_ms"]) for r in samples]),
                 med([float(r["idle_kb"]) for r in samples]) / 1024,
                 med([float(r["peak_kb"]) for r in samples]) / 1024))
+# The targets of issue 18, keep-alive: per-run ratios (paired within each run), median.
+def paired(server, anchor, mode, path):
+    base = {r["run"]: float(r["req_s"]) for r in rows
+            if r["server"] == anchor and r["mode"] == mode and r["path"] == path}
+    return [float(r["req_s"]) / base[r["run"]] for r in rows
+            if r["server"] == server and r["mode"] == mode and r["path"] == path and r["run"] in base]
+targets = [("tomodachi", "axum+trace", "keep-alive", 1.3), ("tomodachi-nolog", "axum", "keep-alive", 0.9),
+           ("tomodachi", "axum", "close", 1.0)]
+lines = []
+for server, anchor, mode, goal in targets:
+    for path in ("/hello", "/echo"):
+        ratios = paired(server, anchor, mode, path)
+        if ratios:
+            lines.append("| %s / %s | %s | %s | %.2f (%s) | ≥ %.1f | %s |" % (
+                server, anchor, mode, path, med(ratios), ", ".join("%.2f" % r for r in ratios), goal,
+                "✓" if med(ratios) >= goal else "✗"))
+if lines:
+    print("\n| ratio | mode | path | median (per run) | target | |")
+    print("|---|---|---|---:|---:|---|")
+    print("\n".join(lines))
 # Instrumented against plain tomodachi, paired within each run.
 plain = {(r["run"], r["mode"], r["path"]): float(r["req_s"]) for r in rows if r["server"] == "tomodachi"}
 otel = [r for r in rows if r["server"] == "tomodachi+otel" and (r["run"], r["mode"], r["path"]) in plain]

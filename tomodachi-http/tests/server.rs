@@ -802,3 +802,46 @@ async fn shutdown_logs_the_requests_it_awaits() {
         "no generic drain record"
     );
 }
+
+#[tokio::test]
+async fn request_extensions_reach_handlers_middlewares_and_each_request_afresh() {
+    #[derive(Clone)]
+    struct Greeting(&'static str);
+    // A handler that changes its copy does not change the next request's.
+    let router = HttpRouter::new()
+        .route(
+            "/hello",
+            get(
+                |axum::Extension(greeting): axum::Extension<Greeting>,
+                 mut request: axum::extract::Request| async move {
+                    let seen = request.extensions_mut().insert(Greeting("changed"));
+                    format!("{} {}", greeting.0, seen.map_or("none", |g| g.0))
+                },
+            ),
+        )
+        .layer(axum::middleware::from_fn(
+            |request: axum::extract::Request, next: axum::middleware::Next| async move {
+                let seen = request.extensions().get::<Greeting>().map(|g| g.0);
+                let mut response = next.run(request).await;
+                response.headers_mut().insert(
+                    "x-middleware-saw",
+                    http::HeaderValue::from_static(seen.unwrap_or("none")),
+                );
+                response
+            },
+        ));
+    let mut extensions = http::Extensions::new();
+    extensions.insert(Greeting("hi"));
+    let server = TestServer::serve(
+        HttpServer::new(options()).request_extensions(extensions),
+        router,
+    )
+    .await;
+    for _ in 0..2 {
+        let response = raw(server.addr, GET_HELLO).await;
+        let lower = response.to_ascii_lowercase();
+        assert!(lower.contains("x-middleware-saw: hi\r\n"), "{response}");
+        assert!(response.ends_with("hi hi"), "{response}");
+    }
+    server.stop().await;
+}

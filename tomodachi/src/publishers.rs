@@ -8,8 +8,6 @@
 #[cfg(feature = "amqp")]
 use tomodachi_amqp::{AmqpConnection, AmqpPublisher};
 use tomodachi_core::Message;
-#[cfg(feature = "http")]
-use tomodachi_http::axum::extract::Request;
 #[cfg(feature = "sqs")]
 use tomodachi_sqs::{LazyAwsClients, SnsPublisher, SqsSender};
 use tower::util::MapRequestLayer;
@@ -100,16 +98,13 @@ impl Publishers {
         })
     }
 
-    /// The layer that hands the publishers to HTTP handlers (as axum `Extension`s).
+    /// The extensions that hand the publishers to HTTP handlers (as axum `Extension`s;
+    /// the server puts them into every request).
     #[cfg(feature = "http")]
-    pub(crate) fn http_layer(
-        &self,
-    ) -> MapRequestLayer<impl Fn(Request) -> Request + Clone + Send + Sync + 'static> {
-        let publishers = self.clone();
-        MapRequestLayer::new(move |mut request: Request| {
-            publishers.insert(request.extensions_mut());
-            request
-        })
+    pub(crate) fn extensions(&self) -> http::Extensions {
+        let mut extensions = http::Extensions::new();
+        self.insert(&mut extensions);
+        extensions
     }
 }
 

@@ -208,6 +208,10 @@ where
             }
         }
         let wants_keep_alive = wants_keep_alive(version, connection);
+        // Into a request without extensions (hyper's HTTP/1 adds none here): the clone's
+        // map, sized for what the layers and the router add, is moved in.
+        req.extensions_mut()
+            .extend(self.shared.config.extensions.clone());
         req.extensions_mut().insert(ConnectInfo(self.conn.peer));
         // Only a WebSocket upgrade needs the registry (an extension costs an allocation).
         if upgrade {

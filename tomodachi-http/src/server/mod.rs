@@ -70,6 +70,8 @@ pub(crate) struct Config {
     grace_period_seconds: u64,
     client_max_size: u64,
     access_log: Option<AccessLogLayer>,
+    /// What every request's extensions start with (see [`request_extensions`]).
+    extensions: http::Extensions,
     /// Only with trusted proxies: else [`RealIp`](crate::RealIp) is the peer's address.
     real_ip: Option<RealIpLayer>,
 }
@@ -139,6 +141,7 @@ impl Config {
             grace_period_seconds: options.termination_grace_period_seconds,
             client_max_size: options.client_max_size_bytes()?,
             access_log,
+            extensions: request_extensions(http::Extensions::new()),
             real_ip: Some(RealIpLayer::from_options(options)?).filter(RealIpLayer::trusts_any),
         })
     }
@@ -172,6 +175,7 @@ pub struct HttpServer {
     options: HttpOptions,
     header_read_timeout: Option<Duration>,
     access_log_writer: Option<Writer>,
+    extensions: http::Extensions,
 }
 
 /// An [`AccessLogWriter`] that shows in `Debug`.
@@ -191,6 +195,7 @@ impl HttpServer {
             options,
             header_read_timeout: None,
             access_log_writer: None,
+            extensions: http::Extensions::new(),
         }
     }
 
@@ -200,6 +205,17 @@ impl HttpServer {
     #[must_use]
     pub fn access_log_writer(mut self, writer: Arc<dyn AccessLogWriter>) -> Self {
         self.access_log_writer = Some(Writer(writer));
+        self
+    }
+
+    /// Puts a clone of each of `extensions` into every request's extensions (before the
+    /// access log, the error handlers and the routes see it), as
+    /// `Router::layer(Extension(..))` would without wrapping each route in a layer: one
+    /// clone of the map per request. Handlers take them with axum's `Extension`. The
+    /// facade hands the service's publishers to HTTP handlers so.
+    #[must_use]
+    pub fn request_extensions(mut self, extensions: http::Extensions) -> Self {
+        self.extensions.extend(extensions);
         self
     }
 
@@ -225,6 +241,7 @@ impl HttpServer {
         if let Some(timeout) = self.header_read_timeout {
             config.header_read_timeout = timeout;
         }
+        config.extensions = request_extensions(self.extensions);
         if let Some(Writer(writer)) = &self.access_log_writer {
             config.access_log = config
                 .access_log
@@ -278,6 +295,24 @@ impl HttpServer {
     {
         self.bind().await?.serve(router, shutdown).await
     }
+}
+
+/// What every request's extensions start with: `extensions`, in a map with room for the
+/// ones added to every request (`ConnectInfo`, the body limit's, axum's URL parameters and
+/// `MatchedPath`), so that none of their inserts grows the map (a rehash and a new table
+/// per request). A clone keeps the map's table size.
+fn request_extensions(mut extensions: http::Extensions) -> http::Extensions {
+    #[derive(Clone, Copy)]
+    struct Room<const N: u8>;
+    extensions.insert(Room::<0>);
+    extensions.insert(Room::<1>);
+    extensions.insert(Room::<2>);
+    extensions.insert(Room::<3>);
+    extensions.remove::<Room<0>>();
+    extensions.remove::<Room<1>>();
+    extensions.remove::<Room<2>>();
+    extensions.remove::<Room<3>>();
+    extensions
 }
 
 async fn listen(host: &str, port: u16, reuse_port: bool) -> io::Result<TcpListener> {

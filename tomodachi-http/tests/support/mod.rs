@@ -44,8 +44,13 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(router: impl Into<HttpRouter>, options: HttpOptions) -> Self {
+        Self::serve(HttpServer::new(options), router).await
+    }
+
+    /// Binds `server` and serves `router` with it.
+    pub async fn serve(server: HttpServer, router: impl Into<HttpRouter>) -> Self {
         let shutdown = Shutdown::new();
-        let bound = HttpServer::new(options).bind().await.expect("bind");
+        let bound = server.bind().await.expect("bind");
         let addr = bound.local_addr();
         let task = tokio::spawn(bound.serve(router, shutdown.clone()));
         Self {

@@ -35,7 +35,6 @@ where
     pub fn http(self, router: HttpRouter<S>) -> Self {
         let router: HttpRouter = router.with_state(self.state.clone());
         self.register(tomodachi_http::TRANSPORT, move |context| async move {
-            let router = router.layer(crate::publishers::Publishers::of(&context).http_layer());
             #[cfg(feature = "otel")]
             let router = match crate::instrument::telemetry() {
                 Some(telemetry) => router.layer(
@@ -54,7 +53,11 @@ where
             } else {
                 router
             };
-            let mut server = HttpServer::new(context.options.http.clone());
+            // The publishers go into each request's extensions in the server (a
+            // `Router::layer` would wrap every route: a boxed service and future more per
+            // request).
+            let mut server = HttpServer::new(context.options.http.clone())
+                .request_extensions(crate::publishers::Publishers::of(&context).extensions());
             if let Some(writer) = crate::logging::access::writer() {
                 server = server.access_log_writer(writer);
             }

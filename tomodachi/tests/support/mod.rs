@@ -59,3 +59,21 @@ pub async fn until_ready_is(port: u16, status: u16, what: &str) -> serde_json::V
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+/// Runs `service` alone in a process of the test (no signals, no logging, no environment):
+/// its shutdown and its task.
+pub fn run(
+    service: tomodachi::Service,
+) -> (
+    tomodachi::core::Shutdown,
+    tokio::task::JoinHandle<tomodachi::Exit>,
+) {
+    let process = tomodachi::Process::new()
+        .without_signals()
+        .without_logging()
+        .args(["test"])
+        .env(Vec::<(String, String)>::new())
+        .service(service);
+    let shutdown = process.shutdown();
+    (shutdown, tokio::spawn(process.run()))
+}
