@@ -35,7 +35,6 @@ const EXPIRES: &str = "expires_at";
 ///   tick it had claimed and not finished; the next tick goes to a live replica.
 /// - **Losing DynamoDB**: a failed write is an error and the tick is skipped, so a replica
 ///   cut off from DynamoDB runs nothing.
-///
 /// - **Due times the replicas agree on**: the item is named by the due time, so replicas
 ///   share a tick only when their schedules give the same due times: cron expressions and
 ///   the interval words (`"1 minute"`, `"hourly"`, ...), timestamps, and `"1 second"`. An
@@ -168,8 +167,8 @@ impl DynamoDbLease {
             )
             .send()
             .await;
-        // A new table is CREATING for a few seconds on DynamoDB (at once ACTIVE on moto):
-        // writes to it fail until then, and so does UpdateTimeToLive.
+        // A new table is CREATING for a few seconds on DynamoDB (at once ACTIVE on moto) and
+        // takes reads and writes only once ACTIVE: wait for that before the TTL and the claims.
         match created {
             Ok(_) => self.until_active().await?,
             Err(error) if error.code() == Some("ResourceInUseException") => {
