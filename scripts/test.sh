@@ -7,8 +7,8 @@
 #
 # Sets up what the tests talk to (scripts/test-env.sh: Python venvs, moto, RabbitMQ), runs
 # `cargo test` with a bounded overall time, prints a summary and exits non-zero on any failure.
-# A broker that cannot be reached is a failure, never a skip. moto is stopped on exit if this
-# run started it and no other run of this script is using it.
+# A broker that cannot be reached is a failure, never a skip. moto (both servers) is stopped on
+# exit if this run started it and no other run of this script is using it.
 #
 # Environment: CARGO_TARGET_DIR (default $TOMODACHI_RS_CACHE/target, outside the clone),
 # TOMODACHI_RS_TEST_TIMEOUT (seconds for the whole cargo run, default 3600).
@@ -31,11 +31,14 @@ limit=${TOMODACHI_RS_TEST_TIMEOUT:-3600}
 exec {moto_users}>"$TOMODACHI_RS_CACHE/moto.users"
 flock -s "$moto_users"
 cleanup() {
-    if [[ ${TOMODACHI_RS_MOTO_STARTED:-0} == 1 ]]; then
+    local started=()
+    [[ ${TOMODACHI_RS_MOTO_STARTED:-0} == 1 ]] && started+=(moto)
+    [[ ${TOMODACHI_RS_MOTO_DYNAMODB_STARTED:-0} == 1 ]] && started+=(moto-dynamodb)
+    if ((${#started[@]})); then
         if flock -xn "$moto_users"; then
-            tomodachi_rs_stop_moto
+            tomodachi_rs_stop_moto "${started[@]}"
         else
-            echo "test.sh: leaving moto_server (pid $TOMODACHI_RS_MOTO_PID) running: another test run uses it" >&2
+            echo "test.sh: leaving ${started[*]} running: another test run uses it" >&2
         fi
     fi
 }

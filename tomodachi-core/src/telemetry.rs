@@ -30,6 +30,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+// These names are the vocabulary a transport and a telemetry layer share, not a list of
+// the transports allowed: `tomodachi-otel` adds the attributes OpenTelemetry's semantic
+// conventions define for `aws_sqs` and `rabbitmq` and makes `schedule` spans INTERNAL; a
+// transport written elsewhere passes its own `messaging.system` value and gets the generic
+// attributes. They stay here, in the one crate both sides depend on, rather than in each
+// transport crate (tomodachi-otel would have to repeat them as literals).
+
 /// `messaging.system` of AWS SNS+SQS consumers and publishers.
 pub const AWS_SQS: &str = "aws_sqs";
 /// `messaging.system` of SNS publishes.

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{BuildError, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TimeToLiveSpecification,
@@ -34,8 +35,24 @@ const EXPIRES: &str = "expires_at";
 ///   tick it had claimed and not finished; the next tick goes to a live replica.
 /// - **Losing DynamoDB**: a failed write is an error and the tick is skipped, so a replica
 ///   cut off from DynamoDB runs nothing.
+/// - **Due times the replicas agree on**: the item is named by the due time, so replicas
+///   share a tick only when their schedules give the same due times: cron expressions and
+///   the interval words (`"1 minute"`, `"hourly"`, ...), timestamps, and `"1 second"`. An
+///   interval of n > 1 seconds (`Schedule::interval(30)`, `"5 minutes"`) counts from each
+///   replica's start, so replicas started at different seconds have different due times
+///   and each runs its own; use a cron expression there (`"*/5 * * * *"`).
 ///
 /// Costs one write per replica per tick.
+///
+/// # Against moto
+///
+/// moto's DynamoDB (`moto_server`) does not keep the atomicity above: it serves requests on
+/// threads and checks a PutItem's condition, then writes the item, with no lock in between,
+/// so two replicas' concurrent writes of one tick's item can both succeed there and the tick
+/// runs twice. Serve moto on one thread for tests of this lease (tomodachi-rs's
+/// `scripts/test-env.sh` starts one on 127.0.0.1:4567: werkzeug's `run_simple` with
+/// `threaded=False` around `moto.server.DomainDispatcherApplication`). Real DynamoDB orders
+/// the conditional writes of one item: exactly one succeeds.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tomodachi_sqs::Error> {
@@ -120,11 +137,13 @@ impl DynamoDbLease {
     }
 
     /// Creates the table (key `lease`, on-demand billing, TTL on `expires_at`) unless it
-    /// exists.
+    /// exists, and waits until it is ACTIVE (a new table takes a few seconds), so the first
+    /// claims find it.
     ///
     /// # Errors
     ///
-    /// [`Error::Aws`] if DynamoDB refuses.
+    /// [`Error::Aws`] if DynamoDB refuses, [`Error::Setup`] if the table is not ACTIVE
+    /// within five minutes.
     pub async fn create_table(&self) -> Result<(), Error> {
         let inner = &self.inner;
         let created = inner
@@ -148,9 +167,13 @@ impl DynamoDbLease {
             )
             .send()
             .await;
+        // A new table is CREATING for a few seconds on DynamoDB (at once ACTIVE on moto) and
+        // takes reads and writes only once ACTIVE: wait for that before the TTL and the claims.
         match created {
-            Ok(_) => {}
-            Err(error) if error.code() == Some("ResourceInUseException") => return Ok(()),
+            Ok(_) => self.until_active().await?,
+            Err(error) if error.code() == Some("ResourceInUseException") => {
+                return self.until_active().await;
+            }
             Err(error) => return Err(aws("CreateTable", error)),
         }
         inner
@@ -167,6 +190,24 @@ impl DynamoDbLease {
             .send()
             .await
             .map_err(|error| aws("UpdateTimeToLive", error))?;
+        Ok(())
+    }
+
+    /// Waits (up to five minutes) for the table to be ACTIVE.
+    async fn until_active(&self) -> Result<(), Error> {
+        let table = &self.inner.table;
+        self.inner
+            .client
+            .wait_until_table_exists()
+            .table_name(table)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|error| {
+                Error::Setup(format!(
+                    "DynamoDB lease table {table} did not become ACTIVE: {}",
+                    DisplayErrorContext(error)
+                ))
+            })?;
         Ok(())
     }
 }

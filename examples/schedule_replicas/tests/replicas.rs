@@ -214,11 +214,13 @@ fn amqp_env(name: &str) -> Vec<(&'static str, String)> {
 }
 
 fn dynamodb_env(name: &str) -> Vec<(&'static str, String)> {
-    let url =
-        std::env::var("TOMODACHI_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
+    // Not the moto on 4566: see the note on the DynamoDB test.
+    let url = std::env::var("TOMODACHI_TEST_DYNAMODB_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:4567".into());
     assert!(
         std::net::TcpStream::connect(url.trim_start_matches("http://")).is_ok(),
-        "moto is not reachable at {url}: `source scripts/test-env.sh` starts it"
+        "the single-threaded moto for DynamoDB is not reachable at {url} \
+         (TOMODACHI_TEST_DYNAMODB_URL): `source scripts/test-env.sh` starts it"
     );
     vec![
         ("LEASE", "dynamodb".into()),
@@ -290,10 +292,14 @@ async fn close_connection(name: &str) {
     assert!(closed.success());
 }
 
+/// Against `TOMODACHI_TEST_DYNAMODB_URL`, a moto that serves one request at a time
+/// (`scripts/test-env.sh` starts it on 127.0.0.1:4567), not the shared moto on 4566:
+/// `moto_server` serves requests on threads and its DynamoDB backend checks a PutItem's
+/// condition and writes the item with no lock in between, so there two replicas' concurrent
+/// conditional writes of one tick's item can both succeed and the tick runs twice. Real
+/// DynamoDB's conditional writes are atomic per item, which is what `DynamoDbLease` relies
+/// on; one thread gives moto the same order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "moto's DynamoDB runs conditional PutItems of concurrent requests without a lock \
-            (threaded server): under load two replicas both won one tick's item; needs a \
-            single-threaded DynamoDB endpoint (see the CHANGELOG)"]
 async fn dynamodb_lease_runs_each_tick_once_and_survives_a_killed_runner() {
     let mut replicas = start(&dynamodb_env(&unique()));
     let (lost, takeover) = thirty_ticks_then_kill(&mut replicas, sigkill).await;
