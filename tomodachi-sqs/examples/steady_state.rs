@@ -2,8 +2,9 @@
 //! for Python tomodachi, through moto.
 //!
 //! ```sh
+//! bash bench/sqs/run.sh 1000      # against moto served with keep-alive (waitress), port 4570
 //! moto_server -H 127.0.0.1 -p 4566 &
-//! cargo run --release -p tomodachi-sqs --example steady_state -- 300
+//! cargo run --release -p tomodachi-sqs --example steady_state -- 300   # moto's own server
 //! ```
 //!
 //! Both consumers start on a queue already holding N enveloped SNS notifications, published
@@ -12,6 +13,11 @@
 //! `/proc/self/task/*/schedstat` here, `time.process_time()` in Python) from the first to
 //! the N-th handled message, divided by N − 1: the same window for both, after the first
 //! batch's warm-up.
+//!
+//! Against `bench/sqs/moto_keepalive.py` (which answers `GET /__bench/counts`), the TCP
+//! connections the server accepted and the HTTP requests it answered are reported for each
+//! consumer's window too: how well the client reuses connections, and the API calls per
+//! message of Python tomodachi, which has no interceptor here.
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::collections::HashMap;
@@ -67,6 +73,43 @@ fn cpu_seconds() -> f64 {
         })
         .sum();
     nanos as f64 / 1e9
+}
+
+/// The endpoint's accepted TCP connections and answered requests, when it is
+/// `bench/sqs/moto_keepalive.py` (`None` against another server).
+fn server_counts(url: &str) -> Option<(u64, u64)> {
+    use std::io::{Read as _, Write as _};
+    let address = url.strip_prefix("http://")?.trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .write_all(b"GET /__bench/counts HTTP/1.0\r\nHost: bench\r\n\r\n")
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return None;
+    }
+    let counts: serde_json::Value = serde_json::from_str(body).ok()?;
+    Some((
+        counts.get("connections")?.as_u64()?,
+        counts.get("requests")?.as_u64()?,
+    ))
+}
+
+/// "N TCP connections, M requests" between two `server_counts` (the later query's own
+/// connection not counted).
+fn connections_between(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> String {
+    match (before, after) {
+        (Some((c0, r0)), Some((c1, r1))) => {
+            format!(
+                "; server: {} TCP connections, {} requests",
+                c1 - c0 - 1,
+                r1 - r0
+            )
+        }
+        _ => String::new(),
+    }
 }
 
 fn options() -> AwsSnsSqsOptions {
@@ -161,8 +204,10 @@ async fn main() {
     let queue_url = consumer.setup().await.unwrap();
     let calls = 200;
     let mut start = cpu_seconds();
+    let mut server_before = None;
     for call in 0..calls + 20 {
         if call == 20 {
+            server_before = server_counts(&url);
             start = cpu_seconds();
         }
         base.sqs()
@@ -173,9 +218,11 @@ async fn main() {
             .await
             .unwrap();
     }
+    let cpu = cpu_seconds() - start;
     println!(
-        "bare aws-sdk-sqs call (GetQueueAttributes): {:.3} ms CPU per call",
-        (cpu_seconds() - start) * 1000.0 / f64::from(calls)
+        "bare aws-sdk-sqs call (GetQueueAttributes): {:.3} ms CPU per call{}",
+        cpu * 1000.0 / f64::from(calls),
+        connections_between(server_before, server_counts(&url)),
     );
 
     let handled = Arc::new(AtomicUsize::new(0));
@@ -199,6 +246,7 @@ async fn main() {
         })
     };
     let shutdown = Shutdown::new();
+    let server_before = server_counts(&url);
     let running = consumer.start(service, shutdown.clone()).await.unwrap();
     let before: HashMap<String, usize> = counter.0.lock().unwrap().clone();
     let running = tokio::spawn(running);
@@ -206,6 +254,7 @@ async fn main() {
     let (cpu_start, started) = first.lock().unwrap().unwrap();
     shutdown.trigger();
     running.await.unwrap().unwrap();
+    let server = connections_between(server_before, server_counts(&url));
     let after = counter.0.lock().unwrap().clone();
     let calls: HashMap<&str, usize> = after
         .iter()
@@ -214,7 +263,7 @@ async fn main() {
         .collect();
     let total: usize = calls.values().sum();
     println!(
-        "tomodachi-sqs: {count} messages in {:.2} s ({:.0} msgs/s); API calls {calls:?} = {:.3} per message; CPU {:.3} ms per message",
+        "tomodachi-sqs: {count} messages in {:.2} s ({:.0} msgs/s); API calls {calls:?} = {:.3} per message; CPU {:.3} ms per message{server}",
         (ended - started).as_secs_f64(),
         (count - 1) as f64 / (ended - started).as_secs_f64(),
         total as f64 / count as f64,
@@ -262,10 +311,12 @@ async fn main() {
                 Some(tag @ ("CPU-FIRST" | "CPU-LAST")) => {
                     let cpu: f64 = parts.next().unwrap().parse().unwrap();
                     if tag == "CPU-FIRST" {
-                        first = Some((cpu, Instant::now()));
+                        first = Some((cpu, Instant::now(), server_counts(&url)));
                     } else {
-                        let (first_cpu, first_at) = first.unwrap();
-                        return Some((cpu - first_cpu, first_at.elapsed()));
+                        let (first_cpu, first_at, server_first) = first.take().unwrap();
+                        let elapsed = first_at.elapsed();
+                        let server_last = server_counts(&url);
+                        return Some((cpu - first_cpu, elapsed, server_first, server_last));
                     }
                 }
                 _ => {}
@@ -275,12 +326,24 @@ async fn main() {
     })
     .await;
     match result {
-        Ok(Some((cpu, elapsed))) => println!(
-            "Python tomodachi: {count} messages in {:.2} s ({:.0} msgs/s); API calls 1 ReceiveMessage per batch + 1 DeleteMessage per message (>= 1.1 per message); CPU {:.3} ms per message (first to last message)",
-            elapsed.as_secs_f64(),
-            (count - 1) as f64 / elapsed.as_secs_f64(),
-            cpu * 1000.0 / (count - 1) as f64,
-        ),
+        Ok(Some((cpu, elapsed, server_first, server_last))) => {
+            let per_message = match (server_first, server_last) {
+                (Some((_, r0)), Some((_, r1))) => {
+                    format!(
+                        " = {:.3} per message",
+                        (r1 - r0) as f64 / (count - 1) as f64
+                    )
+                }
+                _ => String::new(),
+            };
+            println!(
+                "Python tomodachi: {count} messages in {:.2} s ({:.0} msgs/s); API calls 1 ReceiveMessage per batch + 1 DeleteMessage per message (>= 1.1 per message){per_message}; CPU {:.3} ms per message (first to last message){}",
+                elapsed.as_secs_f64(),
+                (count - 1) as f64 / elapsed.as_secs_f64(),
+                cpu * 1000.0 / (count - 1) as f64,
+                connections_between(server_first, server_last),
+            );
+        }
         _ => println!("Python tomodachi: did not finish"),
     }
     let _ = child.wait().await;
