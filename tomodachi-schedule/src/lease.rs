@@ -13,11 +13,19 @@ use crate::ScheduleContext;
 /// Runs a scheduled tick only where the [`Lease`] says so: one replica per tick.
 ///
 /// Before each scheduled run, the lease is asked to claim the tick (the handler's name and
-/// the due time): a run the lease gives to another replica is not run here (outcome ack,
+/// the tick's time): a run the lease gives to another replica is not run here (outcome ack,
 /// a `debug` record); a lease that cannot reach its engine skips the run with a warning on
 /// `tomodachi.scheduler`, so a replica cut off from the engine never runs the job on its
 /// own. Messages that are not scheduled runs pass through untouched, so the layer may wrap
 /// every handler of a service.
+///
+/// The tick's time is its due time, except for interval schedules of more than a second
+/// (`Schedule::interval(30)`, `"5 minutes"`): they count from each replica's start (as
+/// tomodachi's do), so replicas started at different moments have different due times.
+/// Their ticks are claimed by the start of the epoch-aligned window of one period that
+/// holds the due time: each window holds exactly one due time of every replica, so each
+/// window runs once, on the replica whose tick comes first. Cron expressions, interval
+/// words (`"minutely"`, `"1 second"`) and timestamps have the same due times everywhere.
 ///
 /// ```
 /// use tomodachi_schedule::LeaseLayer;
@@ -99,7 +107,7 @@ where
             return Box::pin(self.inner.call(message));
         };
         let job = tick.handler.clone();
-        let due = std::time::SystemTime::from(tick.invocation_time);
+        let due = claimed_time(tick);
         // The ready service goes with the run; a clone stays for the next one.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -118,6 +126,19 @@ where
             }
         })
     }
+}
+
+/// The time a tick is claimed by: its due time, or for an interval schedule of more than a
+/// second, the start of the epoch-aligned window of one period holding the due time.
+fn claimed_time(tick: &ScheduleContext) -> std::time::SystemTime {
+    let due = tick.invocation_time.timestamp();
+    let window = match tick.interval.period() {
+        Some(period @ 2..) => i64::try_from(period).ok(),
+        _ => None,
+    };
+    let claimed = window.map_or(due, |period| due.div_euclid(period) * period);
+    chrono::DateTime::from_timestamp(claimed, 0)
+        .map_or_else(|| tick.invocation_time.into(), Into::into)
 }
 
 #[cfg(test)]
@@ -169,6 +190,30 @@ mod tests {
     #[tokio::test]
     async fn a_lease_that_cannot_reach_its_engine_runs_nothing() {
         assert_eq!(runs(Fixed(None), tick()).await, 0);
+    }
+
+    #[test]
+    fn replicas_started_apart_claim_one_window_of_an_interval_schedule() {
+        let at = |second| Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, second).unwrap();
+        let claimed = |second, interval| {
+            let context = ScheduleContext::new(at(second), interval, "job");
+            SystemTime::from(claimed_time(&context))
+        };
+        // Every 30 s: due at :07 on one replica and :21 on another, one window (:00).
+        let thirty = Interval::Seconds(30);
+        assert_eq!(claimed(7, thirty.clone()), SystemTime::from(at(0)));
+        assert_eq!(claimed(21, thirty.clone()), SystemTime::from(at(0)));
+        assert_eq!(claimed(37, thirty), SystemTime::from(at(30)));
+        assert_eq!(
+            claimed(59, Interval::Text("20 seconds".into())),
+            SystemTime::from(at(40))
+        );
+        // Every second, cron and timestamps: the due time itself.
+        assert_eq!(claimed(7, Interval::Seconds(1)), SystemTime::from(at(7)));
+        assert_eq!(
+            claimed(7, Interval::Text("* * * * *".into())),
+            SystemTime::from(at(7))
+        );
     }
 
     #[tokio::test]

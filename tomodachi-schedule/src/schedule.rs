@@ -70,6 +70,23 @@ pub enum Interval {
     Timestamp(Arc<str>),
 }
 
+impl Interval {
+    /// The period of an interval schedule in whole seconds (`Seconds(n)`, `"10s"`,
+    /// `"5 minutes"`-style durations); `None` for cron expressions, interval words that are
+    /// crontabs (`"minutely"`, `"daily"`, ...) and timestamps, whose due times are already
+    /// the same on every replica.
+    pub fn period(&self) -> Option<u64> {
+        match self {
+            Interval::Seconds(seconds) => Some(*seconds),
+            Interval::Text(text) => match parse_interval(text) {
+                Ok(Spec::Every(seconds)) => Some(seconds),
+                _ => None,
+            },
+            Interval::Timestamp(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -35,12 +35,12 @@ const EXPIRES: &str = "expires_at";
 ///   tick it had claimed and not finished; the next tick goes to a live replica.
 /// - **Losing DynamoDB**: a failed write is an error and the tick is skipped, so a replica
 ///   cut off from DynamoDB runs nothing.
-/// - **Due times the replicas agree on**: the item is named by the due time, so replicas
-///   share a tick only when their schedules give the same due times: cron expressions and
-///   the interval words (`"1 minute"`, `"hourly"`, ...), timestamps, and `"1 second"`. An
-///   interval of n > 1 seconds (`Schedule::interval(30)`, `"5 minutes"`) counts from each
-///   replica's start, so replicas started at different seconds have different due times
-///   and each runs its own; use a cron expression there (`"*/5 * * * *"`).
+/// - **Ticks the replicas agree on**: the item is named by the time `LeaseLayer` claims,
+///   the due time for cron expressions, interval words (`"1 minute"`, `"hourly"`, ...),
+///   timestamps and `"1 second"`. An interval of n > 1 seconds (`Schedule::interval(30)`,
+///   `"5 minutes"`) counts from each replica's start, so its ticks are claimed by their
+///   epoch-aligned window of n seconds: each window runs once, on whichever replica's tick
+///   in it comes first.
 ///
 /// Costs one write per replica per tick.
 ///
