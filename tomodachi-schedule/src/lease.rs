@@ -197,7 +197,7 @@ mod tests {
         let at = |second| Utc.with_ymd_and_hms(2026, 12, 7, 1, 0, second).unwrap();
         let claimed = |second, interval| {
             let context = ScheduleContext::new(at(second), interval, "job");
-            SystemTime::from(claimed_time(&context))
+            claimed_time(&context)
         };
         // Every 30 s: due at :07 on one replica and :21 on another, one window (:00).
         let thirty = Interval::Seconds(30);
