@@ -440,46 +440,6 @@ async fn panicking_service_is_redelivered_then_succeeds() {
     assert_eq!(ready_count(&channel, &queue).await, 0);
 }
 
-/// Declares a fanout dead-letter exchange with one queue; returns (exchange, queue).
-async fn dead_letter_queue(channel: &lapin::Channel) -> (String, String) {
-    let dlx = unique("dlx");
-    let dlq = unique("dlq");
-    channel
-        .exchange_declare(
-            dlx.as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                auto_delete: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_declare(
-            dlq.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            dlq.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (dlx, dlq)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rejected_message_lands_in_the_dead_letter_queue() {
     logs();

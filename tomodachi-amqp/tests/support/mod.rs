@@ -5,7 +5,10 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
@@ -100,6 +103,46 @@ pub async fn delete_exchange(name: &str) {
             lapin::options::ExchangeDeleteOptions::default(),
         )
         .await;
+}
+
+/// Declares a fanout dead-letter exchange with one queue; returns (exchange, queue).
+pub async fn dead_letter_queue(channel: &lapin::Channel) -> (String, String) {
+    let dlx = unique("dlx");
+    let dlq = unique("dlq");
+    channel
+        .exchange_declare(
+            dlx.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            dlq.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            dlq.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (dlx, dlq)
 }
 
 /// Ready (not unacked) messages in `queue`.
