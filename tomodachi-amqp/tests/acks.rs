@@ -15,7 +15,7 @@ use support::*;
 use tokio::process::Command;
 use tokio::sync::{Notify, mpsc};
 use tomodachi_amqp::{AckOptions, AmqpConnection, AmqpContext, AmqpOptions, Binding, Consumer};
-use tomodachi_core::{Message, Outcome, Shutdown, Source};
+use tomodachi_core::{Message, Outcome};
 
 fn with_acks(batch_size: u16, max_delay_ms: u64) -> AmqpOptions {
     AmqpOptions {
@@ -103,28 +103,6 @@ async fn until_unacked(queue: &str, n: u64) {
     .await;
 }
 
-/// The broker's pid of the connection named `name`.
-async fn connection_pid(name: &str) -> String {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let needle = format!("{{\"connection_name\",\"{name}\"}}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .find(|line| line.contains(&needle))
-        .and_then(|line| line.split('\t').next())
-        .map(str::to_owned)
-        .expect("the consumer's connection")
-}
-
 async fn publish_all(channel: &lapin::Channel, key: &str, bodies: &[&str]) {
     for body in bodies {
         publish_raw(channel, "amq.topic", key, body.as_bytes()).await;
@@ -159,11 +137,7 @@ async fn out_of_order_completion_acks_nothing_unfinished() {
     let queue = consumer.resolved().queue_name.clone();
     let release = Arc::new(Notify::new());
     let (service, mut log) = service(ack_all, release.clone());
-    let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(service, shutdown.clone()))
-        .await
-        .unwrap();
-    let task = tokio::spawn(running);
+    let (shutdown, task) = start(consumer, service).await;
 
     let (_conn, channel) = raw().await;
     let fast: Vec<String> = (1..=20).map(|n| n.to_string()).collect();
@@ -175,13 +149,7 @@ async fn out_of_order_completion_acks_nothing_unfinished() {
     until_unacked(&queue, 1).await;
 
     // The connection dies with the slow handler still running.
-    let pid = connection_pid(&name).await;
-    let output = Command::new("rabbitmqctl")
-        .args(["close_connection", &pid, "closed by the ack test"])
-        .output()
-        .await
-        .unwrap();
-    assert!(output.status.success(), "rabbitmqctl: {output:?}");
+    close_connection(&only_pid(&name).await).await;
     release.notify_one();
     // The first run finishes (its ack goes nowhere: the channel closed) and the slow one
     // is delivered again, in either order.
@@ -194,8 +162,8 @@ async fn out_of_order_completion_acks_nothing_unfinished() {
     );
     until_unacked(&queue, 0).await;
     assert_eq!(ready_count(&channel, &queue).await, 0);
-    shutdown.trigger();
-    within(15, "drain", task).await.unwrap().unwrap();
+    stop(shutdown, task).await;
+    connection.close().await;
     assert!(
         log.try_recv().is_err(),
         "no finished delivery was delivered again"
@@ -221,11 +189,7 @@ async fn nack_and_reject_in_the_middle(batch_size: u16) {
     let binding = Binding::routing_key(&key).dead_letter_exchange(&dlx);
     let consumer = Consumer::new(with_acks(batch_size, 10_000), binding, identity("an"));
     let queue = consumer.resolved().queue_name.clone();
-    let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(service, shutdown.clone()))
-        .await
-        .unwrap();
-    let task = tokio::spawn(running);
+    let (shutdown, task) = start(consumer, service).await;
 
     let bodies: Vec<String> = (0..40)
         .map(|n| match n {
@@ -264,8 +228,7 @@ async fn nack_and_reject_in_the_middle(batch_size: u16) {
     publish_all(&channel, &key, &["after-1", "after-2"]).await;
     let after = take_log(&mut log, 2).await;
     assert!(after.iter().all(|(_, redelivered)| !redelivered));
-    shutdown.trigger();
-    within(15, "drain", task).await.unwrap().unwrap();
+    stop(shutdown, task).await;
     assert_eq!(
         ready_count(&channel, &queue).await,
         0,
@@ -301,16 +264,11 @@ async fn flush_on_shutdown(batch_size: u16) {
     );
     let queue = consumer.resolved().queue_name.clone();
     let (service, mut log) = service(ack_all, Arc::new(Notify::new()));
-    let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(service, shutdown.clone()))
-        .await
-        .unwrap();
-    let task = tokio::spawn(running);
+    let (shutdown, task) = start(consumer, service).await;
     let (_conn, channel) = raw().await;
     publish_all(&channel, &key, &["1", "2", "3", "4", "5"]).await;
     take_log(&mut log, 5).await;
-    shutdown.trigger();
-    within(15, "drain", task).await.unwrap().unwrap();
+    stop(shutdown, task).await;
     assert_eq!(
         ready_count(&channel, &queue).await,
         0,
@@ -340,15 +298,10 @@ async fn completions_are_acked_after_the_delay() {
     );
     let queue = consumer.resolved().queue_name.clone();
     let (service, mut log) = service(ack_all, Arc::new(Notify::new()));
-    let shutdown = Shutdown::new();
-    let running = within(15, "setup", consumer.start(service, shutdown.clone()))
-        .await
-        .unwrap();
-    let task = tokio::spawn(running);
+    let (shutdown, task) = start(consumer, service).await;
     let (_conn, channel) = raw().await;
     publish_all(&channel, &key, &["1", "2", "3"]).await;
     take_log(&mut log, 3).await;
     until_unacked(&queue, 0).await;
-    shutdown.trigger();
-    within(15, "drain", task).await.unwrap().unwrap();
+    stop(shutdown, task).await;
 }

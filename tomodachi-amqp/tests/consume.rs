@@ -15,36 +15,12 @@ use lapin::types::FieldTable;
 use serde_json::json;
 use support::*;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tomodachi_amqp::{
     AmqpContext, AmqpOptions, AmqpPublisher, Binding, Consumer, Error, ExchangeKind, Headers,
     Properties, PublishOptions, Redelivered,
 };
-use tomodachi_core::{BoxError, Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State};
+use tomodachi_core::{Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State};
 use tower::{Layer, Service};
-
-/// Starts `consumer` (setup must succeed) and runs it in the background.
-async fn start<S>(consumer: Consumer, service: S) -> (Shutdown, JoinHandle<Result<(), Error>>)
-where
-    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    let shutdown = Shutdown::new();
-    let running = within(
-        15,
-        "consumer setup",
-        consumer.start(service, shutdown.clone()),
-    )
-    .await
-    .expect("consumer setup");
-    (shutdown, tokio::spawn(running))
-}
-
-async fn stop(shutdown: Shutdown, task: JoinHandle<Result<(), Error>>) {
-    shutdown.trigger();
-    within(15, "consumer drain", task).await.unwrap().unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_on_a_topic_exchange_with_wildcards() {
