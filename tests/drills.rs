@@ -538,7 +538,10 @@ mod amqp {
             &handled,
             Some(3 * PREFETCH),
         )
-        .note(format!("bound: prefetch ({PREFETCH}) per kill"))
+        .note(format!(
+            "bound: prefetch ({PREFETCH}) per kill: handlers in flight plus completions waiting for their coalesced ack (batch {})",
+            PREFETCH / 2
+        ))
     }
 
     pub(super) async fn poison(checks: &mut Vec<(String, bool)>) -> Row {

@@ -3,8 +3,8 @@
 //! throughput and the process's CPU time per message).
 //!
 //! ```text
-//! bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|lapin-confirms>
-//! bench_amqp consume <queue> <count> <tomodachi|tomodachi-otel|lapin-serial|lapin-spawn>
+//! bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|tomodachi-batch|lapin-confirm-each|lapin-confirms>
+//! bench_amqp consume <queue> <count> <tomodachi|tomodachi-ack-each|tomodachi-otel|lapin-serial|lapin-spawn>
 //! ```
 //!
 //! Each run prints one JSON line on stdout: `{"case", "messages", "seconds", "rate",
@@ -15,12 +15,17 @@
 //!   `bench.amqp`, purges it and publishes `<count>` JSON-enveloped messages there:
 //!   `tomodachi-serial` awaits each publish of an `AmqpPublisher` (each confirmed before the
 //!   next, as a handler does), `tomodachi-concurrent` keeps 100 publishes in flight,
-//!   `lapin-confirms` is bare lapin in confirm mode, every publish pipelined, then
+//!   `tomodachi-batch` calls `AmqpPublisher::publish_many` with 100 messages at a time
+//!   (published back to back, confirms awaited together), `lapin-confirm-each` is bare
+//!   lapin's publish-and-wait-confirm loop (each publish's confirm awaited before the
+//!   next), `lapin-confirms` is bare lapin in confirm mode, every publish pipelined, then
 //!   `wait_for_confirms`. The clock runs from the first publish to the last confirm (the
 //!   connection and channel are set up before).
 //! - `consume` drains `<queue>`: `tomodachi` is a facade service (`Service` +
 //!   `.amqp(Binding, handler)`, JSON envelope, `Data<Event>` handler, the `TOMODACHI_AMQP_*`
-//!   options, default prefetch 100 per consumer / 400 per channel); `tomodachi-otel` is the
+//!   options, default prefetch 100 per consumer / 400 per channel, acks coalesced by 32);
+//!   `tomodachi-ack-each` is that service acking each delivery alone
+//!   (`amqp.ack.batch_size = 1`, as before coalescing); `tomodachi-otel` is the
 //!   same service instrumented (`Process::opentelemetry`: a CONSUMER span per message,
 //!   batch-exported to a sink that drops it, metrics aggregated); `lapin-serial` is bare
 //!   lapin as in lapin's README (each ack awaited before the next delivery), `lapin-spawn`
@@ -205,7 +210,7 @@ async fn fill(queue: &str, count: u64, mode: &str) -> String {
     declare(&channel, queue, options.amqp.queue_ttl).await;
     let identity = ServiceIdentity::with_random_uuid("bench-amqp-publisher");
     let elapsed = match mode {
-        "tomodachi-serial" | "tomodachi-concurrent" => {
+        "tomodachi-serial" | "tomodachi-concurrent" | "tomodachi-batch" => {
             let publisher = AmqpPublisher::new(options.amqp.clone(), identity);
             // Connection and confirm channel up before the clock starts; nothing is bound here.
             publisher
@@ -219,6 +224,14 @@ async fn fill(queue: &str, count: u64, mode: &str) -> String {
                         .publish(&Event::new(n), ROUTING_KEY)
                         .await
                         .unwrap();
+                }
+            } else if mode == "tomodachi-batch" {
+                let mut next = 1;
+                while next <= count {
+                    let last = (next + 99).min(count);
+                    let batch = (next..=last).map(|n| (Event::new(n), ROUTING_KEY));
+                    publisher.publish_many(batch).await.unwrap();
+                    next = last + 1;
                 }
             } else {
                 futures_util::stream::iter(1..=count)
@@ -238,7 +251,7 @@ async fn fill(queue: &str, count: u64, mode: &str) -> String {
             publisher.connection().close().await;
             elapsed
         }
-        "lapin-confirms" => {
+        "lapin-confirm-each" | "lapin-confirms" => {
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await
@@ -247,8 +260,7 @@ async fn fill(queue: &str, count: u64, mode: &str) -> String {
             for n in 1..=count {
                 let data = tomodachi::to_python_json(&Event::new(n)).unwrap();
                 let payload = JsonEnvelope.seal(&identity, ROUTING_KEY, &data).unwrap();
-                // The confirm is collected below with the others.
-                let _confirm = channel
+                let confirm = channel
                     .basic_publish(
                         "amq.topic".into(),
                         ROUTING_KEY.into(),
@@ -258,6 +270,10 @@ async fn fill(queue: &str, count: u64, mode: &str) -> String {
                     )
                     .await
                     .unwrap();
+                if mode == "lapin-confirm-each" {
+                    assert!(confirm.await.unwrap().is_ack());
+                }
+                // lapin-confirms: collected below with the others.
             }
             let confirms = channel.wait_for_confirms().await.unwrap();
             assert!(
@@ -288,11 +304,16 @@ async fn on_event(State(meter): State<Arc<Meter>>, Data(event): Data<Event>) {
     }
 }
 
-async fn consume_tomodachi(queue: &str, count: u64, instrumented: bool) -> String {
+async fn consume_tomodachi(queue: &str, count: u64, case: &str) -> String {
+    let instrumented = case == "tomodachi-otel";
+    let mut options = options();
+    if case == "tomodachi-ack-each" {
+        options.amqp.ack.batch_size = 1;
+    }
     let meter = Meter::new(count);
     let service = Service::new("bench-amqp-tomodachi")
         .envelope(JsonEnvelope)
-        .options(options())
+        .options(options)
         .state(meter.clone())
         .amqp(
             Binding::routing_key(ROUTING_KEY).queue_name(queue),
@@ -310,11 +331,7 @@ async fn consume_tomodachi(queue: &str, count: u64, instrumented: bool) -> Strin
     };
     let exit = process.run().await;
     assert_eq!(exit.code(), 0, "the service failed");
-    let report = meter.report(if instrumented {
-        "consume tomodachi-otel"
-    } else {
-        "consume tomodachi"
-    });
+    let report = meter.report(&format!("consume {case}"));
     let Some((tracer_provider, meter_provider)) = providers else {
         return report;
     };
@@ -389,7 +406,7 @@ async fn consume_lapin(queue: &str, count: u64, mode: &str) -> String {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|lapin-confirms>\n       bench_amqp consume <queue> <count> <tomodachi|tomodachi-otel|lapin-serial|lapin-spawn>";
+    let usage = "usage: bench_amqp fill <queue> <count> <tomodachi-serial|tomodachi-concurrent|tomodachi-batch|lapin-confirm-each|lapin-confirms>\n       bench_amqp consume <queue> <count> <tomodachi|tomodachi-ack-each|tomodachi-otel|lapin-serial|lapin-spawn>";
     let [_, command, queue, count, mode] = args.as_slice() else {
         eprintln!("{usage}");
         std::process::exit(2);
@@ -401,8 +418,9 @@ async fn main() {
     let line = match (command.as_str(), mode.as_str()) {
         // The facade spawns its consumers' work onto the worker threads itself (and the
         // future of `Process::run` is not `Send`).
-        ("consume", "tomodachi") => consume_tomodachi(queue, count, false).await,
-        ("consume", "tomodachi-otel") => consume_tomodachi(queue, count, true).await,
+        ("consume", case @ ("tomodachi" | "tomodachi-ack-each" | "tomodachi-otel")) => {
+            consume_tomodachi(queue, count, case).await
+        }
         ("fill" | "consume", _) => {
             // On a worker thread, as the facade's consumers are: `main`'s own future runs
             // outside the worker pool, where every wake-up and spawn crosses threads.

@@ -23,7 +23,7 @@ pub use context::{
 pub use error::Error;
 pub use lease::AmqpLease;
 pub use naming::{auto_queue_name, decode_routing_key, encode_routing_key, wire_routing_key};
-pub use options::{AmqpOptions, QosOptions};
+pub use options::{AckOptions, AmqpOptions, QosOptions};
 pub use publisher::{AmqpPublish, AmqpPublisher, PublishOptions};
 
 /// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):

@@ -36,6 +36,8 @@ pub struct AmqpOptions {
     pub queue_ttl: u64,
     /// Prefetch limits.
     pub qos: QosOptions,
+    /// How consumers acknowledge (tomodachi-rs's own: Python tomodachi acks one by one).
+    pub ack: AckOptions,
 }
 
 impl Default for AmqpOptions {
@@ -53,6 +55,7 @@ impl Default for AmqpOptions {
             heartbeat: 60,
             queue_ttl: 86_400,
             qos: QosOptions::default(),
+            ack: AckOptions::default(),
         }
     }
 }
@@ -72,6 +75,41 @@ impl Default for QosOptions {
         Self {
             queue_prefetch_count: 100,
             global_prefetch_count: 400,
+        }
+    }
+}
+
+/// `options.amqp.ack.*`: coalesced acknowledgements (`TOMODACHI_AMQP_ACK_BATCH_SIZE`,
+/// `TOMODACHI_AMQP_ACK_MAX_DELAY_MS`).
+///
+/// A consumer acks the run of completed deliveries at the front of its channel with one
+/// `basic.ack` (`multiple = true`) once `batch_size` completions wait or `max_delay_ms`
+/// has passed since one started waiting; a delivery whose handler still runs is never
+/// covered, and nacks and rejects go out one by one as before. The cost: a consumer that
+/// dies (kill -9, lost connection) gets back, besides its unfinished deliveries, the
+/// completed ones not acked yet (at most about `batch_size`, never more than the
+/// prefetch). A clean stop acks them all. `batch_size = 1` acks each delivery alone.
+///
+/// ```
+/// let ack = tomodachi_amqp::AckOptions::default();
+/// assert_eq!((ack.batch_size, ack.max_delay_ms), (32, 10));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AckOptions {
+    /// Completions acked with one frame at most (1 = one ack per delivery). A consumer
+    /// uses at most half its prefetch (unacked completions hold prefetch slots): with a
+    /// prefetch of 1 each delivery is acked alone.
+    pub batch_size: u16,
+    /// Milliseconds a completion waits for others at most before it is acked.
+    pub max_delay_ms: u64,
+}
+
+impl Default for AckOptions {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            max_delay_ms: 10,
         }
     }
 }

@@ -10,43 +10,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use lapin::options::{
-    BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-};
+use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
 use serde_json::json;
 use support::*;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tomodachi_amqp::{
     AmqpContext, AmqpOptions, AmqpPublisher, Binding, Consumer, Error, ExchangeKind, Headers,
     Properties, PublishOptions, Redelivered,
 };
-use tomodachi_core::{BoxError, Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State};
+use tomodachi_core::{Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State};
 use tower::{Layer, Service};
-
-/// Starts `consumer` (setup must succeed) and runs it in the background.
-async fn start<S>(consumer: Consumer, service: S) -> (Shutdown, JoinHandle<Result<(), Error>>)
-where
-    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
-{
-    let shutdown = Shutdown::new();
-    let running = within(
-        15,
-        "consumer setup",
-        consumer.start(service, shutdown.clone()),
-    )
-    .await
-    .expect("consumer setup");
-    (shutdown, tokio::spawn(running))
-}
-
-async fn stop(shutdown: Shutdown, task: JoinHandle<Result<(), Error>>) {
-    shutdown.trigger();
-    within(15, "consumer drain", task).await.unwrap().unwrap();
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trip_on_a_topic_exchange_with_wildcards() {
@@ -438,46 +412,6 @@ async fn panicking_service_is_redelivered_then_succeeds() {
     stop(shutdown, task).await;
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(ready_count(&channel, &queue).await, 0);
-}
-
-/// Declares a fanout dead-letter exchange with one queue; returns (exchange, queue).
-async fn dead_letter_queue(channel: &lapin::Channel) -> (String, String) {
-    let dlx = unique("dlx");
-    let dlq = unique("dlq");
-    channel
-        .exchange_declare(
-            dlx.as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            ExchangeDeclareOptions {
-                auto_delete: true,
-                ..ExchangeDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_declare(
-            dlq.as_str().into(),
-            QueueDeclareOptions {
-                auto_delete: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            dlq.as_str().into(),
-            dlx.as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    (dlx, dlq)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,59 +10,10 @@ use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
 use serde_json::json;
 use support::*;
-use tokio::process::Command;
 use tokio::sync::mpsc;
 use tomodachi_amqp::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Consumer, Error};
 use tomodachi_core::{Handler, JsonEnvelope, Raw, Shutdown, Source, State};
 use tower::Layer;
-
-/// The broker's pids of the connections whose client-provided name is `name`.
-async fn connection_pids(name: &str) -> Vec<String> {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .await
-        .expect("rabbitmqctl must be installed for the reconnect tests");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl list_connections failed: {output:?}"
-    );
-    let needle = format!("{{\"connection_name\",\"{name}\"}}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains(&needle))
-        .filter_map(|line| line.split('\t').next().map(str::to_owned))
-        .collect()
-}
-
-/// Closes this test's connection (only it: other tests run at the same time).
-async fn close_connection(pid: &str) {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "close_connection",
-            pid,
-            "closed by the tomodachi-amqp reconnect test",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "rabbitmqctl close_connection failed: {output:?}"
-    );
-}
-
-async fn only_pid(name: &str) -> String {
-    let pids = within(30, "rabbitmqctl list_connections", connection_pids(name)).await;
-    assert_eq!(pids.len(), 1, "one connection named {name}: {pids:?}");
-    pids.into_iter().next().unwrap()
-}
 
 async fn count(State(tx): State<mpsc::UnboundedSender<u32>>, Raw(body): Raw) {
     // simulated work: ~1000 msgs/s with 10 at a time, so the close lands mid-stream

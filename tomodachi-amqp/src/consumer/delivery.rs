@@ -8,6 +8,7 @@ use lapin::options::{BasicAckOptions, BasicNackOptions};
 use tomodachi_core::driver::Settle;
 use tomodachi_core::{Message, Shutdown, telemetry};
 
+use super::acks::Ticket;
 use crate::context::{AmqpContext, AmqpProperties, attributes_from_headers, table_from_lapin};
 use crate::{AmqpPublisher, ResolvedBinding};
 
@@ -69,39 +70,67 @@ pub(super) fn into_message(
     (message, acker, delivery_tag)
 }
 
-/// One delivery, settled on its channel: ack, nack with requeue (after the retry delay,
-/// cut short by shutdown) or nack without requeue. A failure because the channel went away
-/// is logged: the broker redelivers the message.
+/// One delivery, settled on its channel: ack (coalesced with others through its
+/// [`Ticket`], or alone without one), nack with requeue (after the retry delay, cut short
+/// by shutdown) or nack without requeue. A failure because the channel went away is
+/// logged: the broker redelivers the message.
 pub(super) struct Settler {
     pub(super) acker: Acker,
     pub(super) delivery_tag: u64,
     pub(super) shutdown: Shutdown,
+    pub(super) ticket: Option<Ticket>,
+}
+
+/// Logs a settle that did not reach the broker (it redelivers the message).
+pub(super) fn settled(action: &str, delivery_tag: u64, result: Result<bool, lapin::Error>) {
+    match result {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!(
+            target: "tomodachi.amqp",
+            delivery_tag,
+            "unable to {action}: the channel closed since the delivery; the broker will redeliver it"
+        ),
+        Err(error) => tracing::warn!(
+            target: "tomodachi.amqp",
+            delivery_tag,
+            %error,
+            "unable to {action}: the broker will redeliver the message"
+        ),
+    }
 }
 
 impl Settler {
-    fn settled(&self, action: &str, result: Result<bool, lapin::Error>) {
-        let delivery_tag = self.delivery_tag;
-        match result {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                target: "tomodachi.amqp",
-                delivery_tag,
-                "unable to {action}: the channel closed since the delivery; the broker will redeliver it"
-            ),
-            Err(error) => tracing::warn!(
-                target: "tomodachi.amqp",
-                delivery_tag,
-                %error,
-                "unable to {action}: the broker will redeliver the message"
-            ),
+    /// Nacks singly (after the ticket's earlier frames, before its later multiple acks).
+    async fn nack(self, action: &str, requeue: bool) {
+        let Settler {
+            acker,
+            delivery_tag,
+            ticket,
+            ..
+        } = self;
+        let nack = async move {
+            let options = BasicNackOptions {
+                requeue,
+                ..BasicNackOptions::default()
+            };
+            settled(action, delivery_tag, acker.nack(options).await);
+        };
+        match ticket {
+            Some(ticket) => ticket.single(delivery_tag, nack).await,
+            None => nack.await,
         }
     }
 }
 
 impl Settle for Settler {
     async fn ack(self) {
-        let result = self.acker.ack(BasicAckOptions::default()).await;
-        self.settled("ack", result);
+        match self.ticket {
+            Some(ticket) => ticket.complete(self.delivery_tag, self.acker).await,
+            None => {
+                let result = self.acker.ack(BasicAckOptions::default()).await;
+                settled("ack", self.delivery_tag, result);
+            }
+        }
     }
 
     async fn retry(self, delay: Option<Duration>) {
@@ -111,20 +140,10 @@ impl Settle for Settler {
                 () = self.shutdown.triggered() => {}
             }
         }
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        };
-        let result = self.acker.nack(requeue).await;
-        self.settled("nack (requeue)", result);
+        self.nack("nack (requeue)", true).await;
     }
 
     async fn reject(self) {
-        let reject = BasicNackOptions {
-            requeue: false,
-            ..BasicNackOptions::default()
-        };
-        let result = self.acker.nack(reject).await;
-        self.settled("nack (reject)", result);
+        self.nack("nack (reject)", false).await;
     }
 }

@@ -1,5 +1,6 @@
 //! The AMQP source: consumes one binding's queue and drives a service with its messages.
 
+mod acks;
 mod delivery;
 mod session;
 
@@ -30,7 +31,9 @@ use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, Resolved
 /// * **Each delivery** becomes a [`Message`] with an [`AmqpContext`](crate::AmqpContext);
 ///   the source awaits the service's readiness before it takes the next one, and runs
 ///   handlers concurrently (bounded by the prefetch). The outcome settles it:
-///   [`Outcome::Ack`] → ack, [`Outcome::Retry`] → nack with requeue (after the delay),
+///   [`Outcome::Ack`] → ack (coalesced: one `basic.ack` with `multiple` for the run of
+///   completed deliveries at the front of the channel, per
+///   [`AckOptions`](crate::AckOptions)), [`Outcome::Retry`] → nack with requeue (after the delay),
 ///   [`Outcome::Reject`] → nack without requeue (to the queue's dead-letter exchange, if
 ///   any). A service error or a panic is classified by the binding's
 ///   [`on_failure`](Binding::on_failure) (default: a retry) in core's
@@ -41,7 +44,7 @@ use crate::{AmqpConnection, AmqpOptions, AmqpPublisher, Binding, Error, Resolved
 ///   settle that fails because its channel died is logged (the broker redelivers). If
 ///   recovery gives up, the consumer reconnects with back-off until shutdown.
 /// * **Shutdown**: cancel the consumer, let in-flight handlers finish and settle them,
-///   close the channel (and the connection, if the consumer opened it). Deliveries not
+///   ack the completions still waiting for their batch, close the channel (and the connection, if the consumer opened it). Deliveries not
 ///   started go back to the queue; nothing is rejected because of shutdown.
 ///
 /// ```no_run
@@ -232,6 +235,7 @@ where
                     acker,
                     delivery_tag,
                     shutdown: shutdown.clone(),
+                    ticket: current.acks.as_ref().map(|acks| acks.open(delivery_tag)),
                 };
                 let span = tracing::info_span!(
                     target: "tomodachi.amqp.handler",
@@ -251,6 +255,9 @@ where
                 consumer
                     .health
                     .degraded(format!("connection lost, recovering: {error}"));
+                if let Some(acks) = &current.acks {
+                    acks.reset();
+                }
                 let recovered =
                     unless_shutdown(&shutdown, current.channel.wait_for_recovery(error)).await;
                 match recovered {

@@ -5,15 +5,19 @@ use lapin::options::{
     QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use std::time::Duration;
+
 use lapin::{Channel, Consumer};
 
+use super::acks::Acks;
 use crate::error::short;
-use crate::{AmqpConnection, Error, ResolvedBinding};
+use crate::{AmqpConnection, AmqpOptions, Error, ResolvedBinding};
 
-/// A channel with its consumer.
+/// A channel with its consumer and its coalescing acks (none with `ack.batch_size` 1).
 pub(super) struct Session {
     pub(super) channel: Channel,
     pub(super) consumer: Consumer,
+    pub(super) acks: Option<Acks>,
 }
 
 /// An integer table value typed as Python's `pamqp` types it (smallest type first), so a
@@ -26,6 +30,22 @@ fn pamqp_integer(value: u64) -> AMQPValue {
         65_536..=2_147_483_647 => AMQPValue::LongInt(value as i32),
         2_147_483_648..=4_294_967_295 => AMQPValue::LongUInt(value as u32),
         _ => AMQPValue::LongLongInt(i64::try_from(value).unwrap_or(i64::MAX)),
+    }
+}
+
+/// The ack batch of a consumer: `ack.batch_size`, at most half the prefetch (completions
+/// waiting for their ack hold prefetch slots; with a prefetch of 1, each delivery is acked
+/// alone, as ordered consumption needs).
+fn ack_batch(options: &AmqpOptions) -> usize {
+    let qos = &options.qos;
+    let prefetch = [qos.queue_prefetch_count, qos.global_prefetch_count]
+        .into_iter()
+        .filter(|&count| count > 0)
+        .min();
+    let batch = usize::from(options.ack.batch_size.max(1));
+    match prefetch {
+        Some(prefetch) => batch.min(usize::from(prefetch / 2).max(1)),
+        None => batch,
     }
 }
 
@@ -169,7 +189,16 @@ impl Session {
         }
         .await;
         match result {
-            Ok(consumer) => Ok(Self { channel, consumer }),
+            Ok(consumer) => {
+                let batch = ack_batch(options);
+                let acks = (batch > 1)
+                    .then(|| Acks::new(batch, Duration::from_millis(options.ack.max_delay_ms)));
+                Ok(Self {
+                    channel,
+                    consumer,
+                    acks,
+                })
+            }
             Err(error) => {
                 let _ = channel.close(200, "setup failed".into()).await;
                 Err(error)
@@ -191,10 +220,14 @@ impl Session {
         }
     }
 
-    /// Closes the channel: what was delivered but not acked goes back to the queue.
+    /// Acks what completed, then closes the channel: what was delivered but not acked
+    /// goes back to the queue.
     pub(super) async fn close(&self) {
         if !self.channel.status().connected() {
             return;
+        }
+        if let Some(acks) = &self.acks {
+            acks.flush().await;
         }
         if let Err(error) = self.channel.close(200, "OK".into()).await {
             tracing::debug!(target: "tomodachi.amqp", %error, "closing the channel failed");
@@ -205,6 +238,25 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_batch_is_at_most_half_the_prefetch() {
+        let with = |batch_size, queue_prefetch_count, global_prefetch_count| {
+            let mut options = AmqpOptions::default();
+            options.ack.batch_size = batch_size;
+            options.qos = crate::QosOptions {
+                queue_prefetch_count,
+                global_prefetch_count,
+            };
+            ack_batch(&options)
+        };
+        assert_eq!(with(32, 100, 400), 32);
+        assert_eq!(with(32, 10, 400), 5);
+        assert_eq!(with(32, 1, 400), 1, "prefetch 1: each delivery acked alone");
+        assert_eq!(with(32, 0, 20), 10, "the global prefetch bounds it too");
+        assert_eq!(with(32, 0, 0), 32, "no prefetch limit");
+        assert_eq!(with(0, 100, 400), 1);
+    }
 
     #[test]
     fn integers_typed_like_pamqp() {

@@ -5,12 +5,20 @@ use std::future::Future;
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::options::{
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use tokio::sync::mpsc;
-use tomodachi_amqp::{AmqpContext, AmqpOptions, QosOptions};
-use tomodachi_core::{Data, EnvelopeMetadata, MessageUuid, Metadata, ServiceIdentity, State};
+use tokio::task::JoinHandle;
+use tomodachi_amqp::{AmqpContext, AmqpOptions, Consumer, Error, QosOptions};
+use tomodachi_core::{
+    BoxError, Data, EnvelopeMetadata, Message, MessageUuid, Metadata, Outcome, ServiceIdentity,
+    Shutdown, Source, State,
+};
+use tower::Service;
 
 pub const BROKER_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -102,6 +110,46 @@ pub async fn delete_exchange(name: &str) {
         .await;
 }
 
+/// Declares a fanout dead-letter exchange with one queue; returns (exchange, queue).
+pub async fn dead_letter_queue(channel: &lapin::Channel) -> (String, String) {
+    let dlx = unique("dlx");
+    let dlq = unique("dlq");
+    channel
+        .exchange_declare(
+            dlx.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            ExchangeDeclareOptions {
+                auto_delete: true,
+                ..ExchangeDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_declare(
+            dlq.as_str().into(),
+            QueueDeclareOptions {
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            dlq.as_str().into(),
+            dlx.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (dlx, dlq)
+}
+
 /// Ready (not unacked) messages in `queue`.
 pub async fn ready_count(channel: &Channel, queue: &str) -> u32 {
     channel
@@ -162,6 +210,77 @@ pub async fn take(rx: &mut mpsc::UnboundedReceiver<Seen>, n: usize, secs: u64) -
         out
     })
     .await
+}
+
+/// The broker's pids of the connections whose client-provided name is `name`.
+pub async fn connection_pids(name: &str) -> Vec<String> {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args([
+            "list_connections",
+            "-q",
+            "--no-table-headers",
+            "pid",
+            "client_properties",
+        ])
+        .output()
+        .await
+        .expect("rabbitmqctl must be installed for the reconnect tests");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl list_connections failed: {output:?}"
+    );
+    let needle = format!("{{\"connection_name\",\"{name}\"}}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| line.contains(&needle))
+        .filter_map(|line| line.split('\t').next().map(str::to_owned))
+        .collect()
+}
+
+/// Closes this test's connection (only it: other tests run at the same time).
+pub async fn close_connection(pid: &str) {
+    let output = tokio::process::Command::new("rabbitmqctl")
+        .args([
+            "close_connection",
+            pid,
+            "closed by the tomodachi-amqp reconnect test",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "rabbitmqctl close_connection failed: {output:?}"
+    );
+}
+
+pub async fn only_pid(name: &str) -> String {
+    let pids = within(30, "rabbitmqctl list_connections", connection_pids(name)).await;
+    assert_eq!(pids.len(), 1, "one connection named {name}: {pids:?}");
+    pids.into_iter().next().unwrap()
+}
+
+/// Starts `consumer` (setup must succeed) and runs it in the background.
+pub async fn start<S>(consumer: Consumer, service: S) -> (Shutdown, JoinHandle<Result<(), Error>>)
+where
+    S: Service<Message, Response = Outcome> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let shutdown = Shutdown::new();
+    let running = within(
+        15,
+        "consumer setup",
+        consumer.start(service, shutdown.clone()),
+    )
+    .await
+    .expect("consumer setup");
+    (shutdown, tokio::spawn(running))
+}
+
+pub async fn stop(shutdown: Shutdown, task: JoinHandle<Result<(), Error>>) {
+    shutdown.trigger();
+    within(15, "consumer drain", task).await.unwrap().unwrap();
 }
 
 /// Installs a log subscriber once (RUST_LOG controls it).

@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 #[cfg(feature = "amqp")]
-pub use tomodachi_amqp::{AmqpOptions, QosOptions};
+pub use tomodachi_amqp::{AckOptions, AmqpOptions, QosOptions};
 #[cfg(feature = "http")]
 pub use tomodachi_http::HttpOptions;
 #[cfg(feature = "sqs")]

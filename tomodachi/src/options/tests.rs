@@ -510,6 +510,9 @@ fn keys_are_python_tomodachis() {
         "amqp.queue_ttl",
         "amqp.qos.queue_prefetch_count",
         "amqp.qos.global_prefetch_count",
+        // tomodachi-rs's own: coalesced acks.
+        "amqp.ack.batch_size",
+        "amqp.ack.max_delay_ms",
         "health.enabled",
         "health.live_path",
         "health.ready_path",
