@@ -15,6 +15,8 @@
 # system, children included), the number of crates compiled (cargo's `Compiling` lines) and
 # the load average before and after. Wall times move with the machine's load; CPU times
 # much less, and crate counts are exact: compare those. BENCH_BUILD_JOBS (default 2).
+# BENCH_BUILD_TIMINGS=<dir>: also pass `--timings` and keep each case's report there
+# (<dir>/<case>.html): which crates took the longest.
 set -euo pipefail
 
 root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -23,6 +25,13 @@ cd -- "$root"
 cases=("$@")
 ((${#cases[@]})) || cases=(axum quickstart sqs-bare sqs sqs-ring)
 jobs=${BENCH_BUILD_JOBS:-2}
+timings=${BENCH_BUILD_TIMINGS:-}
+timings_arg=()
+if [[ -n $timings ]]; then
+    mkdir -p -- "$timings"
+    timings=$(cd -- "$timings" && pwd)
+    timings_arg=(--timings)
+fi
 work=$(mktemp -d)
 trap 'rm -rf -- "$work"' EXIT
 export CARGO_TERM_COLOR=never CARGO_INCREMENTAL=0
@@ -46,7 +55,7 @@ for case in "${cases[@]}"; do
     target="$work/target-$case"
     load_before=$(cut -d' ' -f1-3 /proc/loadavg)
     if ! CARGO_TARGET_DIR=$target /usr/bin/time -f '%e %U %S' -o "$work/$case.time" \
-        cargo build --release --locked -j "$jobs" "${args[@]}" >"$work/$case.log" 2>&1; then
+        cargo build --release --locked -j "$jobs" "${timings_arg[@]}" "${args[@]}" >"$work/$case.log" 2>&1; then
         cat "$work/$case.log" >&2
         exit 1
     fi
@@ -55,5 +64,8 @@ for case in "${cases[@]}"; do
     crates=$(grep -c '^ *Compiling ' "$work/$case.log" || true)
     printf '%-11s %7.1f %7.1f %7d  %-16s %-16s %s\n' "$case" "$wall" "$(awk "BEGIN { print $user + $system }")" \
         "$crates" "$load_before" "$load_after" "cargo build --release --locked -j $jobs ${args[*]}"
+    if [[ -n $timings ]]; then
+        cp -- "$target/cargo-timings/cargo-timing.html" "$timings/$case.html"
+    fi
     rm -rf -- "$target"
 done

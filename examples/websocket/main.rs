@@ -2,7 +2,7 @@
 //! tomodachi's receive/close style where every text frame is broadcast to the others.
 //!
 //! ```text
-//! cargo run -p tomodachi-examples --example websocket
+//! cargo run -p tomodachi-examples --example websocket --features websocket
 //! websocat ws://localhost:9700/echo        # each text frame comes back as is
 //! websocat ws://localhost:9700/chat        # in two terminals: frames go to the other
 //! curl -i localhost:9700/chat              # a plain GET is refused (400)

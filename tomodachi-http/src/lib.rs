@@ -24,7 +24,7 @@ pub use client_max_size::{ClientMaxSize, ClientMaxSizeFuture, ClientMaxSizeLayer
 pub use error_handler::ErrorStatus;
 pub use options::{AccessLog, ByteSize, HttpOptions, OptionError};
 pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};
-pub use regex_route::Groups;
+pub use regex_route::{Groups, PatternError};
 pub use response::{HttpError, HttpResponse};
 pub use router::HttpRouter;
 pub use server::{BoundHttpServer, Error, HttpServer};

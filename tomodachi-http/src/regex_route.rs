@@ -13,7 +13,10 @@ use futures_util::future::BoxFuture;
 use http::StatusCode;
 use http::header::ALLOW;
 use http::request::Parts;
+#[cfg(feature = "regex")]
 use regex::Regex;
+#[cfg(not(feature = "regex"))]
+use regex_lite::Regex;
 use tomodachi_core::telemetry::HttpRoute;
 use tower::ServiceExt;
 use tower_service::Service;
@@ -66,9 +69,18 @@ impl<S: Send + Sync> FromRequestParts<S> for Groups {
     }
 }
 
+/// Why a regex route's pattern does not compile: `regex::Error` with the `regex` feature,
+/// `regex_lite::Error` without it.
+#[cfg(feature = "regex")]
+pub use regex::Error as PatternError;
+/// Why a regex route's pattern does not compile: `regex::Error` with the `regex` feature,
+/// `regex_lite::Error` without it.
+#[cfg(not(feature = "regex"))]
+pub use regex_lite::Error as PatternError;
+
 /// tomodachi's pattern: one leading `^` and one trailing `$` are dropped, the rest must
 /// match the whole path.
-pub(crate) fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+pub(crate) fn compile(pattern: &str) -> Result<Regex, PatternError> {
     let inner = pattern.strip_prefix('^').unwrap_or(pattern);
     let inner = inner.strip_suffix('$').unwrap_or(inner);
     Regex::new(&format!("^(?:{inner})$"))

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+#[cfg(feature = "fs")]
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,18 +12,24 @@ use axum::extract::Request;
 use axum::handler::Handler;
 use axum::response::IntoResponse;
 use axum::routing::{MethodRouter, Route, any};
+#[cfg(feature = "fs")]
 use http::Response;
 use http::StatusCode;
+#[cfg(feature = "fs")]
 use tower::ServiceExt;
+#[cfg(feature = "fs")]
 use tower_http::services::ServeDir;
 use tower_layer::Layer;
 use tower_service::Service;
 
+#[cfg(feature = "fs")]
 use crate::IgnoreLoggingLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
-use crate::response::{ExplicitContentType, raised_default, unhandled};
+#[cfg(feature = "fs")]
+use crate::response::ExplicitContentType;
+use crate::response::{raised_default, unhandled};
 
 async fn not_found() -> axum::response::Response {
     unhandled(raised_default(StatusCode::NOT_FOUND))
@@ -40,7 +47,7 @@ async fn not_found() -> axum::response::Response {
 ///   the [`Groups`](crate::Groups) extractor. Registering the same pattern again merges the
 ///   method routers (`get` and `post` on one path, as two tomodachi decorators).
 /// - [`http_error`](Self::http_error): tomodachi's `@http_error(status_code=N)`.
-/// - [`http_static`](Self::http_static): tomodachi's `@http_static(path, base_url)`.
+/// - `http_static` (feature `fs`): tomodachi's `@http_static(path, base_url)`.
 ///
 /// Handlers are ordinary axum handlers; layers are ordinary tower layers.
 ///
@@ -185,7 +192,7 @@ where
         mut self,
         pattern: &str,
         method_router: MethodRouter<S>,
-    ) -> Result<Self, regex::Error> {
+    ) -> Result<Self, crate::PatternError> {
         let regex = regex_route::compile(pattern)?;
         if let Some(existing) = self
             .regex_routes
@@ -223,6 +230,7 @@ where
         self
     }
 
+    #[cfg(feature = "fs")]
     /// Serves the files below `dir` at `base` (tomodachi's `@http_static(path, base_url)`):
     /// `GET`/`HEAD` only (405 otherwise), with content types, ranges and
     /// `ETag`/`Last-Modified`; directories, missing files and paths that try to leave
@@ -236,6 +244,7 @@ where
         self.add_static(dir.into(), base, None)
     }
 
+    #[cfg(feature = "fs")]
     /// [`http_static`](Self::http_static) whose access log records are hidden as `ignore`
     /// says (tomodachi's `@http_static(path, base_url, ignore_logging=...)`): all of them,
     /// or those of some statuses (a missing file's 404 included).
@@ -259,6 +268,7 @@ where
         self.add_static(dir.into(), base, Some(ignore))
     }
 
+    #[cfg(feature = "fs")]
     fn add_static(mut self, dir: PathBuf, base: &str, ignore: Option<IgnoreLoggingLayer>) -> Self {
         let base = base.trim_end_matches('/');
         assert!(

@@ -26,6 +26,12 @@ pub enum Error {
         /// The time zone as given.
         timezone: String,
     },
+    /// A zone name other than UTC's, without the `tz` feature (no tz database).
+    #[error("Unknown timezone: {timezone} (time zone names need the `tz` feature)")]
+    TimezoneNeedsTz {
+        /// The time zone as given.
+        timezone: String,
+    },
     /// The handler service failed its `poll_ready` and can take no more work (the schedule
     /// stops, as every source does; see `tomodachi_core::driver`).
     #[error("the handler service failed: {0}")]

@@ -373,7 +373,8 @@ impl Schedule {
     }
 
     /// Reads cron expressions and timestamps in this time zone: an IANA name
-    /// (`"Europe/Stockholm"`) or an offset (`"+02:00"`, `"GMT -5"`); see [`Zone`]. Without
+    /// (`"Europe/Stockholm"`, with the `tz` feature; `"UTC"` always) or an offset
+    /// (`"+02:00"`, `"GMT -5"`); see [`Zone`]. Without
     /// it, the system's local zone is used, as in tomodachi. Irrelevant to intervals counted
     /// in seconds.
     pub fn timezone(mut self, timezone: impl AsRef<str>) -> Schedule {

@@ -1,9 +1,11 @@
-//! Time zones: IANA names, `+HH:MM` style offsets (mapped as tomodachi maps them), system local.
+//! Time zones: IANA names (feature `tz`), `+HH:MM` style offsets (mapped as tomodachi maps
+//! them), UTC, system local.
 
 use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, FixedOffset, Local, NaiveDateTime, Offset, TimeZone, Utc};
+#[cfg(feature = "tz")]
 use chrono_tz::Tz;
 
 use crate::Error;
@@ -15,11 +17,16 @@ use crate::Error;
 /// offsets up to ±12 become the `Etc/GMT∓H` zone (sign flipped, as tomodachi does; zero is
 /// `GMT0`); other offsets up to ±14:00 (`"+05:30"`, `"+13:00"`) become a fixed offset, which
 /// tomodachi rejects.
+///
+/// Without the `tz` feature (no tz database) a name other than `UTC`, `GMT`, `Etc/UTC` or
+/// `GMT0` is an unknown time zone, and whole-hour offsets are fixed offsets too (the same
+/// instants as their `Etc/GMT∓H` zones).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Zone {
     /// The system's local time zone (tomodachi's default when no `timezone` is given).
     Local,
     /// An IANA time zone.
+    #[cfg(feature = "tz")]
     Tz(Tz),
     /// A fixed UTC offset.
     Fixed(FixedOffset),
@@ -35,6 +42,7 @@ impl fmt::Display for Zone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Zone::Local => f.write_str("local"),
+            #[cfg(feature = "tz")]
             Zone::Tz(tz) => f.write_str(tz.name()),
             Zone::Fixed(offset) => write!(f, "{offset}"),
         }
@@ -54,16 +62,17 @@ impl Zone {
     ///
     /// # Errors
     ///
-    /// [`Error::UnknownTimezone`] for anything else.
+    /// [`Error::UnknownTimezone`] for anything else; [`Error::TimezoneNeedsTz`] for a name
+    /// other than UTC's without the `tz` feature.
     pub fn parse(input: &str) -> Result<Zone, Error> {
         let trimmed = input.trim();
         let unknown = || Error::UnknownTimezone {
             timezone: input.to_owned(),
         };
         if let Some(seconds) = parse_offset(trimmed) {
-            let hours = seconds / 3600;
-            if seconds % 3600 == 0 && hours.abs() <= 12 {
-                let name = match hours {
+            #[cfg(feature = "tz")]
+            if seconds % 3600 == 0 && (seconds / 3600).abs() <= 12 {
+                let name = match seconds / 3600 {
                     0 => "GMT0".to_owned(),
                     h if h > 0 => format!("Etc/GMT-{h}"),
                     h => format!("Etc/GMT+{}", -h),
@@ -74,21 +83,47 @@ impl Zone {
                 .map(Zone::Fixed)
                 .ok_or_else(unknown);
         }
-        if let Ok(tz) = trimmed.parse::<Tz>() {
-            return Ok(Zone::Tz(tz));
+        #[cfg(not(feature = "tz"))]
+        if !trimmed.is_empty()
+            && trimmed
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || b"/_-+0123456789".contains(&b))
+            && trimmed.bytes().any(|b| b.is_ascii_alphabetic())
+        {
+            return Self::named(trimmed).ok_or_else(|| Error::TimezoneNeedsTz {
+                timezone: input.to_owned(),
+            });
+        }
+        Self::named(trimmed).ok_or_else(unknown)
+    }
+
+    /// An IANA zone by name, case-insensitive.
+    #[cfg(feature = "tz")]
+    fn named(name: &str) -> Option<Zone> {
+        if let Ok(tz) = name.parse::<Tz>() {
+            return Some(Zone::Tz(tz));
         }
         chrono_tz::TZ_VARIANTS
             .iter()
-            .find(|tz| tz.name().eq_ignore_ascii_case(trimmed))
+            .find(|tz| tz.name().eq_ignore_ascii_case(name))
             .copied()
             .map(Zone::Tz)
-            .ok_or_else(unknown)
+    }
+
+    /// Without the tz database: the names of UTC only.
+    #[cfg(not(feature = "tz"))]
+    fn named(name: &str) -> Option<Zone> {
+        ["UTC", "Etc/UTC", "GMT", "GMT0", "Etc/GMT"]
+            .iter()
+            .any(|utc| utc.eq_ignore_ascii_case(name))
+            .then(|| Zone::Fixed(Utc.fix()))
     }
 
     /// Local wall-clock time of `instant` in this zone.
     pub(crate) fn naive(&self, instant: DateTime<Utc>) -> NaiveDateTime {
         match self {
             Zone::Local => instant.with_timezone(&Local).naive_local(),
+            #[cfg(feature = "tz")]
             Zone::Tz(tz) => instant.with_timezone(tz).naive_local(),
             Zone::Fixed(offset) => instant.with_timezone(offset).naive_local(),
         }
@@ -102,6 +137,7 @@ impl Zone {
                 .offset()
                 .fix()
                 .local_minus_utc(),
+            #[cfg(feature = "tz")]
             Zone::Tz(tz) => instant.with_timezone(tz).offset().fix().local_minus_utc(),
             Zone::Fixed(offset) => offset.local_minus_utc(),
         }
@@ -122,6 +158,7 @@ impl Zone {
         }
         match self {
             Zone::Local => collect(&Local, naive),
+            #[cfg(feature = "tz")]
             Zone::Tz(tz) => collect(tz, naive),
             Zone::Fixed(offset) => collect(offset, naive),
         }

@@ -12,6 +12,10 @@
 //! flag and its variable both give a value and the values differ, parsing fails; every
 //! failure exits with code 2 (as a clap usage error does), `--help` and `--version` with 0.
 //!
+//! The parser is hand-written (clap's rules for these flags: `--flag value`, `--flag=value`,
+//! `-lvalue`, each flag at most once, no positional arguments). With the `clap` feature,
+//! [`Args`] is also a clap parser, to flatten into a program's own.
+//!
 //! ```
 //! use tomodachi::cli::Settings;
 //! use tomodachi::logging::{LogFormat, LogLevel};
@@ -31,6 +35,7 @@
 
 use std::ffi::OsString;
 
+#[cfg(feature = "clap")]
 use clap::{ArgAction, Parser};
 
 use crate::logging::{LogFormat, LogLevel};
@@ -47,42 +52,163 @@ const LOG_LEVEL_VAR: &str = "TOMODACHI_LOG_LEVEL";
 const LOGGER_VAR: &str = "TOMODACHI_LOGGER";
 const OPENTELEMETRY_VAR: &str = "TOMODACHI_OPENTELEMETRY_INSTRUMENT";
 
+/// `--help` output.
+const HELP: &str = "\
+Runs the tomodachi-rs service(s) of this program.
+
+Usage: tomodachi-rs [OPTIONS]
+
+Options:
+      --production                Hide the info banner (production mode)
+  -l, --log-level <LEVEL>         Minimum log level: debug, info, warning, error or critical (or a number) [aliases: --log]
+      --logger <FORMAT>           Log format: console, json or disabled (python = console)
+      --opentelemetry-instrument  Instrument the service(s) with OpenTelemetry
+  -v, --version                   Print the version and exit
+  -h, --help                      Print help
+";
+
 /// The command-line flags as given (no environment applied).
 ///
-/// It derives [`clap::Parser`] and [`clap::Args`], so a program with flags of its own can
-/// `#[command(flatten)]` it into its parser and then call [`Settings::resolve`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Parser)]
-#[command(
-    name = "tomodachi-rs",
-    version = VERSION,
-    disable_version_flag = true,
-    about = "Runs the tomodachi-rs service(s) of this program."
+/// With the `clap` feature it derives `clap::Parser` and `clap::Args`, so a program with
+/// flags of its own can `#[command(flatten)]` it into its parser and then call
+/// [`Settings::resolve`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(Parser))]
+#[cfg_attr(
+    feature = "clap",
+    command(
+        name = "tomodachi-rs",
+        version = VERSION,
+        disable_version_flag = true,
+        about = "Runs the tomodachi-rs service(s) of this program."
+    )
 )]
 pub struct Args {
     /// Hide the info banner (production mode).
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub production: bool,
 
     /// Minimum log level: debug, info, warning, error or critical (or a number).
-    #[arg(
-        long = "log-level",
-        short = 'l',
-        visible_alias = "log",
-        value_name = "LEVEL"
+    #[cfg_attr(
+        feature = "clap",
+        arg(
+            long = "log-level",
+            short = 'l',
+            visible_alias = "log",
+            value_name = "LEVEL"
+        )
     )]
     pub log_level: Option<LogLevel>,
 
     /// Log format: console, json or disabled (python = console).
-    #[arg(long, value_name = "FORMAT")]
+    #[cfg_attr(feature = "clap", arg(long, value_name = "FORMAT"))]
     pub logger: Option<LogFormat>,
 
     /// Instrument the service(s) with OpenTelemetry.
-    #[arg(long)]
+    #[cfg_attr(feature = "clap", arg(long))]
     pub opentelemetry_instrument: bool,
 
     /// Print the version and exit.
+    #[cfg(feature = "clap")]
     #[arg(short = 'v', short_alias = 'V', long, action = ArgAction::Version)]
     version: Option<bool>,
+}
+
+impl Args {
+    /// Parses `args` (the first is the program name) as clap would for these flags.
+    ///
+    /// # Errors
+    ///
+    /// [`CliError::Usage`]: a usage error (exit code 2), or the `--help` or `--version`
+    /// text (exit code 0).
+    pub fn try_parse_args<I, T>(args: I) -> Result<Self, CliError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let mut parsed = Args::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        let mut args = args.into_iter().skip(1).map(Into::into);
+        while let Some(arg) = args.next() {
+            let arg = arg.into_string().map_err(|arg| {
+                usage(format!(
+                    "invalid UTF-8 was detected in '{}'",
+                    arg.to_string_lossy()
+                ))
+            })?;
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) if name.starts_with("--") => (name, Some(value)),
+                _ if arg.starts_with("-l") && arg.len() > 2 => {
+                    ("-l", Some(arg[2..].strip_prefix('=').unwrap_or(&arg[2..])))
+                }
+                _ => (arg.as_str(), None),
+            };
+            let flag = match name {
+                "-h" | "--help" => return Err(print(HELP.to_owned())),
+                "-v" | "-V" | "--version" => {
+                    return Err(print(format!("tomodachi-rs {VERSION}\n")));
+                }
+                "--production" => "--production",
+                "--opentelemetry-instrument" => "--opentelemetry-instrument",
+                "-l" | "--log-level" | "--log" => "--log-level <LEVEL>",
+                "--logger" => "--logger <FORMAT>",
+                _ => return Err(usage(format!("unexpected argument '{arg}' found"))),
+            };
+            if seen.contains(&flag) {
+                return Err(usage(format!(
+                    "the argument '{flag}' cannot be used multiple times"
+                )));
+            }
+            seen.push(flag);
+            let takes_value = flag.ends_with('>');
+            if !takes_value {
+                if let Some(value) = inline {
+                    return Err(usage(format!(
+                        "unexpected value '{value}' for '{flag}' found; no more were expected"
+                    )));
+                }
+                match flag {
+                    "--production" => parsed.production = true,
+                    _ => parsed.opentelemetry_instrument = true,
+                }
+                continue;
+            }
+            let value = match inline {
+                Some(value) => value.to_owned(),
+                None => match args.next().map(OsString::into_string) {
+                    Some(Ok(value)) if !value.starts_with('-') || value == "-" => value,
+                    _ => {
+                        return Err(usage(format!(
+                            "a value is required for '{flag}' but none was supplied"
+                        )));
+                    }
+                },
+            };
+            let invalid =
+                |reason: String| usage(format!("invalid value '{value}' for '{flag}': {reason}"));
+            if flag == "--logger <FORMAT>" {
+                parsed.logger = Some(value.parse().map_err(|e| invalid(format!("{e}")))?);
+            } else {
+                parsed.log_level = Some(value.parse().map_err(|e| invalid(format!("{e}")))?);
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+/// A usage error as clap prints it.
+fn usage(message: String) -> CliError {
+    CliError::Usage {
+        code: 2,
+        output: format!(
+            "error: {message}\n\nUsage: tomodachi-rs [OPTIONS]\n\nFor more information, try '--help'.\n"
+        ),
+    }
+}
+
+/// `--help` or `--version`: print and exit 0.
+fn print(output: String) -> CliError {
+    CliError::Usage { code: 0, output }
 }
 
 /// The process settings from flags and environment together.
@@ -102,9 +228,14 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CliError {
-    /// A clap usage error, or a `--help`/`--version` request (exit code 0).
-    #[error("{0}")]
-    Usage(#[from] clap::Error),
+    /// A usage error (exit code 2), or a `--help`/`--version` request (exit code 0).
+    #[error("{output}")]
+    Usage {
+        /// 2 for a usage error, 0 for `--help`/`--version`.
+        code: i32,
+        /// What to print: the error and the usage line, or the help or version text.
+        output: String,
+    },
     /// A variable holds a value its flag would not accept.
     #[error("invalid {var} environment value '{value}': {reason}")]
     InvalidEnv {
@@ -133,7 +264,7 @@ impl CliError {
     /// The process exit code: 0 for `--help`/`--version`, 2 for every error.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::Usage(e) => e.exit_code(),
+            Self::Usage { code, .. } => *code,
             _ => 2,
         }
     }
@@ -141,7 +272,7 @@ impl CliError {
     /// The text to print: help or version text (for stdout), or an error (for stderr).
     pub fn render(&self) -> String {
         match self {
-            Self::Usage(e) => e.render().to_string(),
+            Self::Usage { output, .. } => output.clone(),
             other => format!("error: {other}\n"),
         }
     }
@@ -159,6 +290,17 @@ pub enum CliOutcome {
         /// What to print.
         output: String,
     },
+}
+
+/// A clap error of a program's own parser that flattens [`Args`].
+#[cfg(feature = "clap")]
+impl From<clap::Error> for CliError {
+    fn from(error: clap::Error) -> Self {
+        Self::Usage {
+            code: error.exit_code(),
+            output: error.render().to_string(),
+        }
+    }
 }
 
 impl From<CliError> for CliOutcome {
@@ -193,7 +335,7 @@ impl Settings {
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let args = Args::try_parse_from(args)?;
+        let args = Args::try_parse_args(args)?;
         Self::resolve(args, env)
     }
 
@@ -488,7 +630,7 @@ mod tests {
             &["--production=1"],
         ] {
             let err = parse(args, &[]).unwrap_err();
-            assert!(matches!(err, CliError::Usage(_)), "{args:?}");
+            assert!(matches!(err, CliError::Usage { .. }), "{args:?}");
             assert_eq!(err.exit_code(), 2, "{args:?}");
             assert!(err.render().starts_with("error:"), "{}", err.render());
         }
@@ -532,6 +674,30 @@ mod tests {
         assert!(output.contains("--nope"), "{output}");
     }
 
+    #[test]
+    fn repeated_flags_and_attached_values() {
+        assert_eq!(parse(&["-ldebug"], &[]).unwrap().log_level, LogLevel::Debug);
+        assert_eq!(
+            parse(&["-l=error"], &[]).unwrap().log_level,
+            LogLevel::Error
+        );
+        for args in [
+            &["--production", "--production"][..],
+            &["-l", "info", "--log", "debug"],
+            &["--log-level", "--production"],
+            &["--", "--production"],
+        ] {
+            let err = parse(args, &[]).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{args:?}");
+            assert!(
+                err.render().contains("Usage: tomodachi-rs"),
+                "{}",
+                err.render()
+            );
+        }
+    }
+
+    #[cfg(feature = "clap")]
     #[test]
     fn args_flatten_into_a_program_parser() {
         #[derive(Parser)]

@@ -13,7 +13,8 @@ where
     /// Runs `handler` on `schedule` (tomodachi's `@schedule`, `@heartbeat`, `@minutely` …).
     ///
     /// The handler's extractors may include `InvocationTime` and `Interval` and the
-    /// service's `State`. An invalid schedule stops the service at startup (exit code 1).
+    /// service's `State`. An invalid schedule stops the service at startup (exit code 1), as
+    /// does a zone name without the `tz` feature.
     ///
     /// ```no_run
     /// use tomodachi::{InvocationTime, Schedule, Service};

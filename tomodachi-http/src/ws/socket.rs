@@ -1,31 +1,4 @@
-//! WebSockets on axum's, tracked for shutdown and logged as tomodachi does.
-//!
-//! [`WebSocketUpgrade`] is axum's extractor plus what tomodachi adds: an id per socket,
-//! `websocket_state` open/closed records, a Close frame (1001 "going away") when the
-//! service shuts down, and the server's drain waits for the socket's task. Use
-//! [`on_upgrade`](WebSocketUpgrade::on_upgrade) to drive the [`WebSocket`] yourself, or
-//! [`on_session`](WebSocketUpgrade::on_session) for tomodachi's contract: a callback per
-//! text frame and one on close.
-//!
-//! A plain `GET` (no upgrade) of a websocket route is refused by axum's extractor (400 or
-//! 426), where aiohttp answered 200 with an empty body.
-//!
-//! ```
-//! use axum::response::Response;
-//! use tomodachi_http::ws::{WebSocketUpgrade, WsSender};
-//!
-//! async fn echo(ws: WebSocketUpgrade) -> Response {
-//!     ws.on_session(|sender: WsSender| {
-//!         move |text: String| {
-//!             let sender = sender.clone();
-//!             async move {
-//!                 let _ = sender.send_text(text);
-//!             }
-//!         }
-//!     })
-//! }
-//! # let _: axum::routing::MethodRouter = axum::routing::get(echo);
-//! ```
+//! The WebSocket extractor, socket and session (feature `ws`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,22 +14,15 @@ use futures_util::SinkExt;
 use http::header::{AUTHORIZATION, USER_AGENT};
 use http::request::Parts;
 use tokio::sync::mpsc;
+use tomodachi_core::Shutdown;
 use tomodachi_core::panic::CatchUnwind;
-use tomodachi_core::{Shutdown, TaskTracker};
 
 pub use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, close_code};
 
+use super::WsRegistry;
 use crate::RealIp;
 use crate::access_log::{Seconds, basic_auth_user};
 use crate::regex_route::decode_path;
-
-/// What the server gives each request so sockets can be tracked and closed on shutdown.
-#[derive(Debug, Clone)]
-pub(crate) struct WsRegistry {
-    pub(crate) tracker: TaskTracker,
-    pub(crate) shutdown: Shutdown,
-    pub(crate) log: bool,
-}
 
 #[derive(Debug)]
 struct WsInfo {
