@@ -59,6 +59,11 @@ def rss(results, out):
                     f"| {server} | {'keep-alive' if kind == 'http' else 'WebSocket'} | {n} "
                     f"| {r['rss_before_kb'] / 1024:.1f} MB | {r['rss_kb'] / 1024:.1f} MB | {per_text} | {mark} |"
                 )
+    before = [r for r in rows(results, "rss-before") if r["server"] == "tomodachi" and r["kind"] == "ws"]
+    if before:
+        before.sort(key=lambda r: r["connections"])
+        ax.plot([r["connections"] for r in before], [r["rss_kb"] / 1024 for r in before], marker="x",
+                linestyle=":", label="tomodachi, WebSockets, before the fix (128 KiB read buffer)")
     xs = [0, 10000]
     ax.set_xlabel("idle connections held")
     ax.set_ylabel("server RSS (MB)")
