@@ -195,7 +195,7 @@ fn document(bytes: usize) -> Vec<Item> {
         let item = Item {
             id: items.len() as u64,
             name: format!("sheep-{:012x}", state & 0xffff_ffff_ffff),
-            counted: state % 2 == 0,
+            counted: state.is_multiple_of(2),
         };
         let more = tomodachi::to_python_json(&item).unwrap().get().len()
             + if items.is_empty() { 0 } else { 2 };
