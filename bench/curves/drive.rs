@@ -37,10 +37,10 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
+use tomodachi::State;
 use tomodachi::{
     Data, Envelope, JsonEnvelope, Message, Options, Process, Service, ServiceIdentity,
 };
-use tomodachi::{Handler as _, Source as _, State};
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -436,11 +436,13 @@ async fn consume_amqp(meter: Arc<Meter>, concurrency: u16) -> Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "sqs")]
 async fn consume_sqs(meter: Arc<Meter>, concurrency: usize) -> Result<()> {
     use tomodachi::sqs::{
         AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SnsPublisher, SqsConsumer,
         Subscription,
     };
+    use tomodachi::{Handler as _, Source as _};
     let url =
         std::env::var("TOMODACHI_TEST_MOTO_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into());
     let options = AwsSnsSqsOptions {
@@ -500,7 +502,10 @@ async fn consume(broker: &str, concurrency: u16, messages: u64) -> Result<String
     });
     match broker {
         "amqp" => consume_amqp(meter.clone(), concurrency).await?,
+        #[cfg(feature = "sqs")]
         "sqs" => consume_sqs(meter.clone(), usize::from(concurrency)).await?,
+        #[cfg(not(feature = "sqs"))]
+        "sqs" => return Err("built without the `sqs` feature (bench/curves/run.sh build)".into()),
         other => return Err(format!("unknown broker {other:?}").into()),
     }
     let (first, last) = (

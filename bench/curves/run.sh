@@ -82,7 +82,7 @@ case "$part" in
 build)
   cd "$root"
   CARGO_TARGET_DIR=$target nice -n 19 cargo build --release -j 2 -q -p tomodachi-bench \
-    --bin bench_curves --bin bench_curves_server
+    --features sqs --bin bench_curves --bin bench_curves_server
   ;;
 
 rss)
