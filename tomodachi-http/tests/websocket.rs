@@ -132,6 +132,33 @@ async fn echo_binary_ping_and_client_close_with_log_records() {
 }
 
 #[tokio::test]
+async fn frames_larger_than_the_starting_read_buffer_arrive_whole() {
+    // The socket's read buffer starts at 4 KiB and grows: a 1 MiB text frame and a 300 KiB
+    // binary frame arrive intact.
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let server = TestServer::start(echo_router(events_tx), options()).await;
+    let (mut client, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+        .await
+        .unwrap();
+    let text: String = (0..1024 * 1024)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    client
+        .send(ClientMessage::text(text.clone()))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&mut client).await, ClientMessage::text(text));
+    client
+        .send(ClientMessage::binary(vec![7u8; 300 * 1024]))
+        .await
+        .unwrap();
+    assert_eq!(
+        events.recv().await.unwrap(),
+        format!("binary {}", 300 * 1024)
+    );
+}
+
+#[tokio::test]
 async fn shutdown_sends_going_away_and_waits_for_the_socket() {
     let (events_tx, mut events) = mpsc::unbounded_channel();
     let server = TestServer::start(echo_router(events_tx), options()).await;
