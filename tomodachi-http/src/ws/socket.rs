@@ -77,7 +77,7 @@ impl WsInfo {
 const READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// Extracts a WebSocket upgrade (axum's, see [`axum::extract::ws::WebSocketUpgrade`]),
-/// with tomodachi's tracking and logging; see the [module docs](self). Its read buffer
+/// with tomodachi's tracking and logging; see the [module docs](crate::ws). Its read buffer
 /// starts at 4 KiB (axum's: 128 KiB), so that idle sockets stay cheap.
 #[derive(Debug)]
 pub struct WebSocketUpgrade {
