@@ -150,14 +150,22 @@ def consume(results, out):
             label="ideal: concurrency / 10 ms")
     print("| broker | concurrency | messages | msgs/s | ideal | of ideal |")
     print("|---|---:|---:|---:|---:|---:|")
-    for broker in ("amqp", "sqs"):
-        points = sorted((r for r in data if r["broker"] == broker), key=lambda r: r["concurrency"])
+    series = {
+        ("amqp", None): "AMQP (RabbitMQ)",
+        ("sqs", "keepalive"): "SQS (moto on waitress, keep-alive)",
+        ("sqs", "shared"): "SQS (moto's server, Connection: close)",
+    }
+    for (broker, endpoint), label in series.items():
+        points = sorted((r for r in data if r["broker"] == broker
+                         and (endpoint is None or r.get("endpoint", "shared") == endpoint)),
+                        key=lambda r: r["concurrency"])
         if not points:
             continue
         ax.plot([r["concurrency"] for r in points], [r["rate"] for r in points], marker="o",
-                label={"amqp": "AMQP (RabbitMQ)", "sqs": "SQS (moto)"}[broker])
+                linestyle="-" if endpoint != "shared" else "--", label=label)
+        name = broker if endpoint is None else f"{broker} ({endpoint})"
         for r in points:
-            print(f"| {broker} | {r['concurrency']} | {r['messages']} | {r['rate']:,.0f} "
+            print(f"| {name} | {r['concurrency']} | {r['messages']} | {r['rate']:,.0f} "
                   f"| {r['ideal']:,.0f} | {r['rate'] / r['ideal']:.0%} |")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")

@@ -22,8 +22,11 @@
 # envelope  `bench_curves envelope <bytes>`: seal and open of tomodachi-core's JsonEnvelope
 #           (zlib + base64 from 60 000 characters of data) against serde_json alone.
 # consume   `bench_curves consume <amqp|sqs> <concurrency> <n>` with a handler that sleeps
-#           10 ms: RabbitMQ on 127.0.0.1:5672, moto on $TOMODACHI_TEST_MOTO_URL (default
-#           http://127.0.0.1:4566, the shared one of scripts/test-env.sh).
+#           10 ms: RabbitMQ on 127.0.0.1:5672; SQS against moto served by waitress, which
+#           keeps connections open as AWS does (bench/sqs/moto_keepalive.py on port
+#           $CURVES_SQS_PORT, default 4571, started and stopped here; its venv is
+#           bench/sqs's). CURVES_SQS_MOTO=shared uses $TOMODACHI_TEST_MOTO_URL instead
+#           (moto's own server, a new TCP connection per call).
 #
 # Every step is bounded by `timeout`; loopback only. Raw results: $BENCH_OUT (default
 # /tmp/bench-curves), one JSON line per point in <part>.jsonl, with the load average.
@@ -167,19 +170,50 @@ print(json.dumps(r))" | tee -a "$out/envelope.jsonl"
 
 consume)
   : >> "$out/consume.jsonl"
+  endpoint=shared
+  case " ${CURVES_BROKERS:-amqp sqs} " in *" sqs "*)
+    if [ "${CURVES_SQS_MOTO:-keepalive}" = keepalive ]; then
+      moto_venv=${BENCH_SQS_VENV:-$cache/venv-bench-moto}
+      if ! "$moto_venv/bin/python" -c 'import moto.server, waitress' 2>/dev/null; then
+        python3 -m venv "$moto_venv"
+        nice -n 19 "$moto_venv/bin/pip" install -q "moto[server]" waitress
+      fi
+      moto_url=http://127.0.0.1:${CURVES_SQS_PORT:-4571}
+      "$moto_venv/bin/python" "$root/bench/sqs/moto_keepalive.py" 127.0.0.1 "${CURVES_SQS_PORT:-4571}" \
+        >"$out/moto-keepalive.log" 2>&1 &
+      moto_pid=$!
+      trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+      for _ in $(seq 1 100); do
+        curl -s -o /dev/null --max-time 1 "$moto_url/__bench/counts" && break
+        kill -0 "$moto_pid" 2>/dev/null || { cat "$out/moto-keepalive.log" >&2; exit 1; }
+        sleep 0.2
+      done
+      export TOMODACHI_TEST_MOTO_URL=$moto_url
+      endpoint=keepalive
+    fi
+  esac
   for broker in ${CURVES_BROKERS:-amqp sqs}; do
     for spec in 1:200 8:1000 64:6000 256:20000; do
       c=${spec%%:*} n=${spec##*:}
-      # moto handles far fewer messages a second: fewer messages, the same bound.
-      [ "$broker" = sqs ] && n=$(( n / 4 > 100 ? n / 4 : 100 ))
+      # moto's ReceiveMessage slows with the queue's depth (≈ 0.5 s a call with 600
+      # messages queued: bench/curves/moto_receive.py), which would bend the curve by
+      # depth, not concurrency: the same 300 messages at every point.
+      [ "$broker" = sqs ] && n=300
       load_before=$(loadavg)
       timeout 240 "$bin/bench_curves" consume "$broker" "$c" "$n" | python3 -c "
 import json, sys
 r = json.loads(sys.stdin.read())
 r.update(load_before='$load_before', load_after='$(loadavg)')
+if r['broker'] == 'sqs':
+    r['endpoint'] = '$endpoint'
 print(json.dumps(r))" | tee -a "$out/consume.jsonl"
     done
   done
+  if [ "$endpoint" = keepalive ]; then
+    # What one ReceiveMessage costs moto against the queue's depth (same endpoint).
+    timeout 600 "$moto_venv/bin/python" "$here/moto_receive.py" "$moto_url" 100 300 600 |
+      tee "$out/moto-receive.txt"
+  fi
   ;;
 
 plot)
