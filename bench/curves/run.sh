@@ -173,21 +173,11 @@ consume)
   endpoint=shared
   case " ${CURVES_BROKERS:-amqp sqs} " in *" sqs "*)
     if [ "${CURVES_SQS_MOTO:-keepalive}" = keepalive ]; then
-      moto_venv=${BENCH_SQS_VENV:-$cache/venv-bench-moto}
-      if ! "$moto_venv/bin/python" -c 'import moto.server, waitress' 2>/dev/null; then
-        python3 -m venv "$moto_venv"
-        nice -n 19 "$moto_venv/bin/pip" install -q "moto[server]" waitress
-      fi
-      moto_url=http://127.0.0.1:${CURVES_SQS_PORT:-4571}
-      "$moto_venv/bin/python" "$root/bench/sqs/moto_keepalive.py" 127.0.0.1 "${CURVES_SQS_PORT:-4571}" \
-        >"$out/moto-keepalive.log" 2>&1 &
-      moto_pid=$!
-      trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
-      for _ in $(seq 1 100); do
-        curl -s -o /dev/null --max-time 1 "$moto_url/__bench/counts" && break
-        kill -0 "$moto_pid" 2>/dev/null || { cat "$out/moto-keepalive.log" >&2; exit 1; }
-        sleep 0.2
-      done
+      # shellcheck source=bench/sqs/moto_keepalive.sh
+      source "$root/bench/sqs/moto_keepalive.sh"
+      trap 'kill "${moto_keepalive_pid:-}" 2>/dev/null || true' EXIT
+      moto_keepalive_start "${CURVES_SQS_PORT:-4571}" "$out/moto-keepalive.log"
+      moto_venv=$moto_keepalive_venv moto_url=$moto_keepalive_url
       export TOMODACHI_TEST_MOTO_URL=$moto_url
       endpoint=keepalive
     fi

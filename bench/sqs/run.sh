@@ -18,31 +18,19 @@ messages=${1:-1000}
 rounds=${2:-1}
 cache=${TOMODACHI_RS_CACHE:-$HOME/.cache/tomodachi-rs}
 target=${CARGO_TARGET_DIR:-$cache/target}
-venv=${BENCH_SQS_VENV:-$cache/venv-bench-moto}
 port=${BENCH_SQS_PORT:-4570}
 url=http://127.0.0.1:$port
 bin=$target/release/examples/steady_state
 [ -x "$bin" ] || { echo "build first: cargo build --profile bench -p tomodachi-sqs --example steady_state" >&2; exit 1; }
 
-if ! "$venv/bin/python" -c 'import moto.server, waitress' 2>/dev/null; then
-  python3 -m venv "$venv"
-  nice -n 19 "$venv/bin/pip" install -q "moto[server]" waitress
-fi
-if curl -s -o /dev/null --max-time 2 "$url/"; then
-  echo "something already listens on $url" >&2; exit 1
-fi
+# shellcheck source=bench/sqs/moto_keepalive.sh
+source "$here/moto_keepalive.sh"
 log=$(mktemp /tmp/bench-sqs-moto.XXXXXX.log)
-"$venv/bin/python" "$here/moto_keepalive.py" 127.0.0.1 "$port" >"$log" 2>&1 &
-server=$!
-trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null --max-time 1 "$url/__bench/counts" && break
-  kill -0 "$server" 2>/dev/null || { cat "$log" >&2; exit 1; }
-  sleep 0.2
-done
+trap 'kill "${moto_keepalive_pid:-}" 2>/dev/null; wait "${moto_keepalive_pid:-}" 2>/dev/null || true' EXIT
+moto_keepalive_start "$port" "$log"
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-echo "endpoint: $url (moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)') on waitress $("$venv/bin/python" -c 'from importlib.metadata import version; print(version("waitress"))'))"
+echo "endpoint: $url (moto $("$moto_keepalive_venv/bin/python" -c 'import moto; print(moto.__version__)') on waitress $("$moto_keepalive_venv/bin/python" -c 'from importlib.metadata import version; print(version("waitress"))'))"
 for round in $(seq 1 "$rounds"); do
   echo "-- round $round, $(date -u +%FT%TZ), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   TOMODACHI_TEST_MOTO_URL=$url timeout 900 "$bin" "$messages"
