@@ -95,7 +95,8 @@ pub fn inflate_capped(compressed: &[u8], encoding: &str) -> Result<Vec<u8>, Enve
     Ok(inflated)
 }
 
-#[cfg(all(test, feature = "envelopes"))]
+#[cfg(test)]
+#[cfg(feature = "envelopes")]
 mod tests {
     use std::io::Write as _;
 
