@@ -2,7 +2,7 @@
 //! answers for 404 and 405.
 //!
 //! ```text
-//! cargo run -p tomodachi-examples --example http_service
+//! cargo run -p tomodachi-examples --example http_service --features http-regex
 //! curl -i localhost:9700/resource/1234     # 200 id = 1234
 //! curl -i localhost:9700/resource/1234/    # 200 id = 1234 (the regex allows a slash)
 //! curl -i localhost:9700/health            # 200 {"status": "healthy"}

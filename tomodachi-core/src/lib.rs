@@ -21,11 +21,13 @@ pub mod stats;
 pub mod telemetry;
 
 pub use attributes::AttributeValue;
+#[cfg(feature = "envelopes")]
+pub use envelope::JsonEnvelope;
 #[cfg(feature = "protobuf")]
 pub use envelope::ProtobufEnvelope;
 pub use envelope::{
-    Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, JsonEnvelope, RawEnvelope,
-    ServiceIdentity, SharedEnvelope, to_python_json,
+    Envelope, EnvelopeError, EnvelopeLayer, EnvelopeMetadata, RawEnvelope, ServiceIdentity,
+    SharedEnvelope, to_python_json,
 };
 #[cfg(feature = "protobuf")]
 pub use extract::Proto;

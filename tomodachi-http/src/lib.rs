@@ -24,7 +24,9 @@ pub use client_max_size::{ClientMaxSize, ClientMaxSizeFuture, ClientMaxSizeLayer
 pub use error_handler::ErrorStatus;
 pub use options::{AccessLog, ByteSize, HttpOptions, OptionError};
 pub use real_ip::{Cidr, RealIp, RealIpLayer, RealIpService};
-pub use regex_route::{Groups, PatternError};
+pub use regex_route::Groups;
+#[cfg(any(feature = "regex", feature = "regex-lite"))]
+pub use regex_route::PatternError;
 pub use response::{HttpError, HttpResponse};
 pub use router::HttpRouter;
 pub use server::{BoundHttpServer, Error, HttpServer};

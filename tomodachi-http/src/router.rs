@@ -26,6 +26,7 @@ use tower_service::Service;
 use crate::IgnoreLoggingLayer;
 use crate::error_handler::ErrorHandlerLayer;
 use crate::guard::GuardLayer;
+#[cfg(any(feature = "regex", feature = "regex-lite"))]
 use crate::regex_route::{self, RegexDispatch, RegexRoute};
 #[cfg(feature = "fs")]
 use crate::response::ExplicitContentType;
@@ -39,7 +40,7 @@ async fn not_found() -> axum::response::Response {
 /// per-status error handlers and static directories.
 ///
 /// - [`route`](Self::route): an axum path (`/orders/{id}`), matched by axum.
-/// - [`regex_route`](Self::regex_route): tomodachi's `@http(method, url)`: the pattern
+/// - `regex_route` (feature `regex-lite` or `regex`): tomodachi's `@http(method, url)`: the pattern
 ///   must match the whole percent-decoded path (case-sensitive, no slash normalisation,
 ///   query ignored); regex routes are tried in registration order after the axum paths,
 ///   and the first whose pattern matches handles the request. Its `MethodRouter` answers
@@ -67,6 +68,7 @@ async fn not_found() -> axum::response::Response {
 #[must_use]
 pub struct HttpRouter<S = ()> {
     router: Router<S>,
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
     regex_routes: Vec<RegexRoute<S>>,
     not_found: MethodRouter<S>,
     error_handlers: Vec<(StatusCode, MethodRouter<S>)>,
@@ -78,9 +80,11 @@ pub struct HttpRouter<S = ()> {
 
 impl<S> std::fmt::Debug for HttpRouter<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpRouter")
-            .field("router", &self.router)
-            .field("regex_routes", &self.regex_routes)
+        let mut debug = f.debug_struct("HttpRouter");
+        debug.field("router", &self.router);
+        #[cfg(any(feature = "regex", feature = "regex-lite"))]
+        debug.field("regex_routes", &self.regex_routes);
+        debug
             .field(
                 "error_handlers",
                 &self
@@ -116,6 +120,7 @@ where
     pub fn new() -> Self {
         Self {
             router: Router::new(),
+            #[cfg(any(feature = "regex", feature = "regex-lite"))]
             regex_routes: Vec::new(),
             not_found: any(not_found),
             error_handlers: Vec::new(),
@@ -154,11 +159,18 @@ where
     /// or [`regex_route`](Self::regex_route) answers at exactly `path` (the paths of
     /// merged and nested routers are not seen; fallback routes do not count).
     pub fn has_route(&self, path: &str) -> bool {
-        self.paths.iter().any(|p| p == path)
-            || self
-                .regex_routes
-                .iter()
-                .any(|route| route.regex.is_match(path))
+        if self.paths.iter().any(|p| p == path) {
+            return true;
+        }
+        #[cfg(any(feature = "regex", feature = "regex-lite"))]
+        if self
+            .regex_routes
+            .iter()
+            .any(|route| route.regex.is_match(path))
+        {
+            return true;
+        }
+        false
     }
 
     /// Adds a service at an axum path (see [`axum::Router::route_service`]).
@@ -173,13 +185,15 @@ where
         self
     }
 
-    /// Adds a tomodachi regex route.
+    /// Adds a tomodachi regex route (features `regex-lite` or `regex`).
     ///
     /// # Panics
     ///
     /// If `pattern` is not a valid regex, or the same pattern already has a handler for one
     /// of `method_router`'s methods (as axum panics on bad or overlapping routes). Use
     /// [`try_regex_route`](Self::try_regex_route) for patterns from configuration.
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "regex", feature = "regex-lite"))))]
     pub fn regex_route(self, pattern: &str, method_router: MethodRouter<S>) -> Self {
         match self.try_regex_route(pattern, method_router) {
             Ok(router) => router,
@@ -188,6 +202,8 @@ where
     }
 
     /// Adds a tomodachi regex route, or returns why the pattern is not a valid regex.
+    #[cfg(any(feature = "regex", feature = "regex-lite"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "regex", feature = "regex-lite"))))]
     pub fn try_regex_route(
         mut self,
         pattern: &str,
@@ -325,14 +341,17 @@ where
         <L::Service as Service<Request>>::Future: Send + 'static,
     {
         self.router = self.router.layer(layer.clone());
-        self.regex_routes = self
-            .regex_routes
-            .into_iter()
-            .map(|route| RegexRoute {
-                method_router: route.method_router.layer(layer.clone()),
-                ..route
-            })
-            .collect();
+        #[cfg(any(feature = "regex", feature = "regex-lite"))]
+        {
+            self.regex_routes = self
+                .regex_routes
+                .into_iter()
+                .map(|route| RegexRoute {
+                    method_router: route.method_router.layer(layer.clone()),
+                    ..route
+                })
+                .collect();
+        }
         self.error_handlers = self
             .error_handlers
             .into_iter()
@@ -354,14 +373,19 @@ where
         if self.router.has_routes() {
             self.router = self.router.route_layer(layer.clone());
         }
-        self.regex_routes = self
-            .regex_routes
-            .into_iter()
-            .map(|route| RegexRoute {
-                method_router: route.method_router.route_layer(layer.clone()),
-                ..route
-            })
-            .collect();
+        #[cfg(any(feature = "regex", feature = "regex-lite"))]
+        {
+            self.regex_routes = self
+                .regex_routes
+                .into_iter()
+                .map(|route| RegexRoute {
+                    method_router: route.method_router.route_layer(layer.clone()),
+                    ..route
+                })
+                .collect();
+        }
+        #[cfg(not(any(feature = "regex", feature = "regex-lite")))]
+        drop(layer);
         self
     }
 
@@ -372,6 +396,7 @@ where
     {
         HttpRouter {
             router: self.router.with_state(state.clone()),
+            #[cfg(any(feature = "regex", feature = "regex-lite"))]
             regex_routes: self
                 .regex_routes
                 .into_iter()
@@ -417,6 +442,7 @@ impl HttpRouter {
     pub(crate) fn into_parts(self) -> (Router, Option<ErrorHandlerLayer>) {
         let Self {
             router,
+            #[cfg(any(feature = "regex", feature = "regex-lite"))]
             regex_routes,
             mut not_found,
             error_handlers,
@@ -426,8 +452,10 @@ impl HttpRouter {
         if fallback_routes.has_routes() {
             not_found = axum::routing::any_service(fallback_routes.fallback_service(not_found));
         }
-        let dispatch = RegexDispatch::new(regex_routes, not_found);
-        let router = router.fallback_service(dispatch);
+        #[cfg(any(feature = "regex", feature = "regex-lite"))]
+        let router = router.fallback_service(RegexDispatch::new(regex_routes, not_found));
+        #[cfg(not(any(feature = "regex", feature = "regex-lite")))]
+        let router = router.fallback_service(not_found);
         let error_handlers = (!error_handlers.is_empty()).then(|| {
             let handlers: HashMap<StatusCode, MethodRouter> = error_handlers.into_iter().collect();
             ErrorHandlerLayer::new(Arc::new(handlers))

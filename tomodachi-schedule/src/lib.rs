@@ -17,11 +17,10 @@ pub use source::{HANDLER_LOG_TARGET, LOG_TARGET, Running, ScheduleSource};
 pub use zone::Zone;
 
 /// What a user of this crate alone needs from `tomodachi-core` (all of it is [`core`]):
-/// handlers, extractors, outcomes, the envelope, the source contract and the shutdown.
+/// handlers, extractors, outcomes, the source contract and the shutdown.
 pub use tomodachi_core::{
-    self as core, Attributes, BoxError, Data, Extension, Handler, HandlerWithoutStateExt,
-    JsonEnvelope, Message, MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source,
-    State,
+    self as core, Attributes, BoxError, Data, Extension, Handler, HandlerWithoutStateExt, Message,
+    MessageUuid, Metadata, Outcome, Raw, ServiceIdentity, Shutdown, Source, State,
 };
 static STATS: tomodachi_core::stats::TaskStats = tomodachi_core::stats::TaskStats::new();
 

@@ -126,9 +126,15 @@ impl Args {
         I: IntoIterator<Item = T>,
         T: Into<OsString>,
     {
+        // The parser itself is not generic: compiled once, not per argument type.
+        Self::parse_os_args(args.into_iter().skip(1).map(Into::into).collect())
+    }
+
+    /// [`try_parse_args`](Self::try_parse_args) on the arguments after the program name.
+    fn parse_os_args(args: Vec<OsString>) -> Result<Self, CliError> {
         let mut parsed = Args::default();
         let mut seen: Vec<&'static str> = Vec::new();
-        let mut args = args.into_iter().skip(1).map(Into::into);
+        let mut args = args.into_iter();
         while let Some(arg) = args.next() {
             let arg = arg.into_string().map_err(|arg| {
                 usage(format!(

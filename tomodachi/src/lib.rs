@@ -36,12 +36,22 @@ pub use process::{Exit, Process, exit};
 pub use service::{BoxMessageService, HookResult, Service};
 
 pub use tomodachi_core as core;
+/// Python tomodachi's JSON envelope: with the message transports (`amqp`, `sqs`),
+/// `test-util`, `protobuf`, or `envelopes` for a transport of your own.
+#[cfg(any(
+    feature = "envelopes",
+    feature = "amqp",
+    feature = "sqs",
+    feature = "test-util",
+    feature = "protobuf"
+))]
+pub use tomodachi_core::JsonEnvelope;
 pub use tomodachi_core::{
     AttributeValue, Attributes, BoxError, Classify, Data, DedupLayer, DropOnFailure, Envelope,
     EnvelopeLayer, EnvelopeMetadata, Extension, FromMessage, FromMessageParts, FromRef, Handler,
-    HandlerTimeoutLayer, JsonEnvelope, Message, MessageUuid, Metadata, OptionalFromMessageParts,
-    Outcome, Raw, RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State,
-    Transport, classify_fn, to_python_json,
+    HandlerTimeoutLayer, Message, MessageUuid, Metadata, OptionalFromMessageParts, Outcome, Raw,
+    RawEnvelope, Rejection, RetryOnFailure, ServiceIdentity, Shutdown, Source, State, Transport,
+    classify_fn, to_python_json,
 };
 #[cfg(feature = "protobuf")]
 pub use tomodachi_core::{Proto, ProtobufEnvelope};

@@ -37,9 +37,17 @@ async fn main() -> Exit {
 )]
 
 pub use crate::{
-    Attributes, Data, Exit, Extension, FromRef, JsonEnvelope, MessageUuid, Metadata, Options,
-    Outcome, Raw, State,
+    Attributes, Data, Exit, Extension, FromRef, MessageUuid, Metadata, Options, Outcome, Raw, State,
 };
+
+#[cfg(any(
+    feature = "envelopes",
+    feature = "amqp",
+    feature = "sqs",
+    feature = "test-util",
+    feature = "protobuf"
+))]
+pub use crate::JsonEnvelope;
 
 #[cfg(feature = "http")]
 pub use tomodachi_http::axum::routing::{any, delete, get, patch, post, put};

@@ -186,7 +186,18 @@ impl Process {
     }
 
     /// Runs every service until a signal or [`exit`], then stops them. Returns the exit code.
-    pub async fn run(mut self) -> Exit {
+    ///
+    /// The future is boxed here, in this crate: its whole state machine (start-up, the
+    /// transports, the lifecycle, shutdown) is compiled once with tomodachi, not again in
+    /// every program that awaits it (an `async fn`'s body is compiled where it is polled).
+    /// One allocation per process.
+    #[inline(never)]
+    pub fn run(self) -> impl Future<Output = Exit> + Send + 'static {
+        let run: futures_util::future::BoxFuture<'static, Exit> = Box::pin(self.run_inner());
+        run
+    }
+
+    async fn run_inner(mut self) -> Exit {
         // Signals first, so that a signal during startup stops the process promptly.
         if self.signals
             && let Err(error) = self.shutdown.listen_for_signals()

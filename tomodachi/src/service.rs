@@ -487,14 +487,24 @@ where
 
     /// Registers a transport's handler (used by the transport methods): `start` sets the
     /// transport up when the service starts and returns the work to run.
-    pub(crate) fn register<F, Fut>(mut self, transport: Transport, start: F) -> Self
+    pub(crate) fn register<F, Fut>(self, transport: Transport, start: F) -> Self
     where
         F: FnOnce(RunContext) -> Fut + Send + 'static,
         Fut: Future<Output = Result<Running, BoxError>> + Send + 'static,
     {
+        self.register_boxed(transport, move |context| Box::pin(start(context)))
+    }
+
+    /// [`register`](Self::register) for a `start` that boxes its own future. The built-in
+    /// transports start in non-generic functions of this crate, so that their set-up and
+    /// serving code is compiled once here, not in each program for its state type.
+    pub(crate) fn register_boxed<F>(mut self, transport: Transport, start: F) -> Self
+    where
+        F: FnOnce(RunContext) -> BoxFuture<'static, Result<Running, BoxError>> + Send + 'static,
+    {
         self.registrations.push(Registration {
             transport,
-            start: Box::new(move |context| Box::pin(start(context))),
+            start: Box::new(start),
         });
         self
     }
@@ -522,8 +532,8 @@ where
     /// Runs the service as a process: reads the command line and `TOMODACHI_*`
     /// variables, sets up logging, starts, runs until SIGINT/SIGTERM or
     /// [`exit`](crate::exit), stops. Returns the exit code.
-    pub async fn run(self) -> crate::Exit {
-        crate::Process::new().service(self).run().await
+    pub fn run(self) -> impl Future<Output = crate::Exit> + Send + 'static {
+        crate::Process::new().service(self).run()
     }
 
     /// [`run`](Service::run) with `settings` instead of the command line and the
@@ -542,12 +552,11 @@ where
     /// Service::new("own-cli").schedule(Schedule::heartbeat(), tick).run_with(settings).await
     /// # }
     /// ```
-    pub async fn run_with(self, settings: crate::Settings) -> crate::Exit {
-        crate::Process::new()
-            .settings(settings)
-            .service(self)
-            .run()
-            .await
+    pub fn run_with(
+        self,
+        settings: crate::Settings,
+    ) -> impl Future<Output = crate::Exit> + Send + 'static {
+        crate::Process::new().settings(settings).service(self).run()
     }
 }
 

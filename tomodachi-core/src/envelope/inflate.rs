@@ -10,9 +10,11 @@
 //! data is rare (tomodachi compresses from 60 000 characters) and inflating runs at
 //! hundreds of MB/s, so the second pass is cheap beside holding a bomb's worth of memory.
 
+#[cfg(feature = "envelopes")]
 use std::io::Read;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+#[cfg(feature = "envelopes")]
 use super::EnvelopeError;
 
 /// The default of [`max_inflated_size`]: 64 MiB.
@@ -34,8 +36,10 @@ pub fn set_max_inflated_size(bytes: usize) {
 
 /// Read size of the counting pass: large enough to be cheap per call, small enough not to
 /// matter in memory.
+#[cfg(feature = "envelopes")]
 const CHUNK: usize = 64 * 1024;
 
+#[cfg(feature = "envelopes")]
 /// Inflates the zlib stream `compressed` of an envelope whose `data_encoding` is
 /// `encoding`, refusing to produce more than [`max_inflated_size`] bytes.
 ///
@@ -92,6 +96,7 @@ pub fn inflate_capped(compressed: &[u8], encoding: &str) -> Result<Vec<u8>, Enve
 }
 
 #[cfg(test)]
+#[cfg(feature = "envelopes")]
 mod tests {
     use std::io::Write as _;
 

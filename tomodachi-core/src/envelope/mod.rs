@@ -1,11 +1,12 @@
 //! Envelopes: how a message's data is wrapped on the wire.
 //!
 //! An [`Envelope`] opens incoming messages (through [`EnvelopeLayer`]) and seals outgoing
-//! ones (publishers call [`Envelope::seal`]). [`JsonEnvelope`] is Python tomodachi's
-//! `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all; `ProtobufEnvelope`
-//! (feature `protobuf`) is Python's `ProtobufBase`.
+//! ones (publishers call [`Envelope::seal`]). `JsonEnvelope` (feature `envelopes`) is Python
+//! tomodachi's `JsonBase`, byte for byte; [`RawEnvelope`] is no envelope at all;
+//! `ProtobufEnvelope` (feature `protobuf`) is Python's `ProtobufBase`.
 
 mod inflate;
+#[cfg(feature = "envelopes")]
 mod json;
 mod layer;
 #[cfg(feature = "protobuf")]
@@ -18,13 +19,15 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-pub use inflate::{
-    DEFAULT_MAX_INFLATED_SIZE, inflate_capped, max_inflated_size, set_max_inflated_size,
-};
+#[cfg(feature = "envelopes")]
+pub use inflate::inflate_capped;
+pub use inflate::{DEFAULT_MAX_INFLATED_SIZE, max_inflated_size, set_max_inflated_size};
+#[cfg(feature = "envelopes")]
 pub use json::JsonEnvelope;
 pub use layer::{EnvelopeFuture, EnvelopeLayer, EnvelopeService};
 #[cfg(feature = "protobuf")]
 pub use protobuf::ProtobufEnvelope;
+#[cfg(feature = "envelopes")]
 pub(crate) use python_json::to_python_string;
 pub use python_json::{PythonFormatter, to_python_json};
 pub use raw::RawEnvelope;

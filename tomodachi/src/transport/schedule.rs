@@ -3,8 +3,10 @@
 use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_schedule::{Schedule, ScheduleSource};
 
+use futures_util::future::BoxFuture;
+
 use crate::Service;
-use crate::service::{BoxMessageService, boxed};
+use crate::service::{BoxMessageService, RunContext, Running, boxed};
 
 impl<S> Service<S>
 where
@@ -66,12 +68,24 @@ where
     }
 
     fn schedule_source(self, source: ScheduleSource, service: BoxMessageService) -> Self {
-        self.register(tomodachi_schedule::TRANSPORT, move |context| async move {
-            source.schedule().validate()?;
-            let service = context.wrap(service, None);
-            let health = context.reporter(format!("schedule:{}", source.name()));
-            let work = source.start(service, context.shutdown.clone()).await?;
-            Ok(context.running(health, work))
+        self.register_boxed(tomodachi_schedule::TRANSPORT, move |context| {
+            start(source, service, context)
         })
     }
+}
+
+/// Starts a schedule: not generic, so compiled once in this crate.
+#[inline(never)]
+fn start(
+    source: ScheduleSource,
+    service: BoxMessageService,
+    context: RunContext,
+) -> BoxFuture<'static, Result<Running, BoxError>> {
+    Box::pin(async move {
+        source.schedule().validate()?;
+        let service = context.wrap(service, None);
+        let health = context.reporter(format!("schedule:{}", source.name()));
+        let work = source.start(service, context.shutdown.clone()).await?;
+        Ok(context.running(health, work))
+    })
 }
