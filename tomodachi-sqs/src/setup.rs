@@ -16,9 +16,9 @@ use crate::{AwsClients, AwsSnsSqsOptions, Error, Subscription};
 #[cfg(feature = "sns")]
 mod topics;
 #[cfg(feature = "sns")]
-pub(crate) use topics::{create_topic, lookup_topic};
-#[cfg(feature = "sns")]
 use topics::{QueueTarget, RedrivePolicy, subscribe_topics, subscribe_wildcard_topic};
+#[cfg(feature = "sns")]
+pub(crate) use topics::{create_topic, lookup_topic};
 
 const LOG: &str = "tomodachi.awssnssqs";
 /// 14 days: the retention of created dead-letter queues.
@@ -94,12 +94,15 @@ pub(crate) async fn setup(
     if let Some(topic) = topic {
         let redrive_policy = match (&subscription.dead_letter, &dead_letter_queue) {
             (DeadLetter::Remove, _) => Some(RedrivePolicy::Remove),
-            (DeadLetter::Queue { max_receive_count, .. }, Some((_, dlq_arn))) => {
-                Some(RedrivePolicy::Target {
-                    dead_letter_target_arn: dlq_arn.clone(),
-                    max_receive_count: *max_receive_count,
-                })
-            }
+            (
+                DeadLetter::Queue {
+                    max_receive_count, ..
+                },
+                Some((_, dlq_arn)),
+            ) => Some(RedrivePolicy::Target {
+                dead_letter_target_arn: dlq_arn.clone(),
+                max_receive_count: *max_receive_count,
+            }),
             _ => None,
         };
         let filter = match &subscription.filter_policy {
@@ -254,4 +257,3 @@ pub(crate) async fn queue_url_from_arn(
         }
     }
 }
-
