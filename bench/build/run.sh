@@ -8,7 +8,10 @@
 #   axum        bench/build/axum-hello: axum's hello world (axum defaults, tokio `full`)
 #   quickstart  examples/quickstart (tomodachi `http` + `schedule`)
 #   sqs-bare    bench/build/sqs-consumer: a bare aws-sdk-sqs consumer (the SDK's lean features)
-#   sqs         examples/sqs_service on the facade (tomodachi `sqs`, rustls with aws-lc-rs)
+#   sqs-queue   examples/sqs_queue on the facade (tomodachi `sqs`: queues only, no SNS;
+#               rustls with aws-lc-rs): like for like with sqs-bare
+#   sqs         examples/sqs_service on the facade (tomodachi `sns`: SNS topics + SQS,
+#               rustls with aws-lc-rs)
 #   sqs-ring    the same with `rustls-ring` instead (no aws-lc-sys)
 #
 # Prints, per case, the wall time, the CPU time of cargo and every compiler it ran (user +
@@ -23,7 +26,7 @@ root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd)
 cd -- "$root"
 
 cases=("$@")
-((${#cases[@]})) || cases=(axum quickstart sqs-bare sqs sqs-ring)
+((${#cases[@]})) || cases=(axum quickstart sqs-bare sqs-queue sqs sqs-ring)
 jobs=${BENCH_BUILD_JOBS:-2}
 timings=${BENCH_BUILD_TIMINGS:-}
 timings_arg=()
@@ -45,8 +48,9 @@ for case in "${cases[@]}"; do
     axum) args=(-p bench-build-axum) ;;
     quickstart) args=(-p tomodachi-examples --example quickstart) ;;
     sqs-bare) args=(-p bench-build-sqs) ;;
-    sqs) args=(-p tomodachi-examples --no-default-features --features sqs,rustls --example sqs_service) ;;
-    sqs-ring) args=(-p tomodachi-examples --no-default-features --features sqs,rustls-ring --example sqs_service) ;;
+    sqs-queue) args=(-p tomodachi-examples --no-default-features --features sqs,rustls --example sqs_queue) ;;
+    sqs) args=(-p tomodachi-examples --no-default-features --features sns,rustls --example sqs_service) ;;
+    sqs-ring) args=(-p tomodachi-examples --no-default-features --features sns,rustls-ring --example sqs_service) ;;
     *)
         echo "bench/build: unknown case $case" >&2
         exit 2

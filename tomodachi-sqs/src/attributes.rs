@@ -54,6 +54,7 @@ pub(crate) fn to_sqs(value: &AttributeValue) -> aws_sdk_sqs::types::MessageAttri
 }
 
 /// SNS `MessageAttributeValue` of an attribute.
+#[cfg(feature = "sns")]
 pub(crate) fn to_sns(value: &AttributeValue) -> aws_sdk_sns::types::MessageAttributeValue {
     let (data_type, string_value) = wire(value);
     let mut builder = aws_sdk_sns::types::MessageAttributeValue::builder().data_type(data_type);

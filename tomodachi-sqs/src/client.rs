@@ -9,7 +9,8 @@ use tokio::sync::OnceCell;
 
 use crate::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, Error};
 
-/// The SQS, SNS and STS clients every part of the transport shares (cheap to clone).
+/// The AWS clients every part of the transport shares (cheap to clone): SQS, and with the
+/// `sns` feature SNS and STS.
 ///
 /// Built from the options as Python tomodachi builds its botocore clients: region and keys
 /// from `aws_sns_sqs` (the AWS default chain for what is `None`), endpoints from
@@ -27,7 +28,9 @@ use crate::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, Error};
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     sqs: aws_sdk_sqs::Client,
+    #[cfg(feature = "sns")]
     sns: aws_sdk_sns::Client,
+    #[cfg(feature = "sns")]
     sts: aws_sdk_sts::Client,
 }
 
@@ -47,22 +50,33 @@ impl AwsClients {
         if let Some(url) = &endpoints.sqs {
             sqs = sqs.endpoint_url(url);
         }
-        let mut sns = aws_sdk_sns::config::Builder::from(config);
-        if let Some(url) = &endpoints.sns {
-            sns = sns.endpoint_url(url);
-        }
-        let mut sts = aws_sdk_sts::config::Builder::from(config);
-        if let Some(url) = endpoints.sts.as_ref().or(endpoints.sns.as_ref()) {
-            sts = sts.endpoint_url(url);
-        }
+        #[cfg(feature = "sns")]
+        let (sns, sts) = {
+            let mut sns = aws_sdk_sns::config::Builder::from(config);
+            if let Some(url) = &endpoints.sns {
+                sns = sns.endpoint_url(url);
+            }
+            let mut sts = aws_sdk_sts::config::Builder::from(config);
+            if let Some(url) = endpoints.sts.as_ref().or(endpoints.sns.as_ref()) {
+                sts = sts.endpoint_url(url);
+            }
+            (sns, sts)
+        };
         Self {
             sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            #[cfg(feature = "sns")]
             sns: aws_sdk_sns::Client::from_conf(sns.build()),
+            #[cfg(feature = "sns")]
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
         }
     }
 
     /// Clients you built yourself (with interceptors, retry or timeout settings).
+    ///
+    /// Without the `sns` feature, make the clients from a configuration and put your SQS
+    /// client in: `AwsClients::from_sdk_config(&config, &endpoints).with_sqs(sqs)`.
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     pub fn new(
         sqs: aws_sdk_sqs::Client,
         sns: aws_sdk_sns::Client,
@@ -71,24 +85,39 @@ impl AwsClients {
         Self { sqs, sns, sts }
     }
 
+    /// These clients with `sqs` (one you built yourself) as the SQS client.
+    #[must_use]
+    pub fn with_sqs(mut self, sqs: aws_sdk_sqs::Client) -> Self {
+        self.sqs = sqs;
+        self
+    }
+
     /// The SQS client.
     pub fn sqs(&self) -> &aws_sdk_sqs::Client {
         &self.sqs
     }
 
     /// The SNS client.
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     pub fn sns(&self) -> &aws_sdk_sns::Client {
         &self.sns
     }
 
     /// The STS client (used to look topics up by ARN).
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     pub fn sts(&self) -> &aws_sdk_sts::Client {
         &self.sts
     }
 
-    /// The region the SNS client uses.
+    /// The region the SNS client uses (without the `sns` feature, the SQS client's).
     pub fn region(&self) -> Option<&str> {
-        self.sns.config().region().map(Region::as_ref)
+        #[cfg(feature = "sns")]
+        let region = self.sns.config().region();
+        #[cfg(not(feature = "sns"))]
+        let region = self.sqs.config().region();
+        region.map(Region::as_ref)
     }
 }
 
@@ -102,14 +131,14 @@ impl AwsClients {
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
 /// use tomodachi_core::ServiceIdentity;
-/// use tomodachi_sqs::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, LazyAwsClients, SnsPublisher, SqsSender};
+/// use tomodachi_sqs::{AwsEndpointUrlsOptions, AwsSnsSqsOptions, LazyAwsClients, SqsSender};
 ///
 /// let clients = LazyAwsClients::new(AwsSnsSqsOptions::default(), AwsEndpointUrlsOptions::default());
 /// let identity = ServiceIdentity::with_random_uuid("orders");
-/// let publisher = SnsPublisher::with_clients(clients.clone(), identity.clone());
-/// let sender = SqsSender::with_clients(clients.clone(), identity);
-/// publisher.publish(&serde_json::json!({"order": 7}), "order-paid").await?; // the clients are made here
-/// # let _ = sender;
+/// let sender = SqsSender::with_clients(clients.clone(), identity.clone());
+/// let other = SqsSender::with_clients(clients.clone(), identity); // the same clients
+/// sender.send(&serde_json::json!({"order": 7}), "orders").await?; // the clients are made here
+/// # let _ = other;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]

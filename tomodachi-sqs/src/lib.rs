@@ -1,4 +1,12 @@
-#![doc = include_str!("../README.md")]
+// The README's example subscribes to a topic and publishes to SNS: it is the crate's
+// documentation (and a doctest) with the `sns` feature, as docs.rs builds it.
+#![cfg_attr(feature = "sns", doc = include_str!("../README.md"))]
+#![cfg_attr(
+    not(feature = "sns"),
+    doc = "The AWS SQS transport of tomodachi-rs, built without its `sns` feature: a consumer of \
+           queues ([`SqsConsumer`] with [`Subscription::new`]) and [`SqsSender`]. With `sns`: \
+           topics, subscriptions to them and `SnsPublisher` (see the README)."
+)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod attributes;
@@ -6,6 +14,7 @@ mod client;
 mod error;
 pub mod naming;
 mod options;
+#[cfg(feature = "sns")]
 mod python_json;
 mod setup;
 mod subscription;
@@ -29,12 +38,15 @@ mod heartbeat;
 #[cfg(feature = "dynamodb")]
 mod lease;
 mod outgoing;
+#[cfg(feature = "sns")]
 mod publish;
 mod send;
 
 pub use heartbeat::{HeartbeatFuture, VisibilityHeartbeat, VisibilityHeartbeatLayer};
 #[cfg(feature = "dynamodb")]
 pub use lease::DynamoDbLease;
+#[cfg(feature = "sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
 pub use publish::{PublishOptions, SnsPublish, SnsPublisher, TopicMode};
 pub use send::{SendOptions, SqsSend, SqsSender};
 

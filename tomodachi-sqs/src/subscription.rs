@@ -5,6 +5,7 @@ use std::time::Duration;
 use tomodachi_core::{Classify, Envelope, RetryOnFailure, SharedClassifier, SharedEnvelope};
 
 use crate::Error;
+#[cfg(feature = "sns")]
 use crate::python_json::OrderedJson;
 
 /// The dead-letter settings of a subscription.
@@ -22,6 +23,7 @@ pub(crate) enum DeadLetter {
 }
 
 /// The filter policy of a subscription.
+#[cfg(feature = "sns")]
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum FilterPolicy {
     /// Not given: the subscription has no `FilterPolicy` attribute.
@@ -35,8 +37,20 @@ pub(crate) enum FilterPolicy {
 /// A handler's subscription: the topic, the queue and its settings
 /// (the arguments of Python tomodachi's `@aws_sns_sqs`).
 ///
+/// A queue of its own, fed by [`SqsSender`](crate::SqsSender) (no SNS; all this crate builds
+/// without its `sns` feature):
+///
 /// ```
-/// use std::time::Duration;
+/// use tomodachi_sqs::Subscription;
+///
+/// let subscription = Subscription::new().queue("orders").max_in_flight(4);
+/// assert_eq!(subscription.topic_name(), None);
+/// ```
+///
+/// A queue subscribed to an SNS topic (the `sns` feature):
+///
+/// ```
+/// # #[cfg(feature = "sns")] {
 /// use tomodachi_sqs::Subscription;
 ///
 /// let subscription = Subscription::topic("order-paid")
@@ -45,13 +59,16 @@ pub(crate) enum FilterPolicy {
 ///     .visibility_timeout(60)
 ///     .dead_letter("orders-dlq", 3);
 /// assert_eq!(subscription.topic_name(), Some("order-paid"));
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct Subscription {
     pub(crate) topic: Option<String>,
     pub(crate) competing: Option<bool>,
     pub(crate) queue_name: Option<String>,
+    #[cfg(feature = "sns")]
     pub(crate) filter_policy: FilterPolicy,
+    #[cfg(feature = "sns")]
     pub(crate) visibility_timeout: Option<u32>,
     pub(crate) dead_letter: DeadLetter,
     pub(crate) fifo: bool,
@@ -69,7 +86,9 @@ impl Default for Subscription {
             topic: None,
             competing: None,
             queue_name: None,
+            #[cfg(feature = "sns")]
             filter_policy: FilterPolicy::Unset,
+            #[cfg(feature = "sns")]
             visibility_timeout: None,
             dead_letter: DeadLetter::Unset,
             fifo: false,
@@ -86,10 +105,15 @@ impl Default for Subscription {
 impl Subscription {
     /// A subscription without a topic: the handler consumes its queue (set one with
     /// [`queue`](Self::queue)), fed by [`SqsSender`](crate::SqsSender) or anything else.
+    /// The queue (and a [`dead_letter`](Self::dead_letter) queue) is created if missing;
+    /// as in tomodachi, a queue without a topic gets no policy, visibility timeout or
+    /// redrive policy from the setup.
     pub fn new() -> Self {
         Self::default()
     }
 
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     /// A subscription to `topic` (without the options' `topic_prefix`). `*` and `#` make
     /// it a wildcard subscription to every existing matching topic.
     pub fn topic(topic: impl Into<String>) -> Self {
@@ -122,6 +146,8 @@ impl Subscription {
         self
     }
 
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     /// The subscription's filter policy, from anything serializable; the key order is
     /// kept, so the `FilterPolicy` attribute is what Python's `json.dumps` would send.
     #[must_use]
@@ -133,6 +159,8 @@ impl Subscription {
         self
     }
 
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     /// The filter policy as a JSON string (a bad string fails the setup).
     #[must_use]
     pub fn filter_policy_json(mut self, policy: &str) -> Self {
@@ -140,6 +168,8 @@ impl Subscription {
         self
     }
 
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     /// Python's `filter_policy=None`: the empty policy `{}`.
     #[must_use]
     pub fn empty_filter_policy(mut self) -> Self {
@@ -147,6 +177,8 @@ impl Subscription {
         self
     }
 
+    #[cfg(feature = "sns")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
     /// The queue's `VisibilityTimeout` in seconds (0..=43200), set when the queue has a
     /// topic and differs.
     #[must_use]
@@ -156,7 +188,8 @@ impl Subscription {
     }
 
     /// Dead-letter queue (name, prefixed like the queue, or ARN) after
-    /// `max_receive_count` receives. The queue is created with a 14-day retention.
+    /// `max_receive_count` receives. The queue is created with a 14-day retention; the
+    /// redrive policy is set on a queue with a topic only (as tomodachi does).
     #[must_use]
     pub fn dead_letter(mut self, queue_name: impl Into<String>, max_receive_count: u32) -> Self {
         self.dead_letter = DeadLetter::Queue {
@@ -245,6 +278,7 @@ impl Subscription {
                 "Invalid values specified for dead-letter queue parameters (dead_letter_queue_name and max_receive_count)".into(),
             ));
         }
+        #[cfg(feature = "sns")]
         if let Some(timeout) = self.visibility_timeout
             && timeout > 43200
         {
@@ -252,6 +286,7 @@ impl Subscription {
                 "SQS visibility_timeout is invalid".into(),
             ));
         }
+        #[cfg(feature = "sns")]
         if let FilterPolicy::Invalid(reason) = &self.filter_policy {
             return Err(Error::InvalidSubscription(format!(
                 "SQS filter_policy is invalid ({reason})"
@@ -266,6 +301,7 @@ impl Subscription {
     }
 }
 
+#[cfg(feature = "sns")]
 fn parse_policy(text: &str) -> FilterPolicy {
     match serde_json::from_str::<OrderedJson>(text) {
         Ok(OrderedJson::Null) => FilterPolicy::Policy(OrderedJson::Object(Vec::new())),
@@ -303,7 +339,7 @@ impl Subscription {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sns"))]
 mod tests {
     use super::*;
 

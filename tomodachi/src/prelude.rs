@@ -60,5 +60,7 @@ pub use tomodachi_schedule::{InvocationTime, Schedule};
 #[cfg(feature = "amqp")]
 pub use tomodachi_amqp::{AmqpPublisher, Binding, RoutingKey};
 
+#[cfg(feature = "sns")]
+pub use tomodachi_sqs::SnsPublisher;
 #[cfg(feature = "sqs")]
-pub use tomodachi_sqs::{SnsPublisher, SqsSender, Subscription, Topic};
+pub use tomodachi_sqs::{SqsSender, Subscription, Topic};

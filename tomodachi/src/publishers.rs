@@ -8,8 +8,10 @@
 #[cfg(feature = "amqp")]
 use tomodachi_amqp::{AmqpConnection, AmqpPublisher};
 use tomodachi_core::Message;
+#[cfg(feature = "sns")]
+use tomodachi_sqs::SnsPublisher;
 #[cfg(feature = "sqs")]
-use tomodachi_sqs::{LazyAwsClients, SnsPublisher, SqsSender};
+use tomodachi_sqs::{LazyAwsClients, SqsSender};
 use tower::util::MapRequestLayer;
 
 use crate::service::RunContext;
@@ -19,7 +21,7 @@ use crate::service::RunContext;
 pub(crate) struct Publishers {
     #[cfg(feature = "amqp")]
     amqp: AmqpPublisher,
-    #[cfg(feature = "sqs")]
+    #[cfg(feature = "sns")]
     sns: SnsPublisher,
     #[cfg(feature = "sqs")]
     sqs: SqsSender,
@@ -36,7 +38,7 @@ impl Publishers {
         context.shared(|| {
             #[cfg(feature = "amqp")]
             let mut amqp = AmqpPublisher::with_connection(connection, context.identity.clone());
-            #[cfg(feature = "sqs")]
+            #[cfg(feature = "sns")]
             let mut sns = SnsPublisher::with_clients(clients.clone(), context.identity.clone());
             #[cfg(feature = "sqs")]
             let mut sqs = SqsSender::with_clients(clients, context.identity.clone());
@@ -45,9 +47,12 @@ impl Publishers {
                 {
                     amqp = amqp.envelope(envelope.clone());
                 }
-                #[cfg(feature = "sqs")]
+                #[cfg(feature = "sns")]
                 {
                     sns = sns.envelope(envelope.clone());
+                }
+                #[cfg(feature = "sqs")]
+                {
                     sqs = sqs.envelope(envelope.clone());
                 }
             }
@@ -58,16 +63,19 @@ impl Publishers {
                 {
                     amqp = amqp.layer(telemetry.publish_layer());
                 }
-                #[cfg(feature = "sqs")]
+                #[cfg(feature = "sns")]
                 {
                     sns = sns.layer(telemetry.publish_layer());
+                }
+                #[cfg(feature = "sqs")]
+                {
                     sqs = sqs.layer(telemetry.publish_layer());
                 }
             }
             Self {
                 #[cfg(feature = "amqp")]
                 amqp,
-                #[cfg(feature = "sqs")]
+                #[cfg(feature = "sns")]
                 sns,
                 #[cfg(feature = "sqs")]
                 sqs,
@@ -80,11 +88,10 @@ impl Publishers {
     fn insert(&self, extensions: &mut http::Extensions) {
         #[cfg(feature = "amqp")]
         extensions.insert(self.amqp.clone());
+        #[cfg(feature = "sns")]
+        extensions.insert(self.sns.clone());
         #[cfg(feature = "sqs")]
-        {
-            extensions.insert(self.sns.clone());
-            extensions.insert(self.sqs.clone());
-        }
+        extensions.insert(self.sqs.clone());
     }
 
     /// The layer that hands the publishers to message and scheduled handlers.

@@ -4,7 +4,7 @@
 //! code change in the handlers. Needs RabbitMQ at 127.0.0.1:5672 and moto at
 //! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`). (Own test binary: OpenTelemetry is installed
 //! once per process.)
-#![cfg(all(feature = "otel", feature = "http", feature = "amqp", feature = "sqs"))]
+#![cfg(all(feature = "otel", feature = "http", feature = "amqp", feature = "sns"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

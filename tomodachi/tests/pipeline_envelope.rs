@@ -6,7 +6,7 @@
 //! process goes on. Needs RabbitMQ at 127.0.0.1:5672 and moto at
 //! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`). (Own test binary: it installs a global
 //! `tracing` subscriber, and OpenTelemetry is installed once per process.)
-#![cfg(all(feature = "otel", feature = "amqp", feature = "sqs"))]
+#![cfg(all(feature = "otel", feature = "amqp", feature = "sns"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};

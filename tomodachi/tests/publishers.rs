@@ -3,7 +3,7 @@
 //! uuid and its envelope, with nothing built by hand; the service's own AMQP and SNS+SQS
 //! handlers receive what they publish. Needs RabbitMQ at 127.0.0.1:5672 and moto at
 //! 127.0.0.1:4566 (`TOMODACHI_TEST_MOTO_URL`).
-#![cfg(all(feature = "schedule", feature = "amqp", feature = "sqs"))]
+#![cfg(all(feature = "schedule", feature = "amqp", feature = "sns"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;

@@ -53,15 +53,17 @@ const RECEIVE_SLACK: Duration = Duration::from_secs(10);
 /// ```no_run
 /// # async fn demo() -> Result<(), tomodachi_sqs::Error> {
 /// use tomodachi_core::{HandlerWithoutStateExt as _, Shutdown, Source as _, ServiceIdentity};
-/// use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SqsConsumer, Subscription, Topic};
+/// use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, QueueUrl, SqsConsumer, Subscription};
 ///
-/// async fn on_event(Topic(topic): Topic) {
-///     println!("message on {topic}");
+/// async fn on_event(QueueUrl(queue): QueueUrl) {
+///     println!("message on {queue}");
 /// }
 ///
 /// let options = AwsSnsSqsOptions { region_name: Some("eu-west-1".into()), ..Default::default() };
 /// let clients = AwsClients::from_options(&options, &AwsEndpointUrlsOptions::default()).await?;
-/// let consumer = SqsConsumer::new(clients, options, Subscription::topic("example-topic"), ServiceIdentity::with_random_uuid("service"));
+/// // `Subscription::topic("example-topic")` (the `sns` feature) subscribes the queue to a topic.
+/// let subscription = Subscription::new().queue("example-queue");
+/// let consumer = SqsConsumer::new(clients, options, subscription, ServiceIdentity::with_random_uuid("service"));
 /// consumer.serve(on_event.into_service(), Shutdown::new()).await?;
 /// # Ok(()) }
 /// ```

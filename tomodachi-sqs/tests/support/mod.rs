@@ -105,12 +105,8 @@ pub async fn counted_clients() -> (AwsClients, CallCounter) {
         .endpoint_url(endpoints.sqs.clone().unwrap())
         .interceptor(counter.clone())
         .build();
-    let base = AwsClients::from_sdk_config(&config, &endpoints);
-    let clients = AwsClients::new(
-        aws_sdk_sqs::Client::from_conf(sqs),
-        base.sns().clone(),
-        base.sts().clone(),
-    );
+    let clients = AwsClients::from_sdk_config(&config, &endpoints)
+        .with_sqs(aws_sdk_sqs::Client::from_conf(sqs));
     (clients, counter)
 }
 

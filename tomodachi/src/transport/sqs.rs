@@ -1,4 +1,4 @@
-//! SNS+SQS handlers on the service builder.
+//! SQS handlers (SNS+SQS with the `sns` feature) on the service builder.
 
 use tomodachi_core::{BoxError, Handler, Message, Outcome, Source};
 use tomodachi_sqs::{SqsConsumer, Subscription};
@@ -12,12 +12,34 @@ where
 {
     /// Calls `handler` for each message of `subscription` (tomodachi's `@aws_sns_sqs`).
     ///
-    /// Topics, queues, policies and the subscription are set up at startup from
-    /// `options.aws_sns_sqs` and `options.aws_endpoint_urls`; the service's handlers share
-    /// one set of AWS clients (the one its `SnsPublisher` and `SqsSender` use). Messages are
-    /// opened with the subscription's envelope, else the service's.
+    /// Queues (and with the `sns` feature topics, policies and the subscription) are set up
+    /// at startup from `options.aws_sns_sqs` and `options.aws_endpoint_urls`; the service's
+    /// handlers share one set of AWS clients (the one its `SqsSender` and `SnsPublisher`
+    /// use). Messages are opened with the subscription's envelope, else the service's.
+    ///
+    /// A queue of its own (the `sqs` feature; `SqsSender` or anything else feeds it):
     ///
     /// ```no_run
+    /// use tomodachi::sqs::{QueueUrl, Subscription};
+    /// use tomodachi::{Data, JsonEnvelope, Service};
+    ///
+    /// async fn on_order(QueueUrl(queue): QueueUrl, Data(data): Data<serde_json::Value>) {
+    ///     tracing::info!(%queue, %data, "received");
+    /// }
+    ///
+    /// # async fn run() -> tomodachi::Exit {
+    /// Service::new("orders")
+    ///     .envelope(JsonEnvelope)
+    ///     .sqs(Subscription::new().queue("orders"), on_order)
+    ///     .run()
+    ///     .await
+    /// # }
+    /// ```
+    ///
+    /// A queue subscribed to an SNS topic (the `sns` feature):
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "sns")] {
     /// use tomodachi::sqs::{Subscription, Topic};
     /// use tomodachi::{Data, JsonEnvelope, Service};
     ///
@@ -31,6 +53,7 @@ where
     ///     .sqs(Subscription::topic("example-topic").queue("example-queue"), on_event)
     ///     .run()
     ///     .await
+    /// # }
     /// # }
     /// ```
     #[must_use]
@@ -62,7 +85,7 @@ where
     ///     Ok::<_, BoxError>(Outcome::Ack)
     /// });
     /// Service::new("aws-example")
-    ///     .sqs_service(Subscription::topic("example-topic").handler_name("echo"), echo)
+    ///     .sqs_service(Subscription::new().queue("echo").handler_name("echo"), echo)
     ///     .run()
     ///     .await
     /// # }
