@@ -156,7 +156,7 @@ where
     }
 
     /// Whether a route added with [`route`](Self::route), [`route_service`](Self::route_service)
-    /// or [`regex_route`](Self::regex_route) answers at exactly `path` (the paths of
+    /// or `regex_route` answers at exactly `path` (the paths of
     /// merged and nested routers are not seen; fallback routes do not count).
     pub fn has_route(&self, path: &str) -> bool {
         if self.paths.iter().any(|p| p == path) {
