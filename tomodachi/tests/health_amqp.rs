@@ -6,37 +6,14 @@
 
 use std::time::Duration;
 
+#[path = "../../tomodachi-amqp/tests/support/rabbitmqctl.rs"]
+mod rabbitmqctl;
 mod support;
 
+use rabbitmqctl::{close_connection, connection_pids};
 use support::{free_port, probe, until_ready_is};
-use tokio::process::Command;
 use tomodachi::amqp::Binding;
 use tomodachi::{Exit, Process, Raw, Service};
-
-/// The broker's pids of the connections whose client-provided name is `name`.
-async fn connection_pids(name: &str) -> Vec<String> {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .await
-        .expect("rabbitmqctl must be installed for the AMQP health test (scripts/test-env.sh)");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl list_connections failed: {output:?}"
-    );
-    let needle = format!("{{\"connection_name\",\"{name}\"}}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains(&needle))
-        .filter_map(|line| line.split('\t').next().map(str::to_owned))
-        .collect()
-}
 
 async fn handle(Raw(_body): Raw) {}
 
@@ -97,19 +74,7 @@ async fn readiness_turns_503_while_the_amqp_connection_recovers() {
         1,
         "one connection named {connection_name}: {pids:?}"
     );
-    let closed = Command::new("rabbitmqctl")
-        .args([
-            "close_connection",
-            &pids[0],
-            "closed by the tomodachi health test",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        closed.status.success(),
-        "rabbitmqctl close_connection failed: {closed:?}"
-    );
+    close_connection(&pids[0], "closed by the tomodachi health test").await;
 
     let degraded = until_ready_is(port, 503, "not ready after the close").await;
     assert_eq!(degraded["status"], "not_ready", "{degraded}");

@@ -20,6 +20,9 @@ use tomodachi_core::{
 };
 use tower::Service;
 
+mod rabbitmqctl;
+pub use rabbitmqctl::connection_pids;
+
 pub const BROKER_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Options of the test broker; panics with a clear message if it cannot be reached.
@@ -212,46 +215,9 @@ pub async fn take(rx: &mut mpsc::UnboundedReceiver<Seen>, n: usize, secs: u64) -
     .await
 }
 
-/// The broker's pids of the connections whose client-provided name is `name`.
-pub async fn connection_pids(name: &str) -> Vec<String> {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .args([
-            "list_connections",
-            "-q",
-            "--no-table-headers",
-            "pid",
-            "client_properties",
-        ])
-        .output()
-        .await
-        .expect("rabbitmqctl must be installed for the reconnect tests");
-    assert!(
-        output.status.success(),
-        "rabbitmqctl list_connections failed: {output:?}"
-    );
-    let needle = format!("{{\"connection_name\",\"{name}\"}}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| line.contains(&needle))
-        .filter_map(|line| line.split('\t').next().map(str::to_owned))
-        .collect()
-}
-
 /// Closes this test's connection (only it: other tests run at the same time).
 pub async fn close_connection(pid: &str) {
-    let output = tokio::process::Command::new("rabbitmqctl")
-        .args([
-            "close_connection",
-            pid,
-            "closed by the tomodachi-amqp reconnect test",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "rabbitmqctl close_connection failed: {output:?}"
-    );
+    rabbitmqctl::close_connection(pid, "closed by the tomodachi-amqp reconnect test").await;
 }
 
 pub async fn only_pid(name: &str) -> String {
