@@ -21,10 +21,12 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::json;
-use tokio::process::Command;
 use tomodachi::ServiceIdentity;
 use tomodachi_tests::child::{Child, Line, Stream, command, record};
-use tomodachi_tests::{expect_reachable, moto_url, rabbitmqctl};
+use tomodachi_tests::{expect_reachable, moto_url};
+
+#[path = "../tomodachi-amqp/tests/support/rabbitmqctl.rs"]
+mod broker;
 
 const DRILL: &str = env!("CARGO_BIN_EXE_drill");
 /// AMQP prefetch of the drill service: the most a connection drop or kill may redeliver.
@@ -311,26 +313,10 @@ mod amqp {
         numbers.into_iter().collect()
     }
 
-    /// The broker's pids of the connections whose `connection_name` starts with `name`.
+    /// The broker's pids of the connections of the drill's service `name` (the facade
+    /// names them "<name> (<uuid>)").
     async fn connection_pids(name: &str) -> Vec<String> {
-        let output = Command::new(rabbitmqctl())
-            .args([
-                "list_connections",
-                "-q",
-                "--no-table-headers",
-                "pid",
-                "client_properties",
-            ])
-            .output()
-            .await
-            .unwrap();
-        assert!(output.status.success(), "rabbitmqctl: {output:?}");
-        let needle = format!("{{\"connection_name\",\"{name} (");
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter(|line| line.contains(&needle))
-            .filter_map(|line| line.split('\t').next().map(str::to_owned))
-            .collect()
+        broker::connection_pids_with_prefix(&format!("{name} (")).await
     }
 
     pub(super) async fn errors_and_panics() -> Row {
@@ -365,12 +351,7 @@ mod amqp {
         let sent = publish(&drill, 0..3000, |_| "").await;
         more(&mut children, 500).await;
         for pid in &pids {
-            let output = Command::new(rabbitmqctl())
-                .args(["close_connection", pid, "closed by the fault drill"])
-                .output()
-                .await
-                .unwrap();
-            assert!(output.status.success(), "rabbitmqctl: {output:?}");
+            broker::close_connection(pid, "closed by the fault drill").await;
         }
         all(&mut children, &sent).await;
         stop(&mut children[0]).await;

@@ -155,14 +155,6 @@ pub fn amqp_url() -> String {
     env::var(AMQP_URL_ENV).unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-/// The `rabbitmqctl` executable ([`RABBITMQCTL_ENV`]); panics with instructions if unset.
-pub fn rabbitmqctl() -> PathBuf {
-    match env::var_os(RABBITMQCTL_ENV) {
-        Some(path) if !path.is_empty() => PathBuf::from(path),
-        _ => panic!("{RABBITMQCTL_ENV} is not set (path of rabbitmqctl); {SETUP_HINT}"),
-    }
-}
-
 /// Fails the test with a clear message unless something accepts TCP connections at
 /// `addr` (`host:port`) within five seconds. `what` names the service in the message.
 pub async fn expect_reachable(addr: &str, what: &str) {

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use futures_util::StreamExt;
 use lapin::options::BasicConsumeOptions;
 use lapin::types::FieldTable;
+use support::rabbitmqctl::messages_unacknowledged;
 use support::*;
-use tokio::process::Command;
 use tokio::sync::{Notify, mpsc};
 use tomodachi_amqp::{AckOptions, AmqpConnection, AmqpContext, AmqpOptions, Binding, Consumer};
 use tomodachi_core::{Message, Outcome};
@@ -73,32 +73,10 @@ fn ack_all(_: &str, _: usize) -> Outcome {
     Outcome::Ack
 }
 
-/// `messages_unacknowledged` of `queue`, from the broker itself.
-async fn unacked(queue: &str) -> u64 {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "list_queues",
-            "-q",
-            "--no-table-headers",
-            "name",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .await
-        .expect("rabbitmqctl must be installed for the ack tests");
-    assert!(output.status.success(), "rabbitmqctl: {output:?}");
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| line.split_once('\t'))
-        .find(|(name, _)| *name == queue)
-        .and_then(|(_, count)| count.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Waits until the broker counts `n` unacked deliveries in `queue`.
 async fn until_unacked(queue: &str, n: u64) {
     within(60, &format!("{n} unacked in {queue}"), async {
-        while unacked(queue).await != n {}
+        while messages_unacknowledged(queue).await != n {}
     })
     .await;
 }

@@ -20,7 +20,7 @@ use tomodachi_core::{
 };
 use tower::Service;
 
-mod rabbitmqctl;
+pub mod rabbitmqctl;
 pub use rabbitmqctl::connection_pids;
 
 pub const BROKER_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";

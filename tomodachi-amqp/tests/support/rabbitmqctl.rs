@@ -25,6 +25,16 @@ async fn rabbitmqctl(args: &[&str]) -> Output {
 
 /// The broker's pids of the connections whose client-provided name is `name`.
 pub async fn connection_pids(name: &str) -> Vec<String> {
+    pids_where(&format!("{{\"connection_name\",\"{name}\"}}")).await
+}
+
+/// The broker's pids of the connections whose client-provided name starts with `prefix`.
+pub async fn connection_pids_with_prefix(prefix: &str) -> Vec<String> {
+    pids_where(&format!("{{\"connection_name\",\"{prefix}")).await
+}
+
+/// The pids of the connections whose client properties contain `needle`.
+async fn pids_where(needle: &str) -> Vec<String> {
     let output = rabbitmqctl(&[
         "list_connections",
         "-q",
@@ -33,10 +43,9 @@ pub async fn connection_pids(name: &str) -> Vec<String> {
         "client_properties",
     ])
     .await;
-    let needle = format!("{{\"connection_name\",\"{name}\"}}");
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .filter(|line| line.contains(&needle))
+        .filter(|line| line.contains(needle))
         .filter_map(|line| line.split('\t').next().map(str::to_owned))
         .collect()
 }
@@ -45,4 +54,23 @@ pub async fn connection_pids(name: &str) -> Vec<String> {
 /// the broker's reason.
 pub async fn close_connection(pid: &str, why: &str) {
     rabbitmqctl(&["close_connection", pid, why]).await;
+}
+
+/// `messages_unacknowledged` of `queue`, from the broker itself (0 for a queue it does not
+/// list).
+pub async fn messages_unacknowledged(queue: &str) -> u64 {
+    let output = rabbitmqctl(&[
+        "list_queues",
+        "-q",
+        "--no-table-headers",
+        "name",
+        "messages_unacknowledged",
+    ])
+    .await;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.split_once('\t'))
+        .find(|(name, _)| *name == queue)
+        .and_then(|(_, count)| count.trim().parse().ok())
+        .unwrap_or(0)
 }
