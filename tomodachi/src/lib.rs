@@ -57,13 +57,7 @@ pub use service::{BoxMessageService, HookResult, Service};
 pub use tomodachi_core as core;
 /// Python tomodachi's JSON envelope: with the message transports (`amqp`, `sqs`),
 /// `test-util`, `protobuf`, or `envelopes` for a transport of your own.
-#[cfg(any(
-    feature = "envelopes",
-    feature = "amqp",
-    feature = "sqs",
-    feature = "test-util",
-    feature = "protobuf"
-))]
+#[cfg(feature = "envelopes")]
 pub use tomodachi_core::JsonEnvelope;
 pub use tomodachi_core::{
     AttributeValue, Attributes, BoxError, Classify, Data, DedupLayer, DropOnFailure, Envelope,

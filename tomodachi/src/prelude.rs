@@ -40,13 +40,7 @@ pub use crate::{
     Attributes, Data, Exit, Extension, FromRef, MessageUuid, Metadata, Options, Outcome, Raw, State,
 };
 
-#[cfg(any(
-    feature = "envelopes",
-    feature = "amqp",
-    feature = "sqs",
-    feature = "test-util",
-    feature = "protobuf"
-))]
+#[cfg(feature = "envelopes")]
 pub use crate::JsonEnvelope;
 
 #[cfg(feature = "http")]
