@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tomodachi_core::{
-    AttributeValue, Data, Handler, JsonEnvelope, Message, Outcome, Shutdown, Source, State,
-};
+use tomodachi_core::{AttributeValue, Handler, JsonEnvelope, Message, Outcome, Shutdown, Source};
 use tomodachi_sqs::{
-    AwsClients, Error, PublishOptions, SnsPublisher, SqsConsumer, SqsContext, Subscription,
+    Error, PublishOptions, SnsPublisher, SqsConsumer, SqsContext, Subscription,
     VisibilityHeartbeatLayer,
 };
 use tower::{Layer, service_fn};
@@ -39,23 +37,6 @@ async fn stop(shutdown: Shutdown, running: Running) {
         .await
         .unwrap()
         .unwrap();
-}
-
-fn consumer(clients: &AwsClients, subscription: Subscription) -> SqsConsumer {
-    SqsConsumer::new(
-        clients.clone(),
-        options(),
-        subscription.wait_time(Duration::from_secs(1)),
-        identity("consumer"),
-    )
-}
-
-async fn on_message(
-    State(sender): State<mpsc::UnboundedSender<(SqsContext, Value)>>,
-    context: SqsContext,
-    Data(data): Data<Value>,
-) {
-    let _ = sender.send((context, data));
 }
 
 #[tokio::test]

@@ -5,31 +5,12 @@
 
 mod support;
 
-use std::time::Duration;
-
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
-use tomodachi_core::{Data, Handler, JsonEnvelope, Shutdown, Source, State};
-use tomodachi_sqs::{AwsClients, SendOptions, SqsConsumer, SqsContext, SqsSender, Subscription};
+use tomodachi_core::{Handler, JsonEnvelope, Shutdown, Source};
+use tomodachi_sqs::{SendOptions, SqsSender, Subscription};
 
 use support::*;
-
-fn consumer(clients: &AwsClients, subscription: Subscription) -> SqsConsumer {
-    SqsConsumer::new(
-        clients.clone(),
-        options(),
-        subscription.wait_time(Duration::from_secs(1)),
-        identity("consumer"),
-    )
-}
-
-async fn on_message(
-    State(sender): State<mpsc::UnboundedSender<(SqsContext, Value)>>,
-    context: SqsContext,
-    Data(data): Data<Value>,
-) {
-    let _ = sender.send((context, data));
-}
 
 #[tokio::test]
 async fn sent_messages_are_consumed_from_a_queue_without_a_topic() {

@@ -8,8 +8,12 @@ use std::time::Duration;
 
 use aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_sqs::config::{ConfigBag, Intercept, RuntimeComponents};
-use tomodachi_core::ServiceIdentity;
-use tomodachi_sqs::{AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tomodachi_core::{Data, ServiceIdentity, State};
+use tomodachi_sqs::{
+    AwsClients, AwsEndpointUrlsOptions, AwsSnsSqsOptions, SqsConsumer, SqsContext, Subscription,
+};
 
 pub const REGION: &str = "us-east-1";
 
@@ -178,4 +182,23 @@ pub async fn queue_attributes(clients: &AwsClients, url: &str) -> HashMap<String
         .into_iter()
         .map(|(name, value)| (name.as_str().to_owned(), value))
         .collect()
+}
+
+/// A consumer of `subscription` with the tests' options and a 1 s long poll.
+pub fn consumer(clients: &AwsClients, subscription: Subscription) -> SqsConsumer {
+    SqsConsumer::new(
+        clients.clone(),
+        options(),
+        subscription.wait_time(Duration::from_secs(1)),
+        identity("consumer"),
+    )
+}
+
+/// A handler that sends each message's context and data to the test (its state).
+pub async fn on_message(
+    State(sender): State<mpsc::UnboundedSender<(SqsContext, Value)>>,
+    context: SqsContext,
+    Data(data): Data<Value>,
+) {
+    let _ = sender.send((context, data));
 }
